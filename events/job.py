@@ -1,0 +1,299 @@
+"""The job aggregate: `evolve` folds events into state, `decide` turns a command into events.
+
+State machine (DESIGN.md invariant 6): QUEUED → PROGRESS → SUCCESS | FAIL | CANCELLED and
+QUEUED → CANCELLED. A quota refusal sends an open admission back to QUEUED; nothing leaves a
+terminal state. Pure: no IO, no clock, no logging."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from events.fireworks_states import outcome_of
+from events.job_commands import (
+    ConfirmAdmission,
+    ConfirmCancelled,
+    FireworksJobGone,
+    JobCommand,
+    ObserveFireworks,
+    RejectAdmission,
+    RequestCancel,
+    ReturnToQueue,
+    StartAdmission,
+    SubmitJob,
+)
+from events.job_events import (
+    TERMINAL,
+    AdmissionReason,
+    AdmissionStarted,
+    Admitted,
+    Cancelled,
+    CancelRequested,
+    Failed,
+    FireworksStateObserved,
+    JobEvent,
+    JobStatus,
+    JobSubmitted,
+    Kind,
+    RejectedByFireworks,
+    ReturnedToQueue,
+    Succeeded,
+)
+from events.rejections import AlreadyExists, InvalidState, UnknownStream
+
+GONE_OUTSIDE_FTQ = "deleted outside ftq"
+
+
+class JobState(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything known about one job; `status is None` means the job does not exist."""
+
+    version: int = 0
+    job_id: str = ""
+    status: JobStatus | None = None
+    user_id: str = ""
+    user_email: str = ""
+    kind: Kind = "SFT"
+    display_name: str | None = None
+    gpu_count: int = 0
+    fireworks_payload: dict[str, Any] = msgspec.field(default_factory=dict)
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: str | None = None
+    fireworks_job_id: str | None = None
+    fireworks_job_name: str | None = None
+    fireworks_state: str | None = None
+    progress: float | None = None
+    admission_open: bool = False
+    admissions: int = 0
+    admission_reason: AdmissionReason | None = None
+    cancel_requested_by: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def initial_state() -> JobState:
+    return JobState()
+
+
+def evolve(state: JobState, event: JobEvent) -> JobState:
+    """Apply one event. Total: every event type has an arm."""
+    version = state.version + 1
+    match event:
+        case JobSubmitted():
+            return JobState(
+                version=version,
+                job_id=event.job_id,
+                status="QUEUED",
+                user_id=event.user_id,
+                user_email=event.user_email,
+                kind=event.kind,
+                display_name=event.display_name,
+                gpu_count=event.gpu_count,
+                fireworks_payload=event.fireworks_payload,
+                idempotency_key=event.idempotency_key,
+                request_fingerprint=event.request_fingerprint,
+                created_at=event.at,
+            )
+        case AdmissionStarted():
+            return msgspec.structs.replace(
+                state,
+                version=version,
+                status="PROGRESS",
+                started_at=event.at,
+                fireworks_job_id=event.fireworks_job_id,
+                fireworks_job_name=event.fireworks_job_name,
+                admission_open=True,
+                admissions=state.admissions + 1,
+                admission_reason=event.reason,
+            )
+        case Admitted():
+            return msgspec.structs.replace(
+                state,
+                version=version,
+                admission_open=False,
+                fireworks_state=event.fireworks_state or state.fireworks_state,
+            )
+        case ReturnedToQueue():
+            return msgspec.structs.replace(
+                state,
+                version=version,
+                status="QUEUED",
+                started_at=None,
+                admission_open=False,
+                error=event.message,
+            )
+        case FireworksStateObserved():
+            return msgspec.structs.replace(
+                state,
+                version=version,
+                fireworks_state=event.fireworks_state,
+                progress=event.progress if event.progress is not None else state.progress,
+            )
+        case CancelRequested():
+            return msgspec.structs.replace(state, version=version, cancel_requested_by=event.by)
+        case RejectedByFireworks():
+            return _finish(state, version, "FAIL", event.at, error=event.message)
+        case Cancelled():
+            return _finish(state, version, "CANCELLED", event.at, event.fireworks_state)
+        case Succeeded():
+            return _finish(state, version, "SUCCESS", event.at, event.fireworks_state)
+        case Failed():
+            return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
+
+
+def _finish(
+    state: JobState,
+    version: int,
+    status: JobStatus,
+    at: datetime,
+    fireworks_state: str | None = None,
+    error: str | None = None,
+) -> JobState:
+    progress = 100.0 if status == "SUCCESS" else state.progress
+    return msgspec.structs.replace(
+        state,
+        version=version,
+        status=status,
+        completed_at=at,
+        admission_open=False,
+        fireworks_state=fireworks_state or state.fireworks_state,
+        progress=progress,
+        error=error if error is not None else (None if status != "FAIL" else state.error),
+    )
+
+
+def fold(events: list[JobEvent], state: JobState | None = None) -> JobState:
+    for event in events:
+        state = evolve(state or initial_state(), event)
+    return state or initial_state()
+
+
+def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
+    """The rules. Raises `CommandRejected` for a command the state does not allow."""
+    if isinstance(command, SubmitJob):
+        return _submit(command, state)
+    if state.status is None:
+        raise UnknownStream("no such job")
+    if state.terminal:
+        if isinstance(command, ObserveFireworks | FireworksJobGone | ConfirmCancelled):
+            return []  # late news about a finished job changes nothing
+        raise InvalidState(f"job is {state.status}, a terminal state")
+    match command:
+        case StartAdmission():
+            _require(state.status == "QUEUED", state, "admit")
+            _require(state.cancel_requested_by is None, state, "admit a cancelled job")
+            return [
+                AdmissionStarted(
+                    at=command.at,
+                    fireworks_job_id=command.fireworks_job_id,
+                    fireworks_job_name=command.fireworks_job_name,
+                    reason=command.reason,
+                )
+            ]
+        case ConfirmAdmission():
+            if not state.admission_open:
+                return []
+            return [Admitted(at=command.at, fireworks_state=command.fireworks_state)]
+        case ReturnToQueue():
+            _require(state.admission_open, state, "return to the queue")
+            if state.cancel_requested_by is not None:
+                return [_cancelled(state, command.at, None)]
+            return [ReturnedToQueue(at=command.at, message=command.message)]
+        case RejectAdmission():
+            _require(state.admission_open, state, "reject")
+            return [
+                RejectedByFireworks(at=command.at, message=command.message, status=command.status)
+            ]
+        case ObserveFireworks():
+            return _observe(command, state)
+        case FireworksJobGone():
+            _require(state.status == "PROGRESS" and not state.admission_open, state, "lose")
+            reason = GONE_OUTSIDE_FTQ if state.cancel_requested_by is None else None
+            return [_cancelled(state, command.at, None, reason)]
+        case RequestCancel():
+            if state.status == "QUEUED":
+                return [
+                    Cancelled(at=command.at, reason=f"cancelled by {command.by}", by=command.by)
+                ]
+            if state.cancel_requested_by is not None:
+                return []
+            return [CancelRequested(at=command.at, by=command.by)]
+        case ConfirmCancelled():
+            _require(state.cancel_requested_by is not None, state, "confirm a cancel never asked")
+            return [_cancelled(state, command.at, command.fireworks_state)]
+        case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
+            return _submit(command, state)
+
+
+def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
+    if state.status is not None:
+        raise AlreadyExists(f"job {command.job_id} already exists")
+    if command.gpu_count < 1:
+        raise InvalidState("gpu_count must be at least 1")
+    return [
+        JobSubmitted(
+            at=command.at,
+            job_id=command.job_id,
+            user_id=command.user_id,
+            user_email=command.user_email,
+            kind=command.kind,
+            display_name=command.display_name,
+            gpu_count=command.gpu_count,
+            fireworks_payload=command.fireworks_payload,
+            idempotency_key=command.idempotency_key,
+            request_fingerprint=command.request_fingerprint,
+        )
+    ]
+
+
+def _observe(command: ObserveFireworks, state: JobState) -> list[JobEvent]:
+    _require(state.status == "PROGRESS", state, "observe on Fireworks")
+    out: list[JobEvent] = []
+    if state.admission_open:
+        out.append(Admitted(at=command.at, fireworks_state=command.fireworks_state))
+    changed = command.fireworks_state != state.fireworks_state or (
+        command.progress is not None and command.progress != state.progress
+    )
+    if changed:
+        out.append(
+            FireworksStateObserved(
+                at=command.at, fireworks_state=command.fireworks_state, progress=command.progress
+            )
+        )
+    match outcome_of(command.fireworks_state):
+        case "success":
+            out.append(Succeeded(at=command.at, fireworks_state=command.fireworks_state))
+        case "fail":
+            message = command.message or f"Fireworks reported {command.fireworks_state}"
+            out.append(
+                Failed(at=command.at, message=message, fireworks_state=command.fireworks_state)
+            )
+        case "cancelled":
+            out.append(_cancelled(state, command.at, command.fireworks_state))
+        case "going_away" if state.cancel_requested_by is not None:
+            out.append(_cancelled(state, command.at, command.fireworks_state))
+        case _:
+            pass
+    return out
+
+
+def _cancelled(
+    state: JobState, at: datetime, fireworks_state: str | None, reason: str | None = None
+) -> Cancelled:
+    by = state.cancel_requested_by
+    if reason is None:
+        reason = f"cancelled by {by}" if by is not None else "cancelled on Fireworks"
+    return Cancelled(at=at, reason=reason, by=by, fireworks_state=fireworks_state)
+
+
+def _require(condition: bool, state: JobState, action: str) -> None:
+    if not condition:
+        detail = " (admission open)" if state.admission_open else ""
+        raise InvalidState(f"cannot {action}: job is {state.status}{detail}")

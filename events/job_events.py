@@ -1,0 +1,112 @@
+"""Events of a job stream (stream id = the job's uuid). Schemas only grow: new fields get
+defaults, types never change; a breaking change gets a new schema version and an upcaster
+in `events.codec`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+Kind = Literal["SFT", "DPO", "RFT"]
+JobStatus = Literal["QUEUED", "PROGRESS", "SUCCESS", "FAIL", "CANCELLED"]
+TERMINAL: frozenset[str] = frozenset({"SUCCESS", "FAIL", "CANCELLED"})
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every event: `at` is when the fact happened (the clock enters via commands)."""
+
+    at: datetime
+
+
+class AdmissionReason(msgspec.Struct, frozen=True, kw_only=True):
+    """Why the admission loop admitted a job: what it saw when it decided."""
+
+    policy: str
+    quota: int
+    in_use: int
+    available: int
+    queue_position: int
+    headroom_source: str = "config"
+
+
+class JobSubmitted(Event, frozen=True, tag="job.submitted"):
+    job_id: str
+    user_id: str
+    user_email: str
+    kind: Kind
+    display_name: str | None
+    gpu_count: int
+    fireworks_payload: dict[str, Any]
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
+
+
+class AdmissionStarted(Event, frozen=True, tag="job.admission_started"):
+    """From here on the job is PROGRESS: it counts against the cap and the GPU budget."""
+
+    fireworks_job_id: str
+    fireworks_job_name: str
+    reason: AdmissionReason
+
+
+class Admitted(Event, frozen=True, tag="job.admitted"):
+    """Fireworks confirmed the job exists (created, or found by GET after a lost answer)."""
+
+    fireworks_state: str | None = None
+
+
+class ReturnedToQueue(Event, frozen=True, tag="job.returned_to_queue"):
+    """Fireworks refused the create for lack of quota: QUEUED again, at the original place."""
+
+    message: str
+
+
+class RejectedByFireworks(Event, frozen=True, tag="job.rejected"):
+    """Fireworks refused the payload (a 4xx other than quota): the job FAILs."""
+
+    message: str
+    status: int | None = None
+
+
+class FireworksStateObserved(Event, frozen=True, tag="job.fireworks_state_observed"):
+    """A change seen on Fireworks (state or progress); recorded only when it changes."""
+
+    fireworks_state: str
+    progress: float | None = None
+
+
+class CancelRequested(Event, frozen=True, tag="job.cancel_requested"):
+    """A user asked to cancel a job in PROGRESS; carried out on Fireworks before Cancelled."""
+
+    by: str
+
+
+class Cancelled(Event, frozen=True, tag="job.cancelled"):
+    reason: str
+    by: str | None = None
+    fireworks_state: str | None = None
+
+
+class Succeeded(Event, frozen=True, tag="job.succeeded"):
+    fireworks_state: str
+
+
+class Failed(Event, frozen=True, tag="job.failed"):
+    message: str
+    fireworks_state: str | None = None
+
+
+JobEvent = (
+    JobSubmitted
+    | AdmissionStarted
+    | Admitted
+    | ReturnedToQueue
+    | RejectedByFireworks
+    | FireworksStateObserved
+    | CancelRequested
+    | Cancelled
+    | Succeeded
+    | Failed
+)

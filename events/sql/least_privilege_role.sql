@@ -1,0 +1,13 @@
+-- How to run ftq with a role that can only append to and read the event log.
+-- Not applied automatically: run it once as the database owner, then point DATABASE_URL at
+-- the new role. Projection tables (owned by the projections component) need their own grants.
+--
+-- CREATE ROLE ftq_service LOGIN PASSWORD 'change-me';
+-- GRANT CONNECT ON DATABASE ftq TO ftq_service;
+-- GRANT USAGE ON SCHEMA public TO ftq_service;
+-- GRANT SELECT, INSERT ON events TO ftq_service;
+-- -- the identity column draws from this sequence on every INSERT:
+-- GRANT USAGE ON SEQUENCE events_position_seq TO ftq_service;
+-- GRANT SELECT ON schema_migrations TO ftq_service;  -- for /readyz (is_migrated)
+--
+-- Even the table owner cannot UPDATE, DELETE or TRUNCATE events: triggers refuse it.

@@ -1,0 +1,80 @@
+-- Named query blocks, loaded once at import by events.sql.QUERIES. Values are always
+-- parameters; jsonb goes in and out as text so a pool-wide json codec cannot change it.
+
+-- name: append
+-- Appends $3..$5 to stream $1 at versions $2+1.. only if the stream is at version $2.
+-- No row inserted means the version check failed; a concurrent winner raises a unique violation.
+WITH head AS (
+    SELECT coalesce(max(stream_version), 0) AS version FROM events WHERE stream_id = $1
+)
+INSERT INTO events (stream_id, stream_version, type, schema_version, data, metadata)
+SELECT $1, $2 + new.n, new.type, new.schema_version, new.data::jsonb, $6::jsonb
+FROM unnest($3::text[], $4::smallint[], $5::text[])
+        WITH ORDINALITY AS new (type, schema_version, data, n),
+     head
+WHERE head.version = $2
+ORDER BY new.n
+RETURNING position, transaction_id, stream_id, stream_version, type, schema_version,
+          data::text, metadata::text, recorded_at;
+
+-- name: stream_version
+SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1;
+
+-- name: notify_appended
+SELECT pg_notify('ftq_events', stream_id) FROM unnest($1::text[]) AS s (stream_id);
+
+-- name: read_stream
+SELECT position, transaction_id, stream_id, stream_version, type, schema_version,
+       data::text, metadata::text, recorded_at
+FROM events
+WHERE stream_id = $1 AND stream_version > $2
+ORDER BY stream_version;
+
+-- name: read_all
+-- Gap-free: only transactions below the oldest one still running are visible, so no event
+-- can later commit in front of the returned ones.
+SELECT position, transaction_id, stream_id, stream_version, type, schema_version,
+       data::text, metadata::text, recorded_at
+FROM events
+WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id, position
+LIMIT $3;
+
+-- name: committed_after
+-- Whether any committed event lies after the cursor (readable now or held back by xmin).
+SELECT EXISTS (
+    SELECT 1 FROM events WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
+);
+
+-- name: cursor_at_position
+SELECT transaction_id, position FROM events WHERE position = $1;
+
+-- name: head_cursor
+SELECT transaction_id, position
+FROM events
+WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id DESC, position DESC
+LIMIT 1;
+
+-- name: migrations_lock
+-- Transaction-scoped: concurrent runners queue here and re-check what is applied.
+SELECT pg_advisory_xact_lock(hashtext('ftq'), hashtext('schema_migrations'));
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    component  text        NOT NULL,
+    version    int         NOT NULL,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (component, version)
+);
+
+-- name: migrations_table_exists
+SELECT to_regclass('schema_migrations') IS NOT NULL;
+
+-- name: migrations_applied
+SELECT component, version FROM schema_migrations;
+
+-- name: migration_record
+INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3);

@@ -1,0 +1,203 @@
+"""The generic event store: append with optimistic concurrency, read a stream, read the log.
+
+It knows nothing about event types: ``data`` arrives and leaves as encoded JSON.
+
+Calling convention for writers (the NOTIFY choice is measured in ``bench/event_store.py``)::
+
+    async with conn.transaction():
+        recorded = await append(conn, stream_id, expected_version, events, metadata)
+        ...  # projection updates in the same transaction
+    await notify_appended(conn, [stream_id])  # after commit, same connection
+
+The wake-up is sent after commit, as its own tiny statement, instead of inside the appending
+transaction: PostgreSQL serialises the commits of every transaction that has NOTIFYed (a
+cluster-wide lock held through the commit's WAL flush), which cut 8-writer append throughput
+sharply in the benchmark. A crash between commit and notify only delays tailers until their
+fallback timer; they never miss the event, because they read the log, not the notification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Final
+
+import asyncpg
+import msgspec
+
+from events.errors import InvalidEventData, StreamVersionConflict, UnknownPosition
+from events.sql import QUERIES
+
+CHANNEL: Final = "ftq_events"
+
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event to append; ``data`` is an encoded JSON object."""
+
+    type: str
+    data: bytes
+    schema_version: int = 1
+
+
+class RecordedEvent(msgspec.Struct, frozen=True):
+    """An event as stored in the log."""
+
+    position: int
+    transaction_id: int
+    stream_id: str
+    stream_version: int
+    type: str
+    schema_version: int
+    data: bytes
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.transaction_id, self.position)
+
+
+class Cursor(msgspec.Struct, frozen=True, order=True):
+    """A place in the log's read order, (transaction_id, position); START is before everything."""
+
+    transaction_id: int
+    position: int
+
+    START: ClassVar[Cursor]
+
+
+Cursor.START = Cursor(0, 0)
+
+_metadata_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+
+
+def _checked_json_object(data: bytes) -> str:
+    try:
+        _metadata_decoder.decode(data)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise InvalidEventData(f"event data is not a JSON object: {exc}") from exc
+    text = data.decode()
+    if "\\u0000" in text:
+        raise InvalidEventData("event data contains \\u0000, which jsonb cannot store")
+    return text
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        position=row[0],
+        transaction_id=row[1],
+        stream_id=row[2],
+        stream_version=row[3],
+        type=row[4],
+        schema_version=row[5],
+        data=row[6].encode(),
+        metadata=_metadata_decoder.decode(row[7]),
+        recorded_at=row[8],
+    )
+
+
+async def append(
+    conn: Connection,
+    stream_id: str,
+    expected_version: int,
+    events: Sequence[NewEvent],
+    metadata: Mapping[str, Any],
+) -> list[RecordedEvent]:
+    """Append ``events`` to a stream that must be at ``expected_version`` (0: must not exist).
+
+    One statement, so it is atomic even outside a transaction; it never commits by itself.
+    On ``StreamVersionConflict`` nothing was written and the caller must roll back its
+    transaction (after a lost race PostgreSQL has already aborted it). It does not NOTIFY:
+    call ``notify_appended`` after the commit.
+    """
+    if expected_version < 0:
+        raise ValueError("expected_version must be >= 0")
+    if not events:
+        return []
+    datas = [_checked_json_object(e.data) for e in events]
+    try:
+        meta = msgspec.json.encode(dict(metadata)).decode()
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidEventData(f"metadata is not JSON-encodable: {exc}") from exc
+    try:
+        rows = await conn.fetch(
+            QUERIES["append"],
+            stream_id,
+            expected_version,
+            [e.type for e in events],
+            [e.schema_version for e in events],
+            datas,
+            meta,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise StreamVersionConflict(stream_id, expected_version, None) from exc
+    if not rows:
+        actual = await conn.fetchval(QUERIES["stream_version"], stream_id)
+        raise StreamVersionConflict(stream_id, expected_version, actual)
+    return [_recorded(r) for r in rows]
+
+
+async def notify_appended(conn: Connection, stream_ids: Iterable[str]) -> None:
+    """Wake tailers (channel ``ftq_events``, payload the stream id); call right after commit."""
+    ids = sorted(set(stream_ids))
+    if ids:
+        await conn.execute(QUERIES["notify_appended"], ids)
+
+
+async def append_and_notify(
+    conn: Connection,
+    stream_id: str,
+    expected_version: int,
+    events: Sequence[NewEvent],
+    metadata: Mapping[str, Any],
+) -> list[RecordedEvent]:
+    """Append in a transaction of its own, commit, then notify; for writers with nothing else
+    to update in the same transaction."""
+    async with conn.transaction():
+        recorded = await append(conn, stream_id, expected_version, events, metadata)
+    await notify_appended(conn, [stream_id])
+    return recorded
+
+
+async def read_stream(
+    conn: Connection, stream_id: str, after_version: int = 0
+) -> list[RecordedEvent]:
+    """The stream's events with a version above ``after_version``, in version order."""
+    rows = await conn.fetch(QUERIES["read_stream"], stream_id, after_version)
+    return [_recorded(r) for r in rows]
+
+
+async def read_all(conn: Connection, after: Cursor, limit: int) -> list[RecordedEvent]:
+    """Up to ``limit`` events after ``after`` in (transaction_id, position) order, gap-free.
+
+    Events of transactions at or above the oldest still-running transaction are held back,
+    so an event that commits later can never land before an event already returned.
+    """
+    rows = await conn.fetch(QUERIES["read_all"], after.transaction_id, after.position, limit)
+    return [_recorded(r) for r in rows]
+
+
+async def committed_after(conn: Connection, after: Cursor) -> bool:
+    """Whether committed events exist after ``after`` (even ones ``read_all`` holds back)."""
+    return bool(
+        await conn.fetchval(QUERIES["committed_after"], after.transaction_id, after.position)
+    )
+
+
+async def cursor_at_position(conn: Connection, position: int) -> Cursor:
+    """The cursor just after the event at ``position`` (0: START), to resume a reader that
+    only kept a plain position, e.g. an SSE Last-Event-ID."""
+    if position == 0:
+        return Cursor.START
+    row = await conn.fetchrow(QUERIES["cursor_at_position"], position)
+    if row is None:
+        raise UnknownPosition(position)
+    return Cursor(row[0], row[1])
+
+
+async def head_cursor(conn: Connection) -> Cursor:
+    """The cursor after the last event ``read_all`` can return now (START for an empty log)."""
+    row = await conn.fetchrow(QUERIES["head_cursor"])
+    return Cursor.START if row is None else Cursor(row[0], row[1])

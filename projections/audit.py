@@ -1,0 +1,330 @@
+"""Audit: check DESIGN.md's invariants at every position of the log, from the log alone.
+
+An independent oracle: it shares only `evolve` and the event types with the service, never
+the admission planner. One pass, incremental state, O(n log n). What is checked, per event:
+
+- `per-user-cap` — at each `job.admission_started` (where PROGRESS begins) the user's
+  PROGRESS jobs, this one included, number at most their cap: the last `user.cap_set` for
+  them in the log (`caps_from_log`), else `default_cap`. Lowering a cap below a user's
+  current load is an admin act, not a violation; admitting past the new cap is.
+- `gpu-budget` — each admission's recorded `reason` is consistent and fits: `gpu_count <=
+  available` and `available <= quota - max(in_use, G)`, where G is the GPUs of every ftq job
+  in PROGRESS just before the event (what this pass already admitted included), so neither a
+  stale Fireworks usage counter nor a second admitting process can over-commit the quota.
+- `fifo` — an admission of J with policy `strict-fifo` is a violation if some job K is
+  QUEUED at that position with (created_at, job id) before J's and K's user under their cap
+  then (PROGRESS jobs at that position); with `backfill` only if moreover `K.gpu_count <=
+  reason.available` (K fit the headroom J got). Other policies state their own guarantee and
+  are not checked. A submission whose commit raced a pass can show up as a false alarm.
+- `exactly-once` — every `job.admission_started` of a job carries the same Fireworks job id,
+  and no two jobs share one.
+- `state-machine` — each job stream starts with `job.submitted` (naming the stream's job),
+  every event is one `decide` can emit in the state it found (nothing after a terminal
+  state; `job.admitted`, `job.returned_to_queue`, `job.rejected` only with an admission
+  open; Fireworks observations and outcomes only once admitted; ...), and every stream's
+  versions run 1, 2, 3, ... without gaps or repeats.
+- `log` — a row that does not decode.
+
+Invariant 5 (nothing lost: a 2xx answer is durable before it is sent) cannot be seen in the
+log alone, so it is not checked here."""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Iterable
+from datetime import datetime
+
+import msgspec
+
+from events.codec import UnknownEventType, decode
+from events.directory_events import UserAdded, UserCapSet
+from events.job import JobState, evolve, initial_state
+from events.job_events import (
+    AdmissionStarted,
+    Admitted,
+    Cancelled,
+    CancelRequested,
+    Failed,
+    FireworksStateObserved,
+    JobEvent,
+    JobSubmitted,
+    RejectedByFireworks,
+    ReturnedToQueue,
+    Succeeded,
+)
+from projections.replay import LogRow, gc_paused
+
+CAP, BUDGET, FIFO, EXACTLY_ONCE, STATE_MACHINE, LOG = (
+    "per-user-cap",
+    "gpu-budget",
+    "fifo",
+    "exactly-once",
+    "state-machine",
+    "log",
+)
+
+_NO_JOB = initial_state()
+Key = tuple[datetime, str]  # a job's place in FIFO order: (created_at, job id)
+
+
+class Violation(msgspec.Struct, frozen=True):
+    invariant: str
+    positions: tuple[int, ...]
+    job_id: str | None
+    message: str
+
+
+def illegal_transition(state: JobState, event: JobEvent) -> str | None:
+    """Why `decide` could never have emitted `event` in `state` (None: it could)."""
+    if state.status is None:
+        return None if isinstance(event, JobSubmitted) else "first event is not job.submitted"
+    if isinstance(event, JobSubmitted):
+        return "job.submitted on a job that exists"
+    if state.terminal:
+        return f"event after the terminal state {state.status}"
+    queued, is_open = state.status == "QUEUED", state.admission_open
+    running = state.status == "PROGRESS" and not is_open
+    ok = False
+    match event:
+        case AdmissionStarted():
+            ok = queued and state.cancel_requested_by is None
+        case Admitted() | ReturnedToQueue() | RejectedByFireworks():
+            ok = is_open
+        case FireworksStateObserved() | Succeeded() | Failed():
+            ok = running
+        case CancelRequested():
+            ok = not queued and state.cancel_requested_by is None
+        case Cancelled():
+            ok = queued or running or state.cancel_requested_by is not None
+    return None if ok else f"not allowed in {state.status}{' (admission open)' * is_open}"
+
+
+# Fast path: (status, admission open) -> event types always allowed there, whatever else the
+# state holds; anything else goes through `illegal_transition`.
+_SURELY_ALLOWED: dict[tuple[str | None, bool], frozenset[str]] = {
+    ("PROGRESS", False): frozenset(
+        {"job.fireworks_state_observed", "job.succeeded", "job.failed", "job.cancelled"}
+    ),
+    ("PROGRESS", True): frozenset({"job.admitted", "job.returned_to_queue", "job.rejected"}),
+    ("QUEUED", False): frozenset({"job.cancelled"}),
+    (None, False): frozenset({"job.submitted"}),
+}
+
+
+class _Queue:
+    """QUEUED jobs in FIFO order per (user, gpu_count), with one lazy min-heap per gpu_count
+    over the heads of users under their cap: "is any eligible job with at most g GPUs ahead of
+    J?" costs O(distinct gpu counts · log n) instead of a scan of the queue."""
+
+    def __init__(self, eligible: dict[str, bool]) -> None:
+        self.eligible = eligible  # user -> under cap now (kept by the auditor)
+        self.lists: dict[tuple[str, int], list[Key]] = {}
+        self.heaps: dict[int, list[tuple[Key, str]]] = {}
+        self.sizes: dict[str, set[int]] = {}
+
+    def add(self, user: str, gpus: int, key: Key) -> None:
+        entries = self.lists.setdefault((user, gpus), [])
+        insort(entries, key)
+        self.sizes.setdefault(user, set()).add(gpus)
+        if entries[0] == key and self.eligible.get(user, False):
+            heapq.heappush(self.heaps.setdefault(gpus, []), (key, user))
+
+    def remove(self, user: str, gpus: int, key: Key) -> None:
+        entries = self.lists.get((user, gpus), [])
+        i = bisect_left(entries, key)
+        if i < len(entries) and entries[i] == key:
+            del entries[i]
+            if i == 0 and entries and self.eligible.get(user, False):
+                heapq.heappush(self.heaps.setdefault(gpus, []), (entries[0], user))
+
+    def became_eligible(self, user: str) -> None:
+        for gpus in self.sizes.get(user, ()):
+            entries = self.lists[(user, gpus)]
+            if entries:
+                heapq.heappush(self.heaps.setdefault(gpus, []), (entries[0], user))
+
+    def first_ahead(self, key: Key, max_gpus: int | None) -> tuple[Key, str] | None:
+        """The earliest eligible queued job before `key` with at most `max_gpus` GPUs."""
+        best: tuple[Key, str] | None = None
+        for gpus, heap in self.heaps.items():
+            if max_gpus is not None and gpus > max_gpus:
+                continue
+            while heap:
+                head, user = heap[0]
+                entries = self.lists[(user, gpus)]
+                if self.eligible.get(user, False) and entries and entries[0] == head:
+                    break
+                heapq.heappop(heap)  # stale; re-pushed if the user becomes eligible again
+            if heap and heap[0][0] < key and (best is None or heap[0] < best):
+                best = heap[0]
+        return best
+
+
+class _Auditor:
+    def __init__(self, default_cap: int, caps_from_log: bool) -> None:
+        self.default_cap = default_cap
+        self.caps_from_log = caps_from_log
+        self.out: list[Violation] = []
+        self.jobs: dict[str, JobState] = {}
+        self.versions: dict[str, int] = {}
+        self.last_position: dict[str, int] = {}
+        self.submitted_at: dict[str, int] = {}
+        self.caps: dict[str, int] = {}
+        self.progress: dict[str, dict[str, int]] = {}  # user -> {job id: admission position}
+        self.progress_gpus = 0
+        self.eligible: dict[str, bool] = {}
+        self.queue = _Queue(self.eligible)
+        self.fireworks_ids: dict[str, tuple[str, int]] = {}  # fireworks id -> (job, position)
+        self.job_fireworks: dict[str, tuple[str, int]] = {}  # job -> (fireworks id, position)
+
+    def flag(self, invariant: str, positions: tuple[int, ...], job: str | None, msg: str) -> None:
+        self.out.append(Violation(invariant, positions, job, msg))
+
+    def cap_of(self, user: str) -> int:
+        return self.caps.get(user, self.default_cap)
+
+    def refresh(self, user: str) -> None:
+        now = len(self.progress.get(user, ())) < self.cap_of(user)
+        if now and not self.eligible.get(user, False):
+            self.eligible[user] = True
+            self.queue.became_eligible(user)
+        else:
+            self.eligible[user] = now
+
+    def row(self, row: LogRow) -> None:
+        stream, position, type_ = row.stream_id, row.position, row.type
+        expected = self.versions.get(stream, 0) + 1
+        self.versions[stream] = row.stream_version
+        if row.stream_version != expected:
+            self.flag(
+                STATE_MACHINE,
+                (position,),
+                stream if type_.startswith("job.") else None,
+                f"stream {stream} version {row.stream_version}, expected {expected}",
+            )
+        try:
+            event = decode(type_, row.schema_version, row.data)
+        except UnknownEventType as exc:
+            self.flag(LOG, (position,), None, str(exc))
+            return
+        if type_[0] == "j":
+            self.job_event(stream, position, type_, event)  # type: ignore[arg-type]
+        elif isinstance(event, UserCapSet):
+            if self.caps_from_log:
+                if event.cap is None:
+                    self.caps.pop(event.user_id, None)
+                else:
+                    self.caps[event.user_id] = event.cap
+            self.refresh(event.user_id)
+        elif isinstance(event, UserAdded):
+            self.refresh(event.user_id)
+
+    def job_event(self, job_id: str, position: int, type_: str, event: JobEvent) -> None:
+        before = self.jobs.get(job_id, _NO_JOB)
+        problem = None
+        if type_ not in _SURELY_ALLOWED.get((before.status, before.admission_open), ()):
+            problem = illegal_transition(before, event)
+        if type_ == "job.submitted":
+            assert isinstance(event, JobSubmitted)
+            self.submitted_at.setdefault(job_id, position)
+            if problem is None and event.job_id != job_id:
+                problem = f"job.submitted names job {event.job_id}"
+        if problem is not None:
+            previous = self.last_position.get(job_id)
+            where = (position,) if previous is None else (previous, position)
+            self.flag(STATE_MACHINE, where, job_id, f"{_tag(event)}: {problem}")
+        after = evolve(before, event)
+        if type_ == "job.admission_started":
+            assert isinstance(event, AdmissionStarted)
+            self.admission(job_id, position, after, event)
+        if before.status != after.status or before.gpu_count != after.gpu_count:
+            self.move(job_id, position, before, after)
+        self.jobs[job_id] = after
+        self.last_position[job_id] = position
+
+    def admission(self, job_id: str, pos: int, job: JobState, event: AdmissionStarted) -> None:
+        """Checks made just before the admission takes effect (`job` is the state after)."""
+        reason, user = event.reason, job.user_id
+        running = self.progress.get(user, {})
+        load = len(running) + (job_id not in running)
+        if load > self.cap_of(user):
+            others = tuple(p for j, p in running.items() if j != job_id)
+            self.flag(
+                CAP, (*others, pos), job_id, f"{user} at {load} PROGRESS, cap {self.cap_of(user)}"
+            )
+        held = self.progress_gpus - job.gpu_count * (job_id in running)  # not a duplicate's own
+        used = max(reason.in_use, held)
+        if job.gpu_count > reason.available or reason.available > reason.quota - used:
+            self.flag(
+                BUDGET,
+                (pos,),
+                job_id,
+                f"{job.gpu_count} GPUs admitted with available={reason.available}, quota="
+                f"{reason.quota}, in_use={reason.in_use}, ftq PROGRESS GPUs={held}",
+            )
+        if reason.policy in ("strict-fifo", "backfill") and job.created_at is not None:
+            fit = None if reason.policy == "strict-fifo" else reason.available
+            ahead = self.queue.first_ahead((job.created_at, job_id), fit)
+            if ahead is not None:
+                other = ahead[0][1]
+                self.flag(
+                    FIFO,
+                    (self.submitted_at.get(other, 0), pos),
+                    job_id,
+                    f"{reason.policy}: admitted while {other} ({self.jobs[other].gpu_count} GPUs,"
+                    f" {ahead[1]} under cap) waited ahead of it",
+                )
+        self.exactly_once(job_id, pos, event.fireworks_job_id)
+
+    def exactly_once(self, job_id: str, pos: int, fireworks_id: str) -> None:
+        mine = self.job_fireworks.get(job_id)
+        if mine is None:
+            self.job_fireworks[job_id] = (fireworks_id, pos)
+        elif mine[0] != fireworks_id:
+            self.flag(
+                EXACTLY_ONCE,
+                (mine[1], pos),
+                job_id,
+                f"second Fireworks job id {fireworks_id} (first {mine[0]})",
+            )
+        owner = self.fireworks_ids.setdefault(fireworks_id, (job_id, pos))
+        if owner[0] != job_id:
+            self.flag(
+                EXACTLY_ONCE,
+                (owner[1], pos),
+                job_id,
+                f"Fireworks job id {fireworks_id} already belongs to job {owner[0]}",
+            )
+
+    def move(self, job_id: str, pos: int, before: JobState, after: JobState) -> None:
+        """Keep the queue, per-user PROGRESS sets and GPU total in step with the status."""
+        touched = {before.user_id, after.user_id}
+        if before.status == "QUEUED" and before.created_at is not None:
+            self.queue.remove(before.user_id, before.gpu_count, (before.created_at, job_id))
+        elif before.status == "PROGRESS":
+            self.progress.get(before.user_id, {}).pop(job_id, None)
+            self.progress_gpus -= before.gpu_count
+        if after.status == "QUEUED" and after.created_at is not None:
+            self.queue.add(after.user_id, after.gpu_count, (after.created_at, job_id))
+        elif after.status == "PROGRESS":
+            self.progress.setdefault(after.user_id, {})[job_id] = pos
+            self.progress_gpus += after.gpu_count
+        for user in touched:
+            self.refresh(user)
+
+
+def _tag(event: JobEvent) -> str:
+    return str(event.__struct_config__.tag)
+
+
+def audit(
+    rows: Iterable[LogRow], *, default_cap: int, caps_from_log: bool = True
+) -> list[Violation]:
+    """Every violation of the invariants in the history `rows` (log read order); [] = clean."""
+    auditor = _Auditor(default_cap, caps_from_log)
+    step = auditor.row
+    with gc_paused():
+        for row in rows:
+            step(row)
+    return auditor.out

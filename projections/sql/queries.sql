@@ -1,0 +1,85 @@
+-- Named queries of the projections, loaded once at import (projections.sql.QUERIES).
+
+-- name: upsert_job
+INSERT INTO jobs (id, user_id, user_email, kind, state, display_name, gpu_count,
+                  fireworks_payload, created_at, started_at, completed_at, error,
+                  fireworks_job_id, fireworks_job_name, fireworks_state, progress,
+                  admission_open, cancel_requested_by, idempotency_key, request_fingerprint,
+                  version, last_position)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, $10, $11, $12, $13, $14, $15, $16,
+        $17, $18, $19, $20, $21, $22)
+ON CONFLICT (id) DO UPDATE SET
+    state = excluded.state,
+    started_at = excluded.started_at,
+    completed_at = excluded.completed_at,
+    error = excluded.error,
+    fireworks_job_id = excluded.fireworks_job_id,
+    fireworks_job_name = excluded.fireworks_job_name,
+    fireworks_state = excluded.fireworks_state,
+    progress = excluded.progress,
+    admission_open = excluded.admission_open,
+    cancel_requested_by = excluded.cancel_requested_by,
+    version = excluded.version,
+    last_position = excluded.last_position;
+
+-- name: add_user_load
+INSERT INTO user_load (user_id, progress_count, progress_gpus)
+VALUES ($1, $2, $3)
+ON CONFLICT (user_id) DO UPDATE SET
+    progress_count = user_load.progress_count + excluded.progress_count,
+    progress_gpus = user_load.progress_gpus + excluded.progress_gpus;
+
+-- name: insert_user
+INSERT INTO users (id, email, role, cap, created_at) VALUES ($1, $2, $3, NULL, $4);
+
+-- name: set_user_cap
+UPDATE users SET cap = $2 WHERE id = $1;
+
+-- name: insert_key
+INSERT INTO api_keys (id, user_id, key_hash, label, created_at) VALUES ($1, $2, $3, $4, $5);
+
+-- name: revoke_key
+UPDATE api_keys SET revoked_at = $2 WHERE id = $1;
+
+-- name: set_scheduler
+UPDATE scheduler_state SET paused = $1, changed_by = $2, changed_at = $3;
+
+-- name: save_checkpoint
+INSERT INTO projection_checkpoints (name, transaction_id, position, updated_at)
+VALUES ($1, $2::text::xid8, $3, now())
+ON CONFLICT (name) DO UPDATE SET
+    transaction_id = excluded.transaction_id,
+    position = excluded.position,
+    updated_at = excluded.updated_at;
+
+-- name: rebuild_tables
+-- Temporary twins of the projection tables; unqualified names resolve to pg_temp first, so
+-- the ordinary writers fill them. Dropped at the end of the transaction.
+CREATE TEMP TABLE jobs (LIKE public.jobs INCLUDING DEFAULTS INCLUDING CONSTRAINTS) ON COMMIT DROP;
+CREATE TEMP TABLE user_load (LIKE public.user_load INCLUDING DEFAULTS) ON COMMIT DROP;
+CREATE TEMP TABLE users (LIKE public.users INCLUDING DEFAULTS) ON COMMIT DROP;
+CREATE TEMP TABLE api_keys (LIKE public.api_keys INCLUDING DEFAULTS) ON COMMIT DROP;
+CREATE TEMP TABLE scheduler_state (LIKE public.scheduler_state INCLUDING DEFAULTS) ON COMMIT DROP;
+INSERT INTO pg_temp.scheduler_state (singleton, paused) VALUES (true, false);
+
+-- name: log_in_order
+-- The whole log as this transaction's snapshot sees it (no xmin cut: the live tables
+-- include every committed transaction, so the rebuild must too).
+SELECT position, transaction_id, stream_id, stream_version, type, schema_version,
+       data::text, metadata::text, recorded_at
+FROM events
+WHERE (transaction_id, position) > ($1::xid8, $2::bigint)
+ORDER BY transaction_id, position
+LIMIT $3;
+
+-- name: lock_projections
+LOCK TABLE public.jobs, public.user_load, public.users, public.api_keys,
+           public.scheduler_state IN EXCLUSIVE MODE;
+
+-- name: replace_live
+TRUNCATE public.jobs, public.user_load, public.api_keys, public.users, public.scheduler_state;
+INSERT INTO public.users SELECT * FROM pg_temp.users;
+INSERT INTO public.api_keys SELECT * FROM pg_temp.api_keys;
+INSERT INTO public.jobs SELECT * FROM pg_temp.jobs;
+INSERT INTO public.user_load SELECT * FROM pg_temp.user_load;
+INSERT INTO public.scheduler_state SELECT * FROM pg_temp.scheduler_state;

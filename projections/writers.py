@@ -1,0 +1,82 @@
+"""SQL writers that keep the projection tables in step with the log.
+
+Job rows are written whole from the folded `JobState` (the same `evolve` the replay tool
+uses), so a row can never disagree with its stream; user load moves by the difference
+between the state before and after."""
+
+from __future__ import annotations
+
+import msgspec
+
+from events.directory_events import (
+    KeyIssued,
+    KeyRevoked,
+    SchedulerEvent,
+    SchedulerPaused,
+    SchedulerResumed,
+    UserAdded,
+    UserCapSet,
+    UserEvent,
+)
+from events.job import JobState
+from events.store import Connection
+from projections.sql import QUERIES
+
+_json = msgspec.json.Encoder()
+
+
+async def write_job(conn: Connection, before: JobState, after: JobState, position: int) -> None:
+    await conn.execute(
+        QUERIES["upsert_job"],
+        after.job_id,
+        after.user_id,
+        after.user_email,
+        after.kind,
+        after.status,
+        after.display_name,
+        after.gpu_count,
+        _json.encode(after.fireworks_payload).decode(),
+        after.created_at,
+        after.started_at,
+        after.completed_at,
+        after.error,
+        after.fireworks_job_id,
+        after.fireworks_job_name,
+        after.fireworks_state,
+        after.progress,
+        after.admission_open,
+        after.cancel_requested_by,
+        after.idempotency_key,
+        after.request_fingerprint,
+        after.version,
+        position,
+    )
+    was, now = before.status == "PROGRESS", after.status == "PROGRESS"
+    if was != now:
+        sign = 1 if now else -1
+        await conn.execute(QUERIES["add_user_load"], after.user_id, sign, sign * after.gpu_count)
+
+
+async def write_directory(conn: Connection, event: UserEvent | SchedulerEvent) -> None:
+    match event:
+        case UserAdded():
+            await conn.execute(
+                QUERIES["insert_user"], event.user_id, event.email, event.role, event.at
+            )
+        case UserCapSet():
+            await conn.execute(QUERIES["set_user_cap"], event.user_id, event.cap)
+        case KeyIssued():
+            await conn.execute(
+                QUERIES["insert_key"],
+                event.key_id,
+                event.user_id,
+                event.key_hash,
+                event.label,
+                event.at,
+            )
+        case KeyRevoked():
+            await conn.execute(QUERIES["revoke_key"], event.key_id, event.at)
+        case SchedulerPaused():
+            await conn.execute(QUERIES["set_scheduler"], True, event.by, event.at)
+        case SchedulerResumed():
+            await conn.execute(QUERIES["set_scheduler"], False, event.by, event.at)

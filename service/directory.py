@@ -1,0 +1,121 @@
+"""Users and API keys: add users, issue and revoke `sftq_` keys, authenticate a bearer key.
+
+Keys are `sftq_` + 32 random bytes in base64url; only their SHA-256 is recorded."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from events.directory import AddUser, IssueKey, RevokeKey, SetUserCap
+from events.directory_events import Role
+from events.rejections import UnknownStream
+from service.commands import run_user_command
+from service.sql import QUERIES
+
+KEY_PREFIX = "sftq_"
+
+
+class User(msgspec.Struct, frozen=True):
+    id: str
+    email: str
+    role: Role
+    cap: int | None = None
+
+
+class IssuedKey(msgspec.Struct, frozen=True):
+    id: str
+    user_id: str
+    key: str  # the plaintext: shown once, never stored
+
+
+def new_key() -> str:
+    token = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    return KEY_PREFIX + token
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def looks_like_key(key: str) -> bool:
+    token = key.removeprefix(KEY_PREFIX)
+    return (
+        key.startswith(KEY_PREFIX)
+        and len(token) == 43
+        and token.replace("-", "").replace("_", "").isalnum()
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def add_user(pool: asyncpg.Pool, email: str, role: Role, metadata: dict[str, Any]) -> User:
+    state, _ = await run_user_command(
+        pool, email, AddUser(at=_now(), user_id=str(uuid.uuid4()), email=email, role=role), metadata
+    )
+    assert state.user_id is not None
+    return User(id=state.user_id, email=state.email, role=state.role)
+
+
+async def set_cap(
+    pool: asyncpg.Pool, email: str, cap: int | None, metadata: dict[str, Any]
+) -> None:
+    await run_user_command(pool, email, SetUserCap(at=_now(), cap=cap), metadata)
+
+
+async def find_user(
+    pool: asyncpg.Pool, *, user_id: str | None = None, email: str | None = None
+) -> User | None:
+    if user_id is not None:
+        row = await pool.fetchrow(QUERIES["user_by_id"], user_id)
+    else:
+        row = await pool.fetchrow(QUERIES["user_by_email"], email)
+    return None if row is None else User(row[0], row[1], row[2], row[3])
+
+
+async def list_users(pool: asyncpg.Pool) -> list[User]:
+    rows = await pool.fetch(QUERIES["users"])
+    return [User(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def issue_key(
+    pool: asyncpg.Pool, email: str, label: str | None, metadata: dict[str, Any]
+) -> IssuedKey:
+    key = new_key()
+    key_id = str(uuid.uuid4())
+    state, _ = await run_user_command(
+        pool,
+        email,
+        IssueKey(at=_now(), key_id=key_id, key_hash=hash_key(key), label=label),
+        metadata,
+    )
+    assert state.user_id is not None
+    return IssuedKey(id=key_id, user_id=state.user_id, key=key)
+
+
+async def revoke_key(pool: asyncpg.Pool, key_id: str, metadata: dict[str, Any]) -> None:
+    email = await pool.fetchval(QUERIES["key_owner_email"], key_id)
+    if email is None:
+        raise UnknownStream("no such key")
+    await run_user_command(pool, email, RevokeKey(at=_now(), key_id=key_id), metadata)
+
+
+async def authenticate(pool: asyncpg.Pool, key: str) -> User | None:
+    """The active user owning `key`, or None (malformed, unknown or revoked)."""
+    if not looks_like_key(key):
+        return None
+    digest = hash_key(key)
+    row = await pool.fetchrow(QUERIES["active_key"], digest)
+    if row is None or not hmac.compare_digest(row[4], digest):
+        return None
+    return User(row[0], row[1], row[2], row[3])

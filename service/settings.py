@@ -1,0 +1,106 @@
+"""One typed settings object, read from the environment and `.env` (the environment wins).
+
+Every field is mirrored, with a comment, in `.env.example`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+from dotenv import dotenv_values
+
+REAL_FIREWORKS_URL = "https://api.fireworks.ai"
+SIMULATOR = "simulator"  # FIREWORKS_BASE_URL=simulator runs the built-in Fireworks simulator
+Policy = Literal["strict-fifo", "backfill"]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str | None = None
+    fireworks_api_key: str | None = msgspec.field(default=None)
+    fireworks_account_id: str = "ftq"
+    fireworks_base_url: str = REAL_FIREWORKS_URL
+    fireworks_gpu_quota: int | None = None
+    fireworks_quota_id: str | None = None
+    user_cap: int = 1
+    reconcile_seconds: float = 15.0
+    policy: Policy = "strict-fifo"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path.home() / ".local" / "share" / "ftq"
+    log_level: str = "info"
+    log_format: Literal["json", "console"] = "json"
+    max_body_bytes: int = 1024 * 1024
+
+    @property
+    def uses_simulator(self) -> bool:
+        return self.fireworks_base_url == SIMULATOR
+
+    def __repr__(self) -> str:  # never print the key
+        key = "***" if self.fireworks_api_key else None
+        return f"Settings(fireworks_account_id={self.fireworks_account_id!r}, key={key})"
+
+    def check_production(self) -> None:
+        """Refuse to talk to the real Fireworks without a key."""
+        if not self.uses_simulator and not self.fireworks_api_key:
+            raise SettingsError(
+                "FIREWORKS_API_KEY is not set: ftq cannot reach Fireworks without it. "
+                "Set FIREWORKS_API_KEY (and FIREWORKS_ACCOUNT_ID), or set "
+                "FIREWORKS_BASE_URL=simulator to run against the built-in simulator."
+            )
+
+
+# setting name -> environment variable
+ENV_NAMES: dict[str, str] = {
+    "database_url": "DATABASE_URL",
+    "fireworks_api_key": "FIREWORKS_API_KEY",
+    "fireworks_account_id": "FIREWORKS_ACCOUNT_ID",
+    "fireworks_base_url": "FIREWORKS_BASE_URL",
+    "fireworks_gpu_quota": "FIREWORKS_GPU_QUOTA",
+    "fireworks_quota_id": "FIREWORKS_QUOTA_ID",
+    "user_cap": "FTQ_USER_CAP",
+    "reconcile_seconds": "FTQ_RECONCILE_SECONDS",
+    "policy": "FTQ_POLICY",
+    "host": "FTQ_HOST",
+    "port": "FTQ_PORT",
+    "data_dir": "FTQ_DATA_DIR",
+    "log_level": "FTQ_LOG_LEVEL",
+    "log_format": "FTQ_LOG_FORMAT",
+    "max_body_bytes": "FTQ_MAX_BODY_BYTES",
+}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> Settings:
+    """Build `Settings` from `.env` then the environment; a bad value names its variable."""
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    raw = {field: values[env] for field, env in ENV_NAMES.items() if values.get(env, "") != ""}
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_name_the_variable(str(exc))) from None
+    settings = msgspec.structs.replace(settings, data_dir=settings.data_dir.expanduser())
+    if settings.user_cap < 0:
+        raise SettingsError("FTQ_USER_CAP must be 0 or more")
+    if settings.reconcile_seconds <= 0:
+        raise SettingsError("FTQ_RECONCILE_SECONDS must be positive")
+    if settings.fireworks_gpu_quota is not None and settings.fireworks_gpu_quota < 0:
+        raise SettingsError("FIREWORKS_GPU_QUOTA must be 0 or more")
+    return settings
+
+
+def _name_the_variable(message: str) -> str:
+    for field, env in ENV_NAMES.items():
+        if f"`$.{field}`" in message:
+            return f"{env}: {message.split(' - at ', maxsplit=1)[0]}"
+    return message

@@ -1,0 +1,120 @@
+"""Projections are written in the same transaction as the append, and agree with the log."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from events.errors import StreamVersionConflict
+from events.job_commands import ConfirmAdmission, RequestCancel, StartAdmission, SubmitJob
+from events.job_events import AdmissionReason
+from events.rejections import InvalidState
+from projections.recorder import load_job, record_job
+from service.commands import run_job_command
+from service.directory import add_user, authenticate, issue_key, revoke_key
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+META = {"actor": "test"}
+REASON = AdmissionReason(policy="strict-fifo", quota=8, in_use=0, available=8, queue_position=1)
+
+
+def submit(job_id: str, user_id: str, gpus: int = 4, key: str | None = None) -> SubmitJob:
+    return SubmitJob(
+        at=NOW,
+        job_id=job_id,
+        user_id=user_id,
+        user_email="a@example.com",
+        kind="DPO",
+        display_name="x",
+        gpu_count=gpus,
+        fireworks_payload={"dataset": "d", "wandbConfig": {"apiKey": "secret"}},
+        idempotency_key=key,
+    )
+
+
+async def load_row(pool: asyncpg.Pool, job_id: str) -> asyncpg.Record:
+    row = await pool.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+    assert row is not None
+    return row
+
+
+async def test_job_row_and_user_load_follow_the_log(pool: asyncpg.Pool) -> None:
+    user = str(uuid.uuid4())
+    job = str(uuid.uuid4())
+    await run_job_command(pool, job, submit(job, user, gpus=6), META)
+    row = await load_row(pool, job)
+    assert (row["state"], row["gpu_count"], row["version"]) == ("QUEUED", 6, 1)
+    start = StartAdmission(at=NOW, fireworks_job_id=job, fireworks_job_name="n", reason=REASON)
+    await run_job_command(pool, job, start, META)
+    load = await pool.fetchrow("SELECT * FROM user_load WHERE user_id = $1", user)
+    assert (load["progress_count"], load["progress_gpus"]) == (1, 6)
+    await run_job_command(pool, job, ConfirmAdmission(at=NOW, fireworks_state="S"), META)
+    await run_job_command(pool, job, RequestCancel(at=NOW, by="a"), META)
+    row = await load_row(pool, job)
+    assert (row["state"], row["cancel_requested_by"], row["fireworks_state"]) == (
+        "PROGRESS",
+        "a",
+        "S",
+    )
+    async with pool.acquire() as conn:
+        state = await load_job(conn, job)
+    assert state.version == row["version"] == 4
+
+
+async def test_refused_command_records_nothing(pool: asyncpg.Pool) -> None:
+    job = str(uuid.uuid4())
+    await run_job_command(pool, job, submit(job, str(uuid.uuid4())), META)
+    await run_job_command(pool, job, RequestCancel(at=NOW, by="a"), META)
+    with pytest.raises(InvalidState):
+        await run_job_command(pool, job, RequestCancel(at=NOW, by="a"), META)
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE stream_id = $1", job) == 2
+
+
+async def test_stale_writer_conflicts_and_leaves_no_trace(pool: asyncpg.Pool) -> None:
+    job = str(uuid.uuid4())
+    await run_job_command(pool, job, submit(job, str(uuid.uuid4())), META)
+    async with pool.acquire() as conn:
+        stale = await load_job(conn, job)
+        await run_job_command(pool, job, RequestCancel(at=NOW, by="a"), META)
+        start = StartAdmission(at=NOW, fireworks_job_id=job, fireworks_job_name="n", reason=REASON)
+        from events.job import decide  # noqa: PLC0415
+
+        with pytest.raises(StreamVersionConflict):
+            await record_job(conn, stale, decide(start, stale), META)
+    row = await load_row(pool, job)
+    assert (row["state"], row["version"]) == ("CANCELLED", 2)
+    assert await pool.fetchval("SELECT sum(progress_count) FROM user_load") in (None, 0)
+
+
+async def test_idempotency_key_is_unique_per_user_and_rolls_back_the_append(
+    pool: asyncpg.Pool,
+) -> None:
+    user = str(uuid.uuid4())
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    await run_job_command(pool, first, submit(first, user, key="k1"), META)
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await run_job_command(pool, second, submit(second, user, key="k1"), META)
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE stream_id = $1", second) == 0
+    other = str(uuid.uuid4())
+    await run_job_command(pool, other, submit(other, str(uuid.uuid4()), key="k1"), META)
+
+
+async def test_keys_authenticate_until_revoked(pool: asyncpg.Pool) -> None:
+    user = await add_user(pool, "Ada@Example.com", "admin", META)
+    assert user.email == "ada@example.com"
+    issued = await issue_key(pool, "ada@example.com", "laptop", META)
+    assert issued.key.startswith("sftq_")
+    found = await authenticate(pool, issued.key)
+    assert found is not None and found.id == user.id and found.role == "admin"
+    assert (
+        await authenticate(pool, issued.key[:-1] + ("A" if issued.key[-1] != "A" else "B")) is None
+    )
+    stored = await pool.fetchval(
+        "SELECT count(*) FROM events WHERE data::text LIKE $1", f"%{issued.key}%"
+    )
+    assert stored == 0
+    await revoke_key(pool, issued.id, META)
+    assert await authenticate(pool, issued.key) is None
