@@ -85,11 +85,13 @@ def load_settings(
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
     raw = {field: values[env] for field, env in ENV_NAMES.items() if values.get(env, "") != ""}
+    data_dir = raw.pop("data_dir", None)  # msgspec does not convert str to Path
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise SettingsError(_name_the_variable(str(exc))) from None
-    settings = msgspec.structs.replace(settings, data_dir=settings.data_dir.expanduser())
+    path = Path(data_dir) if data_dir is not None else settings.data_dir
+    settings = msgspec.structs.replace(settings, data_dir=path.expanduser())
     if settings.user_cap < 0:
         raise SettingsError("FTQ_USER_CAP must be 0 or more")
     if settings.reconcile_seconds <= 0:

@@ -23,11 +23,13 @@ ON CONFLICT (id) DO UPDATE SET
     last_position = excluded.last_position;
 
 -- name: add_user_load
-INSERT INTO user_load (user_id, progress_count, progress_gpus)
-VALUES ($1, $2, $3)
+-- The CHECKs apply to the proposed row before ON CONFLICT, so it carries no negative values;
+-- the signed change is applied in DO UPDATE.
+INSERT INTO user_load AS l (user_id, progress_count, progress_gpus)
+VALUES ($1, greatest($2::int, 0), greatest($3::int, 0))
 ON CONFLICT (user_id) DO UPDATE SET
-    progress_count = user_load.progress_count + excluded.progress_count,
-    progress_gpus = user_load.progress_gpus + excluded.progress_gpus;
+    progress_count = l.progress_count + $2::int,
+    progress_gpus = l.progress_gpus + $3::int;
 
 -- name: insert_user
 INSERT INTO users (id, email, role, cap, created_at) VALUES ($1, $2, $3, NULL, $4);

@@ -33,3 +33,62 @@ WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
 -- name: keys
 SELECT k.id::text, u.email, k.label, k.created_at, k.revoked_at
 FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.created_at;
+
+-- HTTP API (service/api). Job rows in the column order of service.api.views.JOB_COLUMNS.
+
+-- name: api_job_by_id
+SELECT id::text, kind, state, display_name, gpu_count, created_at, started_at, completed_at,
+       error, fireworks_job_name, fireworks_state, progress, user_email,
+       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint
+FROM jobs WHERE id = $1::uuid;
+
+-- name: api_job_by_idempotency_key
+SELECT id::text, kind, state, display_name, gpu_count, created_at, started_at, completed_at,
+       error, fireworks_job_name, fireworks_state, progress, user_email,
+       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint
+FROM jobs WHERE user_id = $1::uuid AND idempotency_key = $2;
+
+-- name: api_jobs_page
+-- $1 user id (NULL: all), $2 state, $3 kind, $4 user email or id (admin filter),
+-- $5/$6 cursor (created_at, id) of the last row of the previous page, $7 limit.
+SELECT id::text, kind, state, display_name, gpu_count, created_at, started_at, completed_at,
+       error, fireworks_job_name, fireworks_state, progress, user_email,
+       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint
+FROM jobs
+WHERE ($1::uuid IS NULL OR user_id = $1::uuid)
+  AND ($2::text IS NULL OR state = $2::text)
+  AND ($3::text IS NULL OR kind = $3::text)
+  AND ($4::text IS NULL OR user_email = lower($4::text) OR user_id::text = $4::text)
+  AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $7;
+
+-- name: api_queued_jobs
+SELECT id::text, user_id::text, user_email, kind, gpu_count, display_name, created_at,
+       fireworks_payload::text
+FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id;
+
+-- name: api_queue_depth
+SELECT count(*) FROM jobs WHERE state = 'QUEUED';
+
+-- name: api_jobs_in_progress
+SELECT count(*) FROM jobs WHERE state = 'PROGRESS';
+
+-- name: api_ping
+SELECT 1;
+
+-- name: history_job_owner
+-- The owner of a job (history routes: members see only their own jobs).
+SELECT user_id::text FROM jobs WHERE id = $1::uuid;
+
+-- name: history_owned_jobs
+-- Of the given job ids, those the user owns (member filtering of /events/stream).
+SELECT id::text FROM jobs WHERE user_id = $1::uuid AND id = ANY($2::uuid[]);
+
+-- name: cli_log_exists
+-- `ftq replay`/`ftq audit`: whether the event log table exists (migrated at least once).
+SELECT to_regclass('events') IS NOT NULL;
+
+-- name: cli_log_size
+-- `ftq replay`/`ftq audit`: events in the log, to size the progress bar.
+SELECT count(*) FROM events;

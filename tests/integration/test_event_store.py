@@ -133,12 +133,16 @@ async def test_log_refuses_change_even_for_its_owner(pool: asyncpg.Pool, sql: st
         assert len(await read_stream(conn, "s")) == 1
 
 
-async def test_append_and_notify_wakes_listeners(pool: asyncpg.Pool) -> None:
+async def test_append_and_notify_wakes_listeners(pool: asyncpg.Pool, db_url: str) -> None:
     got: asyncio.Queue[object] = asyncio.Queue()
-    async with pool.acquire() as listener, pool.acquire() as writer:
+    listener = await asyncpg.connect(db_url)  # its own connection: listeners outlive a borrow
+    try:
         await listener.add_listener("ftq_events", lambda *args: got.put_nowait(args[3]))
-        await append_and_notify(writer, "job-7", 0, [ev(1)], {})
+        async with pool.acquire() as writer:
+            await append_and_notify(writer, "job-7", 0, [ev(1)], {})
         assert await asyncio.wait_for(got.get(), 5) == "job-7"
+    finally:
+        await listener.close()
 
 
 # --- gap-free tailing -------------------------------------------------------------------------
@@ -174,14 +178,11 @@ async def test_tail_sees_every_committed_event_once_in_order(
     writers, appends_per_writer = 6, 25
     seen: list[tuple[int, int]] = []
     committed: set[int] = set()
-    done = asyncio.Event()
 
     async def follow() -> None:
         async with contextlib.aclosing(tail(db_url, Cursor.START, batch=7)) as batches:
             async for rows in batches:
                 seen.extend((e.transaction_id, e.position) for e in rows)
-                if done.is_set() and {p for _, p in seen} >= committed:
-                    return
 
     async def writer(w: int) -> None:
         async with pool.acquire() as conn:
@@ -199,10 +200,13 @@ async def test_tail_sees_every_committed_event_once_in_order(
 
     follower = asyncio.create_task(follow())
     await asyncio.gather(*(writer(w) for w in range(writers)))
-    done.set()
-    async with pool.acquire() as conn:  # a last wake-up after `done` is set
-        await notify_appended(conn, ["done"])
-    await asyncio.wait_for(follower, 30)
+    async with asyncio.timeout(30):
+        while not {p for _, p in seen} >= committed:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # room for a duplicate or a stray event to show up
+    follower.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await follower
     assert seen == sorted(seen)
     assert len(seen) == len(set(seen))
     assert {p for _, p in seen} == committed

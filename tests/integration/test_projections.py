@@ -9,7 +9,14 @@ import asyncpg
 import pytest
 
 from events.errors import StreamVersionConflict
-from events.job_commands import ConfirmAdmission, RequestCancel, StartAdmission, SubmitJob
+from events.job_commands import (
+    ConfirmAdmission,
+    ObserveFireworks,
+    RequestCancel,
+    ReturnToQueue,
+    StartAdmission,
+    SubmitJob,
+)
 from events.job_events import AdmissionReason
 from events.rejections import InvalidState
 from projections.recorder import load_job, record_job
@@ -118,3 +125,21 @@ async def test_keys_authenticate_until_revoked(pool: asyncpg.Pool) -> None:
     assert stored == 0
     await revoke_key(pool, issued.id, META)
     assert await authenticate(pool, issued.key) is None
+
+
+async def test_user_load_goes_down_when_a_job_leaves_progress(pool: asyncpg.Pool) -> None:
+    """Regression: the CHECK (>= 0) once refused the negative change on PROGRESS -> terminal."""
+    user = str(uuid.uuid4())
+    jobs = [str(uuid.uuid4()) for _ in range(2)]
+    for job in jobs:
+        await run_job_command(pool, job, submit(job, user, gpus=3), META)
+        start = StartAdmission(at=NOW, fireworks_job_id=job, fireworks_job_name="n", reason=REASON)
+        await run_job_command(pool, job, start, META)
+    load = "SELECT progress_count, progress_gpus FROM user_load WHERE user_id = $1"
+    assert tuple(await pool.fetchrow(load, user)) == (2, 6)
+    await run_job_command(pool, jobs[0], ReturnToQueue(at=NOW, message="quota"), META)
+    assert tuple(await pool.fetchrow(load, user)) == (1, 3)
+    await run_job_command(pool, jobs[1], ConfirmAdmission(at=NOW), META)
+    done = ObserveFireworks(at=NOW, fireworks_state="JOB_STATE_COMPLETED")
+    await run_job_command(pool, jobs[1], done, META)
+    assert tuple(await pool.fetchrow(load, user)) == (0, 0)

@@ -3,6 +3,7 @@ store; a tampered projection is caught and a rebuild repairs it."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -78,12 +79,10 @@ async def test_projection_equals_rebuild_after_random_workload(
     jobs = [str(uuid.uuid4()) for _ in range(6)]
     users = [str(uuid.uuid4()) for _ in range(3)]
     for n, (kind, job, user, gpus) in enumerate(steps):
-        try:
+        with contextlib.suppress(CommandRejected):
             await run_job_command(
                 pool, jobs[job], command(kind, n, jobs[job], users[user], gpus), {}
             )
-        except CommandRejected:
-            pass
     async with pool.acquire() as conn:
         assert await verify(conn) == []
 

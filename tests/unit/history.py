@@ -42,9 +42,7 @@ def row(
 
 def renumbered(rows: list[RecordedEvent]) -> list[RecordedEvent]:
     """The same events with positions 1..n in list order (stream versions untouched)."""
-    return [
-        msgspec.structs.replace(r, position=i, transaction_id=i) for i, r in enumerate(rows, 1)
-    ]
+    return [msgspec.structs.replace(r, position=i, transaction_id=i) for i, r in enumerate(rows, 1)]
 
 
 class History:
@@ -67,9 +65,12 @@ class History:
         return len(self.rows)
 
     def user(self, email: str, cap: int | None = None) -> str:
-        user_id = f"u-{email.split('@')[0]}"
+        user_id = f"u-{email.split('@', maxsplit=1)[0]}"
         self.users[email] = user_id
-        self.append(user_stream(email), UserAdded(at=self.now(), user_id=user_id, email=email, role="member"))
+        self.append(
+            user_stream(email),
+            UserAdded(at=self.now(), user_id=user_id, email=email, role="member"),
+        )
         if cap is not None:
             self.set_cap(email, cap)
         return user_id
@@ -125,9 +126,7 @@ class History:
         return self.append(job_id, event)
 
     def succeed(self, job_id: str) -> int:
-        return self.append(
-            job_id, Succeeded(at=self.now(), fireworks_state="JOB_STATE_COMPLETED")
-        )
+        return self.append(job_id, Succeeded(at=self.now(), fireworks_state="JOB_STATE_COMPLETED"))
 
     def requeue(self, job_id: str) -> int:
         return self.append(job_id, ReturnedToQueue(at=self.now(), message="quota"))

@@ -1,9 +1,30 @@
 from __future__ import annotations
 
 import msgspec
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from events.codec import encode
-from events.job_events import Admitted, FireworksStateObserved, JobSubmitted
+from events.codec import AnyEvent, decode, encode
+from events.job import JobState, decide, evolve, initial_state
+from events.job_commands import (
+    ConfirmAdmission,
+    ConfirmCancelled,
+    JobCommand,
+    ObserveFireworks,
+    RejectAdmission,
+    RequestCancel,
+    ReturnToQueue,
+    StartAdmission,
+    SubmitJob,
+)
+from events.job_events import (
+    AdmissionReason,
+    AdmissionStarted,
+    Admitted,
+    FireworksStateObserved,
+    JobSubmitted,
+)
+from events.store import RecordedEvent
 from projections.audit import (
     BUDGET,
     CAP,
@@ -14,6 +35,7 @@ from projections.audit import (
     Violation,
     audit,
 )
+from service.admission.plan import Load, QueuedJob, fifo_order, plan
 
 try:
     from tests.unit.history import History, renumbered
@@ -270,9 +292,7 @@ def test_state_machine_submitted_must_name_its_stream() -> None:
     event = msgspec.json.decode(rows[-1].data, type=JobSubmitted)
     data = encode(msgspec.structs.replace(event, job_id="other"))
     rows[-1] = msgspec.structs.replace(rows[-1], data=data)
-    assert [(v.invariant, v.job_id) for v in audit(rows, default_cap=1)] == [
-        (STATE_MACHINE, "a1")
-    ]
+    assert [(v.invariant, v.job_id) for v in audit(rows, default_cap=1)] == [(STATE_MACHINE, "a1")]
 
 
 def test_an_undecodable_row_is_reported() -> None:
@@ -282,3 +302,216 @@ def test_an_undecodable_row_is_reported() -> None:
     assert audit(rows, default_cap=1) == [
         Violation(LOG, (rows[-1].position,), None, "unknown event type 'job.teleported'")
     ]
+
+
+# --- property: histories made by decide/evolve and the real planner pass; a mutation fails ---
+
+QUOTA = 16
+EMAILS = (ANN, BOB, CAT)
+
+
+class _Simulation:
+    """Random commands through `decide`/`evolve`; admissions planned from the model's state."""
+
+    def __init__(self, policy: str) -> None:
+        self.h = History()
+        self.policy = policy
+        self.jobs: dict[str, JobState] = {}
+        self.caps: dict[str, int] = {}
+        for email in EMAILS:
+            self.h.user(email)
+
+    def run(self, job_id: str, command: JobCommand) -> None:
+        state = self.jobs.get(job_id, initial_state())
+        for event in decide(command, state):
+            self.h.append(job_id, event)
+            state = evolve(state, event)
+        self.jobs[job_id] = state
+
+    def pick(self, data: st.DataObject, status: str, is_open: bool | None = None) -> str | None:
+        ids = [
+            j
+            for j, s in self.jobs.items()
+            if s.status == status and (is_open is None or s.admission_open == is_open)
+        ]
+        return data.draw(st.sampled_from(ids)) if ids else None
+
+    def tick(self, external: int) -> None:
+        running = [s for s in self.jobs.values() if s.status == "PROGRESS"]
+        progress: dict[str, int] = {}
+        for s in running:
+            progress[s.user_id] = progress.get(s.user_id, 0) + 1
+        in_use = sum(s.gpu_count for s in running) + external
+        queue = fifo_order(
+            QueuedJob(j, s.user_id, s.created_at, s.gpu_count)  # type: ignore[arg-type]
+            for j, s in self.jobs.items()
+            if s.status == "QUEUED"
+        )
+        decided = plan(queue, Load(progress, self.caps, 1), QUOTA - in_use, policy=self.policy)
+        for a in decided.admit:
+            reason = AdmissionReason(
+                policy=self.policy,
+                quota=QUOTA,
+                in_use=in_use,
+                available=a.available_before,
+                queue_position=a.queue_position,
+            )
+            fw = f"ftq-{a.job.job_id}"
+            self.run(
+                a.job.job_id,
+                StartAdmission(
+                    at=self.h.now(), fireworks_job_id=fw, fireworks_job_name=fw, reason=reason
+                ),
+            )
+
+    def step(self, data: st.DataObject) -> None:
+        at = self.h.now()
+        action = data.draw(st.sampled_from(ACTIONS))
+        if action == "submit":
+            email = data.draw(st.sampled_from(EMAILS))
+            job_id = f"j{len(self.jobs) + 1:03d}"
+            gpus = data.draw(st.sampled_from((1, 2, 4, 8, 16)))
+            self.run(
+                job_id,
+                SubmitJob(
+                    at=at,
+                    job_id=job_id,
+                    user_id=self.h.users[email],
+                    user_email=email,
+                    kind="SFT",
+                    display_name=None,
+                    gpu_count=gpus,
+                    fireworks_payload={},
+                ),
+            )
+        elif action == "tick":
+            self.tick(data.draw(st.integers(0, 4)))
+        elif action == "cap":
+            email = data.draw(st.sampled_from(EMAILS))
+            cap = data.draw(st.integers(0, 2))
+            self.caps[self.h.users[email]] = cap
+            self.h.set_cap(email, cap)
+        elif action in ("confirm", "quota", "reject") and (
+            job := self.pick(data, "PROGRESS", True)
+        ):
+            command: JobCommand = {
+                "confirm": ConfirmAdmission(at=at),
+                "quota": ReturnToQueue(at=at, message="quota"),
+                "reject": RejectAdmission(at=at, message="bad payload", status=400),
+            }[action]
+            self.run(job, command)
+        elif action == "observe" and (job := self.pick(data, "PROGRESS", False)):
+            state = data.draw(
+                st.sampled_from(
+                    (
+                        "JOB_STATE_RUNNING",
+                        "JOB_STATE_COMPLETED",
+                        "JOB_STATE_FAILED",
+                        "JOB_STATE_CANCELLED",
+                    )
+                )
+            )
+            self.run(
+                job,
+                ObserveFireworks(
+                    at=at,
+                    fireworks_state=state,
+                    progress=data.draw(st.sampled_from((None, 10.0, 60.0))),
+                ),
+            )
+        elif action == "cancel" and (
+            job := self.pick(data, data.draw(st.sampled_from(("QUEUED", "PROGRESS"))))
+        ):
+            self.run(job, RequestCancel(at=at, by="admin"))
+            if self.jobs[job].status == "PROGRESS" and not self.jobs[job].admission_open:
+                self.run(job, ConfirmCancelled(at=at))
+
+
+ACTIONS = (
+    "submit",
+    "submit",
+    "tick",
+    "tick",
+    "cap",
+    "confirm",
+    "quota",
+    "reject",
+    "observe",
+    "observe",
+    "cancel",
+)
+
+
+@st.composite
+def simulations(draw: st.DrawFn) -> _Simulation:
+    sim = _Simulation(draw(st.sampled_from(("strict-fifo", "backfill"))))
+    data = draw(st.data())
+    for _ in range(draw(st.integers(5, 60))):
+        sim.step(data)
+    return sim
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(simulations())
+def test_histories_made_by_decide_and_the_planner_pass(sim: _Simulation) -> None:
+    assert audit(sim.h.rows, default_cap=1) == []
+
+
+def _mutate(rows: list[RecordedEvent], index: int, event: AnyEvent) -> list[RecordedEvent]:
+    out = list(rows)
+    out[index] = msgspec.structs.replace(out[index], data=encode(event))
+    return out
+
+
+def _decoded(r: RecordedEvent) -> AnyEvent:
+    return decode(r.type, r.schema_version, r.data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(simulations(), st.sampled_from(("drop", "duplicate", "steal", "late", "budget")), st.data())
+def test_a_single_mutation_is_caught(sim: _Simulation, mutation: str, data: st.DataObject) -> None:
+    rows = sim.h.rows
+    starts = [i for i, r in enumerate(rows) if r.type == "job.admission_started"]
+    if mutation == "drop":
+        versions = {r.stream_id: r.stream_version for r in rows}
+        candidates = [
+            i for i, r in enumerate(rows) if r.type == "job.submitted" and versions[r.stream_id] > 1
+        ]
+        assume(candidates)
+        i = data.draw(st.sampled_from(candidates))
+        mutated, expected = renumbered(rows[:i] + rows[i + 1 :]), STATE_MACHINE
+    elif mutation == "duplicate":  # the same admission recorded twice in a row
+        assume(starts)
+        i = data.draw(st.sampled_from(starts))
+        later = [
+            msgspec.structs.replace(r, stream_version=r.stream_version + 1)
+            if r.stream_id == rows[i].stream_id
+            else r
+            for r in rows[i + 1 :]
+        ]
+        mutated, expected = renumbered([*rows[: i + 1], rows[i], *later]), STATE_MACHINE
+    elif mutation == "steal":  # an admission reuses another job's Fireworks id
+        owners = {rows[i].stream_id: i for i in starts}
+        assume(len(owners) >= 2)
+        i, j = data.draw(st.permutations(sorted(owners.values())))[:2]
+        event = _decoded(rows[j])
+        assert isinstance(event, AdmissionStarted)
+        stolen = msgspec.structs.replace(event, fireworks_job_id=f"ftq-{rows[i].stream_id}")
+        mutated, expected = _mutate(rows, j, stolen), EXACTLY_ONCE
+    elif mutation == "late":  # news recorded after a terminal state
+        finished = [j for j, s in sim.jobs.items() if s.terminal]
+        assume(finished)
+        job = data.draw(st.sampled_from(finished))
+        sim.h.append(
+            job, FireworksStateObserved(at=sim.h.now(), fireworks_state="JOB_STATE_RUNNING")
+        )
+        mutated, expected = sim.h.rows, STATE_MACHINE
+    else:  # an admission that did not fit the headroom it recorded
+        assume(starts)
+        i = data.draw(st.sampled_from(starts))
+        event = _decoded(rows[i])
+        assert isinstance(event, AdmissionStarted)
+        gpus = sim.jobs[rows[i].stream_id].gpu_count
+        reason = msgspec.structs.replace(event.reason, available=gpus - 1)
+        mutated, expected = _mutate(rows, i, msgspec.structs.replace(event, reason=reason)), BUDGET
+    assert expected in {v.invariant for v in audit(mutated, default_cap=1)}

@@ -1,0 +1,228 @@
+"""Benchmark: admission latency and planning cost.
+
+1. submit → admitted with free capacity: the real AdmissionLoop (woken by NOTIFY through a
+   LogWatcher) against the in-process simulator with zero latency; jobs of distinct users
+   are submitted at a steady rate; latency = recorded_at(job.admitted) - recorded_at
+   (job.submitted), both stamped by PostgreSQL (targets p50 < 10 ms, p99 < 50 ms).
+2. One pass over 100k queued jobs of 10k users (target < 50 ms): the pure planner, and the
+   DB read a tick does (queue + user load + paused). The 100k rows are COPYed straight into
+   the `jobs` projection (no events): only the read is measured, not how the rows got there.
+Run: `python -m bench.admission [jobs]` (DATABASE_URL, or an embedded server)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import asyncpg
+import structlog
+
+from events.job_commands import SubmitJob
+from events.tail import LogWatcher
+from service.admission.loop import AdmissionLoop
+from service.admission.plan import Load, QueuedJob, plan
+from service.admission.queue import is_paused, load_queue, load_user_load
+from service.capacity import CapacityReader
+from service.commands import run_job_command
+from service.database import migrate, resolve_database_url, with_database
+from service.fireworks import FireworksClient
+from service.fireworks.simulator import SimConfig, Simulator, run_simulator
+from service.settings import Settings
+
+META = {"actor": "bench"}
+PAYLOAD = {"baseModel": "accounts/fireworks/models/qwen3-14b", "dataset": "d-1"}
+ACCOUNT, KEY = "bench", "bench-key"
+
+
+@contextlib.asynccontextmanager
+async def _fresh_database(server_url: str) -> AsyncIterator[str]:
+    name = f"ftq_bench_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(server_url, name)
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield url
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def latency(db_url: str, jobs: int = 200, rate: float = 50.0) -> dict[str, object]:
+    sim = Simulator(SimConfig(account_id=ACCOUNT, api_key=KEY, quota=100_000, job_seconds=1e6))
+    running = await run_simulator(sim=sim)
+    settings = Settings(fireworks_account_id=ACCOUNT, database_url=db_url, reconcile_seconds=60)
+    watcher = LogWatcher(db_url)
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            asyncpg.create_pool(db_url, min_size=2, max_size=8) as pool,
+        ):
+            await watcher.start()
+            client = FireworksClient(session, running.base_url, KEY, ACCOUNT)
+            loop = AdmissionLoop(
+                pool, client, settings, watcher, capacity=CapacityReader(client, settings)
+            )
+            await loop.start()
+            try:
+                async with asyncio.timeout(10):
+                    while not loop.status().leader:  # noqa: ASYNC110 - polling a status, deliberately
+                        await asyncio.sleep(0.01)
+                start = time.perf_counter()
+                for i in range(jobs):
+                    await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+                    job_id = str(uuid.uuid4())
+                    command = SubmitJob(
+                        at=datetime.now(UTC), job_id=job_id, user_id=str(uuid.uuid4()),
+                        user_email="b@example.com", kind="SFT", display_name=None,
+                        gpu_count=1, fireworks_payload=PAYLOAD,
+                    )  # fmt: skip
+                    await run_job_command(pool, job_id, command, META)
+                async with asyncio.timeout(60):
+                    while (  # noqa: ASYNC110
+                        await pool.fetchval(
+                            "SELECT count(*) FROM events WHERE type = 'job.admitted'"
+                        )
+                        < jobs
+                    ):
+                        await asyncio.sleep(0.05)
+            finally:
+                await loop.stop()
+            rows = await pool.fetch(
+                """SELECT extract(epoch FROM a.recorded_at - s.recorded_at) * 1000,
+                          extract(epoch FROM st.recorded_at - s.recorded_at) * 1000
+                   FROM events s
+                   JOIN events a ON a.stream_id = s.stream_id AND a.type = 'job.admitted'
+                   JOIN events st ON st.stream_id = s.stream_id
+                        AND st.type = 'job.admission_started'
+                   WHERE s.type = 'job.submitted'"""
+            )
+    finally:
+        await watcher.stop()
+        await running.stop()
+    admitted = [float(r[0]) for r in rows]
+    started = [float(r[1]) for r in rows]
+    return {
+        "bench": "admission.submit_to_admitted",
+        "jobs": len(admitted),
+        "p50_ms": round(statistics.median(admitted), 2),
+        "p99_ms": round(_pct(admitted, 0.99), 2),
+        "max_ms": round(max(admitted), 2),
+        "p50_to_admission_started_ms": round(statistics.median(started), 2),
+        "p99_to_admission_started_ms": round(_pct(started, 0.99), 2),
+        "target": "p50 < 10 ms, p99 < 50 ms",
+    }
+
+
+def _workload(jobs: int, users: int) -> tuple[list[QueuedJob], Load]:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    user_ids = [str(uuid.UUID(int=u + 1)) for u in range(users)]
+    queue = [
+        QueuedJob(str(uuid.uuid4()), user_ids[i % users], t0 + timedelta(milliseconds=i), 1 + i % 8)
+        for i in range(jobs)
+    ]
+    progress = {u: 1 for u in user_ids[: users // 2]}  # half the users are at their cap
+    return queue, Load(progress=progress, caps={}, default_cap=1)
+
+
+def planner(jobs: int = 100_000, users: int = 10_000, repeat: int = 5) -> list[dict[str, object]]:
+    queue, load = _workload(jobs, users)
+    out: list[dict[str, object]] = []
+    for explain in (False, True):
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            plan(queue, load, 64, explain=explain)
+            times.append((time.perf_counter() - t0) * 1000)
+        out.append({
+            "bench": f"admission.plan_pure{'_explain' if explain else ''}",
+            "queued": jobs, "users": users, "best_ms": round(min(times), 2),
+            "median_ms": round(statistics.median(times), 2), "target": "< 50 ms",
+        })  # fmt: skip
+    return out
+
+
+async def tick_read(db_url: str, jobs: int = 100_000, users: int = 10_000) -> dict[str, object]:
+    queue, load = _workload(jobs, users)
+    async with asyncpg.create_pool(db_url, min_size=1, max_size=2) as pool:
+        async with pool.acquire() as conn:
+            await conn.copy_records_to_table(
+                "jobs",
+                columns=["id", "user_id", "user_email", "kind", "state", "gpu_count",
+                         "fireworks_payload", "created_at", "version", "last_position"],
+                records=[
+                    (uuid.UUID(j.job_id), uuid.UUID(j.user_id), "b@example.com", "SFT",
+                     "QUEUED", j.gpu_count, "{}", j.created_at, 1, 0)
+                    for j in queue
+                ],
+            )  # fmt: skip
+            await conn.copy_records_to_table(
+                "user_load",
+                columns=["user_id", "progress_count", "progress_gpus"],
+                records=[(uuid.UUID(u), 1, 1) for u in load.progress],
+            )
+            await conn.execute("ANALYZE jobs; ANALYZE user_load")
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            async with pool.acquire() as conn:
+                await is_paused(conn)
+                read_queue = await load_queue(conn)
+                read_load, _ = await load_user_load(conn, 1)
+            times.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        plan(read_queue, read_load, 64, explain=False)
+        planned_ms = (time.perf_counter() - t0) * 1000
+    return {
+        "bench": "admission.tick_db_read", "queued": len(read_queue), "users": users,
+        "best_ms": round(min(times), 2), "median_ms": round(statistics.median(times), 2),
+        "then_plan_ms": round(planned_ms, 2), "target": "< 50 ms (for the planner)",
+    }  # fmt: skip
+
+
+async def run(ctx: object) -> list[dict[str, object]]:
+    """Entry point for `bench/__main__.py`; `ctx.database_url` and `ctx.admission_jobs`."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    server_url = getattr(ctx, "database_url", None) or os.environ.get("DATABASE_URL")
+    if not server_url:
+        server_url = await asyncio.to_thread(resolve_database_url, None)
+    jobs = int(getattr(ctx, "admission_jobs", 200))
+    results: list[dict[str, object]] = []
+    async with _fresh_database(server_url) as db_url:
+        results.append(await latency(db_url, jobs))
+    results.extend(planner())
+    async with _fresh_database(server_url) as db_url:
+        results.append(await tick_read(db_url))
+    return results
+
+
+if __name__ == "__main__":
+    context = type("Ctx", (), {})()
+    if len(sys.argv) > 1:
+        context.admission_jobs = int(sys.argv[1])  # type: ignore[attr-defined]
+    for row in asyncio.run(run(context)):
+        print(row)

@@ -1,0 +1,258 @@
+"""Benchmark: event-store appends/s against a plain INSERT, and the design alternatives.
+
+Every writer has its own connection; every append is its own transaction, exactly like the
+service (``append`` inside ``conn.transaction()``, then ``notify_appended`` after commit).
+Each append goes to a fresh stream (expected_version 0), so there are no conflicts. One
+connection LISTENs on the channel throughout, as the service's tailers do.
+
+Measured in the same run and database, each for a fixed duration after a short warm-up:
+
+- ``plain``: a single-row autocommit ``INSERT`` of the same event JSON into a bare table
+  (``bench_plain``), the baseline; 1 and 8 writers.
+- ``store``: the shipped design (NOTIFY after commit); 1 and 8 writers. Target: at 8 writers
+  at least 80 % of ``plain``.
+- ``notify_in_tx``: ``pg_notify`` inside the appending transaction, before the commit.
+- ``advisory_lock``: appends serialised by ``pg_advisory_xact_lock(<const>)`` before the
+  insert (the simple gap-free alternative to the ``transaction_id`` read order).
+
+Run: ``python -m bench.event_store [seconds]`` (DATABASE_URL, or an embedded server)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any, Final
+
+import asyncpg
+
+from events.codec import encode, event_type, schema_version
+from events.job_events import JobSubmitted
+from events.store import CHANNEL, NewEvent, append, notify_appended
+from service.database import migrate, resolve_database_url, with_database
+
+TARGET_RATIO: Final = 0.80
+WRITERS: Final = (1, 8)
+ADVISORY_KEY: Final = 0x6674715F6170  # "ftq_ap": one lock for every append
+META: Final = {"actor": "bench"}
+PLAIN_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS bench_plain (id bigserial PRIMARY KEY, stream_id text, data jsonb)"
+)
+PLAIN_INSERT: Final = "INSERT INTO bench_plain (stream_id, data) VALUES ($1, $2::jsonb)"
+
+# One append: (connection, fresh stream id) -> None.
+Op = Callable[[asyncpg.Connection, str], Awaitable[None]]
+
+
+def _event() -> NewEvent:
+    submitted = JobSubmitted(
+        at=datetime.now(UTC),
+        job_id=str(uuid.uuid4()),
+        user_id=str(uuid.uuid4()),
+        user_email="bench@example.com",
+        kind="SFT",
+        display_name="bench",
+        gpu_count=4,
+        fireworks_payload={
+            "baseModel": "accounts/fireworks/models/qwen3-14b",
+            "dataset": "accounts/bench/datasets/d-1",
+            "epochs": 1,
+        },
+    )
+    type_ = event_type(submitted)
+    return NewEvent(type=type_, data=encode(submitted), schema_version=schema_version(type_))
+
+
+EVENT: Final = _event()
+EVENT_JSON: Final = EVENT.data.decode()
+
+
+async def _plain(conn: asyncpg.Connection, stream_id: str) -> None:
+    await conn.execute(PLAIN_INSERT, stream_id, EVENT_JSON)
+
+
+async def _store(conn: asyncpg.Connection, stream_id: str) -> None:
+    async with conn.transaction():
+        await append(conn, stream_id, 0, [EVENT], META)
+    await notify_appended(conn, [stream_id])
+
+
+async def _notify_in_tx(conn: asyncpg.Connection, stream_id: str) -> None:
+    async with conn.transaction():
+        await append(conn, stream_id, 0, [EVENT], META)
+        await notify_appended(conn, [stream_id])
+
+
+async def _advisory_lock(conn: asyncpg.Connection, stream_id: str) -> None:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", ADVISORY_KEY)
+        await append(conn, stream_id, 0, [EVENT], META)
+    await notify_appended(conn, [stream_id])
+
+
+VARIANTS: Final[dict[str, Op]] = {
+    "plain": _plain,
+    "store": _store,
+    "notify_in_tx": _notify_in_tx,
+    "advisory_lock": _advisory_lock,
+}
+
+
+async def _measure(database_url: str, op: Op, writers: int, seconds: float, warmup: float) -> float:
+    """Operations/s of ``op`` from ``writers`` connections over ``seconds`` after ``warmup``."""
+    conns = [await asyncpg.connect(database_url) for _ in range(writers)]
+    try:
+        prefix = secrets.token_hex(4)
+        start = time.perf_counter() + 0.05
+        measure_from = start + warmup
+        until = measure_from + seconds
+        counts = [0] * writers
+
+        async def writer(i: int) -> None:
+            conn, n = conns[i], 0
+            await asyncio.sleep(max(0.0, start - time.perf_counter()))
+            while (now := time.perf_counter()) < until:
+                n += 1
+                await op(conn, f"bench-{prefix}-{i}-{n}")
+                if now >= measure_from and time.perf_counter() <= until:
+                    counts[i] += 1
+
+        await asyncio.gather(*(writer(i) for i in range(writers)))
+        return sum(counts) / seconds
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+async def plain_insert_baseline(database_url: str, writers: int, seconds: float) -> float:
+    """Rows/s of a bare single-row ``INSERT`` of an event's JSON into ``bench_plain`` (created
+    when missing) from ``writers`` connections; the baseline ``bench.http_api`` also uses."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(PLAIN_TABLE)
+    finally:
+        await conn.close()
+    return await _measure(database_url, _plain, writers, seconds, warmup=min(0.5, seconds / 4))
+
+
+@contextlib.asynccontextmanager
+async def _fresh_database(server_url: str) -> AsyncIterator[str]:
+    name = f"ftq_bench_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(server_url, name)
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+            await conn.execute(PLAIN_TABLE)
+        finally:
+            await conn.close()
+        yield url
+    finally:
+        admin = await asyncpg.connect(server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def _row(
+    name: str, value: float, target: str = "", ratio: float | None = None, ok: bool | None = None
+) -> dict[str, object]:
+    row: dict[str, object] = {"name": name, "value": round(value, 1), "unit": "appends/s"}
+    if target:
+        row["target"] = target
+    if ratio is not None:
+        row["ratio"] = round(ratio, 3)
+    if ok is not None:
+        row["ok"] = ok
+    return row
+
+
+async def measure(
+    db_url: str, seconds: float = 3.0, warmup: float = 0.5
+) -> list[dict[str, object]]:
+    """Every variant at 1 and 8 writers, interleaved per writer count; then the ratios."""
+    listener = await asyncpg.connect(db_url)
+    notified = 0
+
+    def on_notify(*_: Any) -> None:
+        nonlocal notified
+        notified += 1
+
+    await listener.add_listener(CHANNEL, on_notify)
+    rates: dict[tuple[str, int], float] = {}
+    try:
+        for writers in WRITERS:
+            for variant, op in VARIANTS.items():
+                rates[variant, writers] = await _measure(db_url, op, writers, seconds, warmup)
+        await asyncio.sleep(0.2)  # let the last notifications arrive
+    finally:
+        await listener.close()
+    if notified == 0:
+        raise AssertionError("the listener received no notification")
+
+    rows: list[dict[str, object]] = []
+    for writers in WRITERS:
+        plain = rates["plain", writers]
+        rows.append(_row(f"plain INSERT, {writers}w", plain, ratio=1.0))
+        for variant in ("store", "notify_in_tx", "advisory_lock"):
+            rate = rates[variant, writers]
+            ratio = rate / plain if plain else 0.0
+            label = {
+                "store": "store append (NOTIFY after commit)",
+                "notify_in_tx": "append, NOTIFY inside tx",
+                "advisory_lock": "append, advisory-lock serialised",
+            }[variant]
+            if variant == "store" and writers == WRITERS[-1]:
+                rows.append(
+                    _row(
+                        f"{label}, {writers}w",
+                        rate,
+                        target=f">= {TARGET_RATIO:.2f} x plain",
+                        ratio=ratio,
+                        ok=ratio >= TARGET_RATIO,
+                    )
+                )
+            else:
+                rows.append(_row(f"{label}, {writers}w", rate, ratio=ratio))
+    top = WRITERS[-1]
+    store = rates["store", top]
+    rows.append(
+        {
+            "name": f"NOTIFY inside tx vs after commit, {top}w",
+            "value": round(rates["notify_in_tx", top] / store, 3) if store else None,
+            "unit": "x store",
+        }
+    )
+    return rows
+
+
+async def run(ctx: object) -> list[dict[str, object]]:
+    """Entry point for `bench/__main__.py`; `ctx.database_url` (a server to create a fresh
+    database on), `ctx.event_store_seconds` (default 3) and `ctx.event_store_warmup`."""
+    server_url = getattr(ctx, "database_url", None) or os.environ.get("DATABASE_URL")
+    if not server_url:
+        server_url = await asyncio.to_thread(resolve_database_url, None)
+    seconds = float(getattr(ctx, "event_store_seconds", 3.0))
+    warmup = float(getattr(ctx, "event_store_warmup", 0.5))
+    async with _fresh_database(server_url) as db_url:
+        return await measure(db_url, seconds, warmup)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    context = SimpleNamespace(event_store_seconds=float(args[0]) if args else 3.0)
+    for result in asyncio.run(run(context)):
+        print(result)

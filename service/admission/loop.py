@@ -1,0 +1,252 @@
+"""The admission loop: one leader reconciles with Fireworks, reads the headroom, plans, admits.
+
+Wakes on NOTIFY (through the LogWatcher) and on the reconcile timer; a burst of appends gives
+one pass. NOTIFY-driven passes only resolve open admissions and requested cancels before
+admitting; every job is GET on Fireworks on the timer (`FTQ_RECONCILE_SECONDS`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
+import msgspec
+import structlog
+
+from events.job_events import AdmissionReason
+from events.tail import LogWatcher, Subscription
+from service import metrics
+from service.admission.admit import STEPS, AdmissionContext, Checkpoint, admit, no_checkpoint
+from service.admission.leader import Leadership
+from service.admission.plan import plan
+from service.admission.queue import is_paused, load_queue, load_user_load
+from service.admission.reconcile import reconcile
+from service.capacity import Capacity, CapacityReader, utcnow
+from service.fireworks import FireworksClient
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+FOLLOWER_RETRY_S: Final = 1.0
+DEBOUNCE_S: Final = 0.002
+
+
+FAULT_STEP_ENV: Final = "FTQ_FAULT_STEP"
+FAULT_ACTION_ENV: Final = "FTQ_FAULT_ACTION"
+
+
+def fault_checkpoint_from_env(environ: dict[str, str] | None = None) -> Checkpoint | None:
+    """TEST-ONLY crash injection for the e2e reliability suite (tests/e2e/test_replicas.py).
+
+    `FTQ_FAULT_STEP=<one of admit.STEPS>` makes the leader die at that protocol step of its
+    first admission: `FTQ_FAULT_ACTION=exit` (default) ends the process with `os._exit(137)`
+    (as if SIGKILLed: no cleanup, the leader lock goes with the connection), `hang` blocks the
+    admission loop forever (the process stays up holding leadership). Unset in production:
+    then this returns None and the no-op checkpoint is used."""
+    env = os.environ if environ is None else environ
+    step = env.get(FAULT_STEP_ENV, "")
+    if not step:
+        return None
+    if step not in STEPS:
+        raise ValueError(f"{FAULT_STEP_ENV} must be one of {STEPS}, not {step!r}")
+    action = env.get(FAULT_ACTION_ENV, "exit")
+    if action not in ("exit", "hang"):
+        raise ValueError(f"{FAULT_ACTION_ENV} must be 'exit' or 'hang', not {action!r}")
+
+    async def checkpoint(at: str, job_id: str) -> None:
+        if at != step:
+            return
+        log.critical("admission.fault_injected", step=at, job_id=job_id, action=action)
+        if action == "exit":
+            os._exit(137)
+        await asyncio.Event().wait()  # hang: never returns
+
+    return checkpoint
+
+
+class TickSummary(msgspec.Struct, frozen=True, kw_only=True):
+    started_at: datetime
+    duration_ms: float
+    reconciled: int = 0
+    admitted: int = 0
+    returned: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    quota: int = 0
+    in_use: int = 0
+    available: int = 0
+    error: str | None = None
+
+
+class SchedulerStatus(msgspec.Struct):
+    leader: bool
+    paused: bool
+    last_tick: TickSummary | None
+
+
+class AdmissionLoop:
+    """Runs passes while leader; `tick()` is one pass and can be called directly (tests)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        client: FireworksClient,
+        settings: Settings,
+        watcher: LogWatcher | None,
+        *,
+        capacity: CapacityReader,
+        clock: Callable[[], datetime] = utcnow,
+        checkpoint: Checkpoint | None = None,
+        dsn: str | None = None,
+        follower_retry_s: float = FOLLOWER_RETRY_S,
+    ) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._watcher = watcher
+        self._capacity = capacity
+        checkpoint = checkpoint or fault_checkpoint_from_env()
+        self._ctx = AdmissionContext(pool, client, clock, checkpoint or no_checkpoint)
+        self._dsn = dsn or settings.database_url
+        self._follower_retry_s = follower_retry_s
+        self._leadership = Leadership(self._connect)
+        self._wake = asyncio.Event()
+        self._subscription: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._paused = False
+        self._last: TickSummary | None = None
+        self._last_full = float("-inf")
+
+    async def _connect(self) -> asyncpg.Connection:
+        if self._dsn is not None:
+            return await asyncpg.connect(self._dsn)
+        # No DSN given: open a connection like the pool's own (not one of the pool's).
+        args: tuple[Any, ...] = getattr(self._pool, "_connect_args", ())
+        kwargs: dict[str, Any] = getattr(self._pool, "_connect_kwargs", {})
+        return await asyncpg.connect(*args, **kwargs)
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        if self._watcher is not None:
+            self._subscription = self._watcher.subscribe()
+            self._wake = self._subscription.event
+        self._task = asyncio.create_task(self._run(), name="ftq-admission-loop")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+        await self._leadership.release()
+        metrics.IS_LEADER.set(0)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def status(self) -> SchedulerStatus:
+        return SchedulerStatus(self._leadership.is_leader, self._paused, self._last)
+
+    async def _run(self) -> None:
+        while True:
+            if not await self._leadership.acquire():
+                metrics.IS_LEADER.set(0)
+                await asyncio.sleep(self._follower_retry_s)
+                continue
+            metrics.IS_LEADER.set(1)
+            self._wake.clear()
+            due = time.monotonic() - self._last_full >= self._settings.reconcile_seconds
+            await self.tick(full_reconcile=due)
+            if not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(self._settings.reconcile_seconds, 5.0)):
+                        await self._wake.wait()
+            await asyncio.sleep(DEBOUNCE_S)  # let a burst of appends land: one pass for all
+
+    async def tick(self, *, full_reconcile: bool = True) -> TickSummary:
+        """One pass: reconcile, read capacity, plan, admit. Never raises (but cancellation)."""
+        started_at, t0 = self._ctx.clock(), time.perf_counter()
+        counts: Counter[str] = Counter()
+        capacity: Capacity | None = None
+        error: str | None = None
+        try:
+            counts += await reconcile(self._ctx, full=full_reconcile)
+            if full_reconcile:
+                self._last_full = time.monotonic()
+            capacity = await self._admit_planned(counts)
+        except Exception as exc:
+            log.exception("admission.tick_failed")
+            error = f"{type(exc).__name__}: {exc}"
+        summary = TickSummary(
+            started_at=started_at,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+            reconciled=counts["reconciled"],
+            admitted=counts["admitted"],
+            returned=counts["returned"],
+            failed=counts["failed"],
+            cancelled=counts["cancelled"],
+            quota=capacity.quota if capacity else 0,
+            in_use=capacity.in_use if capacity else 0,
+            available=capacity.available if capacity else 0,
+            error=error,
+        )
+        self._last = summary
+        _observe_metrics(summary, counts)
+        return summary
+
+    async def _admit_planned(self, counts: Counter[str]) -> Capacity:
+        settings = self._settings
+        async with self._pool.acquire() as conn:
+            self._paused = await is_paused(conn)
+            queue = [] if self._paused else await load_queue(conn)
+            load, ftq_gpus = await load_user_load(conn, settings.user_cap)
+            capacity = await self._capacity.read(conn, ftq_in_use=ftq_gpus)
+        if not self._paused:
+            metrics.QUEUE_DEPTH.set(len(queue))
+        if capacity.note:
+            log.warning("admission.capacity_degraded", note=capacity.note)
+        if self._paused or not queue:
+            return capacity
+        chosen = plan(
+            queue, load, capacity.available, policy=settings.policy, paused=False, explain=False
+        )
+        for admission in chosen.admit:
+            before = admission.available_before
+            reason = AdmissionReason(
+                policy=settings.policy,
+                quota=capacity.quota,
+                in_use=capacity.in_use + (capacity.available - before),
+                available=before,
+                queue_position=admission.queue_position,
+                headroom_source=capacity.source,
+            )
+            outcome = await admit(self._ctx, admission.job.job_id, reason)
+            counts[outcome] += 1
+            if outcome == "returned":
+                self._capacity.invalidate()  # Fireworks knows better than our reading
+            if outcome in ("returned", "open"):
+                break  # quota refused or Fireworks unreachable: end the pass
+        return capacity
+
+
+def _observe_metrics(summary: TickSummary, counts: Counter[str]) -> None:
+    metrics.TICK_SECONDS.observe(summary.duration_ms / 1000)
+    metrics.GPUS_QUOTA.set(summary.quota)
+    metrics.GPUS_IN_USE.set(summary.in_use)
+    metrics.GPUS_AVAILABLE.set(summary.available)
+    for outcome in ("admitted", "returned", "failed", "cancelled", "open"):
+        if counts[outcome]:
+            metrics.ADMISSIONS.labels(outcome=outcome).inc(counts[outcome])
+    if counts["unreachable"] or counts["open"]:
+        metrics.FIREWORKS_ERRORS.labels(kind="transient").inc(
+            counts["unreachable"] + counts["open"]
+        )

@@ -1,0 +1,131 @@
+"""Reconcile ftq's PROGRESS jobs with Fireworks: resolve open admissions, carry out requested
+cancels, record state changes seen on Fireworks, and cancel Fireworks jobs that outlived
+their ftq job (orphan sweep)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from typing import Final
+
+import structlog
+
+from events.fireworks_states import is_known, outcome_of
+from events.job import JobState
+from events.job_commands import FireworksJobGone
+from projections.recorder import load_job
+from service.admission.admit import (
+    AdmissionContext,
+    Outcome,
+    observed,
+    record,
+    resolve_open,
+    settle,
+    settle_outcome,
+)
+from service.fireworks import FireworksError, NotFound
+
+log = structlog.get_logger(__name__)
+
+CONCURRENCY: Final = 16
+# TODO(core): move into service/sql/queries.sql (not this module's file to edit).
+PROGRESS_JOBS: Final = """
+SELECT id::text, admission_open, cancel_requested_by IS NOT NULL, fireworks_state, progress
+FROM jobs WHERE state = 'PROGRESS' AND ($1 OR admission_open OR cancel_requested_by IS NOT NULL)
+ORDER BY created_at, id
+"""
+TERMINAL_AMONG: Final = """
+SELECT id::text FROM jobs WHERE id = ANY($1::uuid[]) AND state IN ('SUCCESS', 'FAIL', 'CANCELLED')
+"""
+_LEAVING: Final = frozenset({"JOB_STATE_CANCELLING"})
+
+
+async def reconcile(ctx: AdmissionContext, *, full: bool = True) -> Counter[str]:
+    """One pass; `full=False` only resolves open admissions and requested cancels (cheap, for
+    NOTIFY-driven ticks). Returns outcome counts, plus "reconciled" = jobs looked at."""
+    async with ctx.pool.acquire() as conn:
+        rows = await conn.fetch(PROGRESS_JOBS, full)
+    counts: Counter[str] = Counter()
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(row: tuple[str, bool, bool, str | None, float | None]) -> None:
+        async with gate:
+            job_id, is_open, cancel_requested, fw_state, progress = row
+            if is_open:
+                outcome: Outcome | str = await resolve_open(ctx, job_id)
+            elif cancel_requested:
+                outcome = await _cancel(ctx, job_id)
+            else:
+                outcome = await _observe(ctx, job_id, fw_state, progress)
+            counts[outcome] += 1
+            counts["reconciled"] += 1
+
+    await asyncio.gather(*(one(tuple(r)) for r in rows))
+    if full:
+        await sweep_orphans(ctx)
+    return counts
+
+
+async def _cancel(ctx: AdmissionContext, job_id: str) -> Outcome:
+    async with ctx.pool.acquire() as conn:
+        state = await load_job(conn, job_id)
+    return await settle(ctx, state) if not state.terminal else settle_outcome(state)
+
+
+async def _observe(
+    ctx: AdmissionContext, job_id: str, known_state: str | None, known_progress: float | None
+) -> str:
+    async with ctx.pool.acquire() as conn:
+        kind = await conn.fetchval("SELECT kind FROM jobs WHERE id = $1::uuid", job_id)
+    try:
+        job = await ctx.client.get_job(kind, job_id)
+    except NotFound:
+        log.warning("reconcile.gone_on_fireworks", job_id=job_id)
+        return settle_outcome_or_skip(await record(ctx, job_id, FireworksJobGone(at=ctx.clock())))
+    except FireworksError as exc:
+        log.warning("reconcile.unreachable", job_id=job_id, status=exc.status)
+        return "unreachable"
+    state = job.state or "JOB_STATE_UNSPECIFIED"
+    if not is_known(state):
+        log.warning("reconcile.unknown_fireworks_state", job_id=job_id, fireworks_state=state)
+    if state == "JOB_STATE_PAUSED" and known_state != state:
+        log.error("reconcile.paused_on_fireworks", job_id=job_id, alert=True)
+    unchanged = state == known_state and (job.percent is None or job.percent == known_progress)
+    if unchanged and outcome_of(state) == "running":
+        return "unchanged"
+    return settle_outcome_or_skip(await record(ctx, job_id, observed(ctx, job)))
+
+
+def settle_outcome_or_skip(state: JobState | None) -> str:
+    return "skipped" if state is None else settle_outcome(state)
+
+
+async def sweep_orphans(ctx: AdmissionContext) -> int:
+    """Cancel every Fireworks job still live whose ftq job is finished; returns how many."""
+    try:
+        jobs = await ctx.client.list_all_jobs()
+    except FireworksError as exc:
+        log.warning("reconcile.orphan_sweep_unreachable", status=exc.status)
+        return 0
+    live = {}
+    for kind, job in jobs:
+        job_id = job.job_id
+        state = job.state or "JOB_STATE_UNSPECIFIED"
+        if job_id is None or state in _LEAVING or outcome_of(state) != "running":
+            continue
+        try:
+            live[str(uuid.UUID(job_id))] = kind
+        except ValueError:
+            continue  # not an ftq id: started outside ftq
+    if not live:
+        return 0
+    async with ctx.pool.acquire() as conn:
+        finished = [r[0] for r in await conn.fetch(TERMINAL_AMONG, list(live))]
+    for job_id in finished:
+        log.warning("reconcile.orphan_cancelled", job_id=job_id)
+        try:
+            await ctx.client.cancel_job(live[job_id], job_id)
+        except FireworksError as exc:
+            log.warning("reconcile.orphan_cancel_failed", job_id=job_id, status=exc.status)
+    return len(finished)

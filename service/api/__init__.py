@@ -1,0 +1,1 @@
+"""The HTTP API: routes, auth, errors, views (composed in `service.app`)."""

@@ -1,0 +1,180 @@
+"""Admin routes: users, keys, per-user caps, and the scheduler switch (recorded in the log)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+from litestar import Request, delete, get, post, put
+from litestar.params import FromPath, JSONBody
+
+from events.directory import PauseScheduler, ResumeScheduler
+from service import directory
+from service.admission.queue import is_paused
+from service.api.auth import CallerDep
+from service.api.common import (
+    RuntimeDep,
+    checked_uuid,
+    errors,
+    metadata,
+    optional_body,
+    strict_body,
+)
+from service.api.errors import not_found
+from service.api.runtime import Runtime
+from service.api.schemas import (
+    CapUpdate,
+    IssuedKeyView,
+    NewKey,
+    NewUser,
+    PauseRequest,
+    SchedulerView,
+    UserView,
+)
+from service.commands import run_scheduler_command
+
+
+class RevokedKey(msgspec.Struct, frozen=True):
+    id: str
+    revoked: bool
+
+
+def _user_view(user: directory.User) -> UserView:
+    return UserView(id=user.id, email=user.email, role=user.role, cap=user.cap)
+
+
+async def _user(runtime: Runtime, user_id: str) -> directory.User:
+    user = await directory.find_user(runtime.pool, user_id=checked_uuid(user_id, "user"))
+    if user is None:
+        raise not_found("no such user")
+    return user
+
+
+@post("/users", status_code=201, summary="Add a user", responses=errors(400, 403, 409, 413))
+async def add_user(
+    request: Request[Any, Any, Any], data: JSONBody[NewUser], caller: CallerDep, runtime: RuntimeDep
+) -> UserView:
+    data = await strict_body(request, NewUser)
+    user = await directory.add_user(runtime.pool, data.email, data.role, metadata(caller))
+    return _user_view(user)
+
+
+@get("/users", summary="List users", responses=errors(403))
+async def list_users(runtime: RuntimeDep) -> list[UserView]:
+    return [_user_view(u) for u in await directory.list_users(runtime.pool)]
+
+
+@post(
+    "/users/{user_id:str}/keys",
+    status_code=201,
+    summary="Issue an API key (the plaintext is shown only here)",
+    responses=errors(400, 403, 404, 413),
+)
+async def issue_key(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    data: JSONBody[NewKey | None] = None,
+) -> IssuedKeyView:
+    user = await _user(runtime, user_id)
+    data = await optional_body(request, NewKey)
+    label = data.label if data is not None else None
+    issued = await directory.issue_key(runtime.pool, user.email, label, metadata(caller))
+    return IssuedKeyView(id=issued.id, key=issued.key)
+
+
+@put(
+    "/users/{user_id:str}/cap",
+    summary="Set a user's PROGRESS cap (null: the global default)",
+    responses=errors(400, 403, 404, 413),
+)
+async def set_cap(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    data: JSONBody[CapUpdate],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> UserView:
+    data = await strict_body(request, CapUpdate)
+    user = await _user(runtime, user_id)
+    await directory.set_cap(runtime.pool, user.email, data.cap, metadata(caller))
+    _wake(runtime)
+    return _user_view(await _user(runtime, user.id))
+
+
+@delete(
+    "/keys/{key_id:str}",
+    status_code=200,
+    summary="Revoke an API key at once",
+    responses=errors(403, 404),
+)
+async def revoke_key(key_id: FromPath[str], caller: CallerDep, runtime: RuntimeDep) -> RevokedKey:
+    checked = checked_uuid(key_id, "key")
+    await directory.revoke_key(runtime.pool, checked, metadata(caller))
+    return RevokedKey(id=checked, revoked=True)
+
+
+def _wake(runtime: Runtime) -> None:
+    if runtime.loop is not None:
+        runtime.loop.wake()
+
+
+async def _scheduler_view(runtime: Runtime) -> SchedulerView:
+    async with runtime.pool.acquire() as conn:
+        paused = await is_paused(conn)
+    leader, last_tick = False, None
+    if runtime.loop is not None:
+        status = runtime.loop.status()
+        leader = bool(status.leader)
+        raw: Any = msgspec.to_builtins(status.last_tick) if status.last_tick else None
+        last_tick = raw if isinstance(raw, dict) else None
+    return SchedulerView(
+        leader=leader, paused=paused, running_here=runtime.loop is not None, last_tick=last_tick
+    )
+
+
+@get("/scheduler", summary="Scheduler: leader, paused, last tick", responses=errors(403))
+async def scheduler(runtime: RuntimeDep) -> SchedulerView:
+    return await _scheduler_view(runtime)
+
+
+@post(
+    "/scheduler/pause",
+    status_code=200,
+    summary="Stop admissions (reconciliation continues)",
+    responses=errors(400, 403, 413),
+)
+async def pause(
+    request: Request[Any, Any, Any],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    data: JSONBody[PauseRequest | None] = None,
+) -> SchedulerView:
+    data = await optional_body(request, PauseRequest)
+    reason = data.reason if data is not None else None
+    command = PauseScheduler(at=datetime.now(UTC), by=caller.email, reason=reason)
+    await run_scheduler_command(runtime.pool, command, metadata(caller))
+    _wake(runtime)
+    return await _scheduler_view(runtime)
+
+
+@post("/scheduler/resume", status_code=200, summary="Restart admissions", responses=errors(403))
+async def resume(caller: CallerDep, runtime: RuntimeDep) -> SchedulerView:
+    command = ResumeScheduler(at=datetime.now(UTC), by=caller.email)
+    await run_scheduler_command(runtime.pool, command, metadata(caller))
+    _wake(runtime)
+    return await _scheduler_view(runtime)
+
+
+ADMIN_ROUTES: Final = [
+    add_user,
+    list_users,
+    issue_key,
+    set_cap,
+    revoke_key,
+    scheduler,
+    pause,
+    resume,
+]

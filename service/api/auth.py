@@ -1,0 +1,77 @@
+"""Bearer `sftq_` keys. A guard authenticates before anything else (so a bad body from an
+unknown caller is 401, not 400) and leaves the `Caller` for the `caller` dependency."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import msgspec
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
+
+from service.api.errors import ApiError
+from service.api.runtime import runtime_of
+from service.directory import authenticate
+
+_STATE_KEY: Final = "ftq_caller"
+BEARER_SCHEME: Final = "BearerKey"
+
+
+class Caller(msgspec.Struct, frozen=True):
+    user_id: str
+    email: str
+    role: Literal["member", "admin"]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _unauthenticated(message: str) -> ApiError:
+    return ApiError(401, "UNAUTHENTICATED", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def authenticate_connection(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    """The caller of this connection (cached on the connection's scope state)."""
+    cached = connection.scope.get("state", {}).get(_STATE_KEY)
+    if isinstance(cached, Caller):
+        return cached
+    header = connection.headers.get("authorization")
+    if not header:
+        raise _unauthenticated("missing Authorization header")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthenticated("Authorization must be 'Bearer sftq_<token>'")
+    pool = runtime_of(connection.app.state).pool
+    user = await authenticate(pool, token.strip())
+    if user is None:
+        raise _unauthenticated("unknown or revoked API key")
+    caller = Caller(user_id=user.id, email=user.email, role=user.role)
+    connection.scope.setdefault("state", {})[_STATE_KEY] = caller
+    return caller
+
+
+async def authenticated(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Guard: 401 unless the connection carries a valid, active key."""
+    await authenticate_connection(connection)
+
+
+async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: 403 for members (after authentication)."""
+    caller = await authenticate_connection(connection)
+    if not caller.is_admin:
+        raise ApiError(403, "FORBIDDEN", "admin role required")
+
+
+async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    return await authenticate_connection(request)
+
+
+CALLER: Final = {"caller": Provide(provide_caller)}
+# Annotation for handlers: `caller: CallerDep` (a plain `caller: Caller` works too).
+CallerDep = NamedDependency[Caller]
+SECURITY: Final[list[dict[str, list[str]]]] = [{BEARER_SCHEME: []}]

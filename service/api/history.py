@@ -1,0 +1,180 @@
+"""Job history: GET /jobs/{id}/events, its live SSE twin, and GET /events/stream.
+
+Handlers get `caller` (authenticated `Caller`) and `runtime` (the app's `Runtime`: `pool`,
+`watcher`) as dependencies. Every event shown goes through `redact`; `key.issued` never
+shows its key hash. Members see only their own jobs; another user's job is 404."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from litestar import Request, get
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from events import codec
+from events.errors import UnknownPosition
+from events.store import Cursor, cursor_at_position, read_stream
+from service.api.auth import CALLER, Caller
+from service.api.common import RUNTIME, checked_uuid, errors
+from service.api.errors import invalid, not_found
+from service.api.runtime import Runtime
+from service.api.streams import (
+    HEARTBEAT_S,
+    HEARTBEAT_STATE_KEY,
+    NDJSON,
+    NDJSON_MEDIA_TYPE,
+    SSE,
+    STREAM_HEADERS,
+    HistoryEvent,
+    JobSource,
+    LogFilter,
+    LogSource,
+    OwnedJobs,
+    Source,
+    Wire,
+    canonical_uuids,
+    framed,
+    history_event,
+    parse_values,
+)
+from service.sql import QUERIES
+
+_MAX_POSITION: Final = 2**63 - 1
+LastEventId = Annotated[
+    str | None,
+    Parameter(
+        header="Last-Event-ID",
+        required=False,
+        max_length=20,
+        description="Resume after this global position (sent by SSE clients on reconnect).",
+    ),
+]
+STREAM_NOTE: Final = (
+    "Each SSE event has `id:` = the global position, `event:` = the type and `data:` = the "
+    "JSON event. While idle a `: keepalive` comment is sent every 15 s; in NDJSON the "
+    'heartbeat is the line `{"type":"heartbeat"}` (it has no `position`).'
+)
+
+
+def _position(value: str | None, name: str) -> int | None:
+    """A plain non-negative position, or None when absent; anything else is 400."""
+    if value is None or value.strip() == "":
+        return None
+    text = value.strip()
+    if not text.isdigit() or not text.isascii() or int(text) > _MAX_POSITION:
+        raise invalid(f"{name} must be a non-negative integer position")
+    return int(text)
+
+
+async def _visible_job(runtime: Runtime, caller: Caller, job_id: str) -> str:
+    """The canonical id of a job the caller may see; 404 otherwise (never 403)."""
+    canonical = checked_uuid(job_id)
+    owner = await runtime.pool.fetchval(QUERIES["history_job_owner"], canonical)
+    if owner is None or (owner != caller.user_id and not caller.is_admin):
+        raise not_found("no such job")
+    return canonical
+
+
+def _heartbeat_s(request: Request[Any, Any, Any]) -> float:
+    return float(request.app.state.get(HEARTBEAT_STATE_KEY, HEARTBEAT_S))
+
+
+def _stream(request: Request[Any, Any, Any], source: Source, wire: Wire) -> Stream:
+    return Stream(
+        framed(source, wire, _heartbeat_s(request)),
+        media_type=wire.media_type,
+        headers=STREAM_HEADERS,
+    )
+
+
+@get(
+    "/jobs/{id:str}/events",
+    summary="A job's history, oldest first",
+    responses=errors(404),
+    dependencies={**CALLER, **RUNTIME},
+)
+async def job_events(id: str, caller: Caller, runtime: Runtime) -> list[HistoryEvent]:
+    job_id = await _visible_job(runtime, caller, id)
+    async with runtime.pool.acquire() as conn:
+        rows = await read_stream(conn, job_id)
+    return [history_event(r) for r in rows]
+
+
+@get(
+    "/jobs/{id:str}/events/stream",
+    summary="A job's history as Server-Sent Events, live until the job is terminal",
+    description=STREAM_NOTE,
+    responses=errors(400, 404),
+    media_type="text/event-stream",
+    dependencies={**CALLER, **RUNTIME},
+)
+async def job_event_stream(
+    request: Request[Any, Any, Any],
+    id: str,
+    caller: Caller,
+    runtime: Runtime,
+    last_event_id: LastEventId = None,
+) -> Stream:
+    after = _position(last_event_id, "Last-Event-ID") or 0
+    job_id = await _visible_job(runtime, caller, id)
+    return _stream(request, JobSource(runtime.pool, runtime.watcher, job_id, after, SSE), SSE)
+
+
+def _log_filter(job: list[str] | None, type_: list[str] | None) -> LogFilter:
+    jobs = canonical_uuids(parse_values(job))
+    if jobs is None:
+        raise invalid("job must be job ids (uuids)", [{"field": "job", "problem": "not a uuid"}])
+    types = frozenset(parse_values(type_))
+    unknown = sorted(types - codec.EVENT_TYPES.keys())
+    if unknown:
+        known = ", ".join(sorted(codec.EVENT_TYPES))
+        raise invalid(
+            f"unknown event type {unknown[0]!r}; known types: {known}",
+            [{"field": "type", "problem": f"unknown event type {t!r}"} for t in unknown],
+        )
+    return LogFilter(jobs=jobs, types=types)
+
+
+@get(
+    "/events/stream",
+    summary="Everything the caller may see, from a position, live (SSE or NDJSON)",
+    description="Members see the events of their own jobs; admins see every event (user, "
+    "key and scheduler events too; key hashes never). Starts after `after` or the "
+    "`Last-Event-ID` header (which wins; 0 or absent: from the beginning). "
+    "`Accept: application/x-ndjson` gives one JSON object per line. " + STREAM_NOTE,
+    responses=errors(400),
+    dependencies={**CALLER, **RUNTIME},
+)
+async def event_stream(
+    request: Request[Any, Any, Any],
+    caller: Caller,
+    runtime: Runtime,
+    last_event_id: LastEventId = None,
+    after: Annotated[
+        str | None,
+        Parameter(max_length=20, description="Start after this global position (0: start)."),
+    ] = None,
+    job: Annotated[
+        list[str] | None, Parameter(description="Only these jobs (repeatable or a,b,c).")
+    ] = None,
+    type_: Annotated[
+        list[str] | None,
+        Parameter(query="type", description="Only these event types (repeatable or a,b,c)."),
+    ] = None,
+) -> Stream:
+    resume = _position(last_event_id, "Last-Event-ID")
+    start = resume if resume is not None else _position(after, "after") or 0
+    wanted = _log_filter(job, type_)
+    wire = NDJSON if NDJSON_MEDIA_TYPE in (request.headers.get("accept") or "") else SSE
+    try:
+        async with runtime.pool.acquire() as conn:
+            cursor: Cursor = await cursor_at_position(conn, start)
+    except UnknownPosition:
+        raise invalid(f"no event at position {start}") from None
+    keep = None if caller.is_admin else OwnedJobs(runtime.pool, caller.user_id).keep
+    source = LogSource(runtime.pool, runtime.watcher, cursor, wire, keep, wanted)
+    return _stream(request, source, wire)
+
+
+history_routes: Final[list[Any]] = [job_events, job_event_stream, event_stream]

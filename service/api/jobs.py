@@ -1,0 +1,208 @@
+"""POST/GET /jobs, GET/DELETE /jobs/{id} (also served under /functions/v1/jobs-api)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+import asyncpg
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+
+from events.job_commands import SubmitJob
+from service.api.auth import Caller, CallerDep
+from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
+from service.api.errors import ApiError, invalid, not_found
+from service.api.pagination import decode_cursor, encode_cursor, next_link
+from service.api.runtime import Runtime
+from service.api.schemas import CancelResult, JobStatus, JobSubmission, JobView, Kind
+from service.api.validation import payload_problems
+from service.api.views import JobRow, job_row, job_views, row_of_state
+from service.cancellation import cancel_job
+from service.commands import run_job_command
+from service.sql import QUERIES
+
+IDEMPOTENCY_KEY: Final = r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        required=False,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY,
+        description="Printable ASCII, at most 255 characters. A retry with the same key and "
+        "body returns the same job (200); the same key with another body is 409.",
+    ),
+]
+LINK_HEADER: Final = ResponseHeader(
+    name="Link",
+    description='`<url>; rel="next"` when there is a next page',
+    required=False,
+    documentation_only=True,
+)
+
+
+def fingerprint(data: JobSubmission) -> str:
+    """SHA-256 of the canonical body (sorted keys, defaults filled in)."""
+    body = msgspec.json.encode(msgspec.to_builtins(data), order="sorted")
+    return hashlib.sha256(body).hexdigest()
+
+
+async def _visible_job(runtime: Runtime, caller: Caller, job_id: str) -> JobRow:
+    record = await runtime.pool.fetchrow(QUERIES["api_job_by_id"], checked_uuid(job_id))
+    if record is None:
+        raise not_found("no such job")
+    row = job_row(record)
+    if row.user_id != caller.user_id and not caller.is_admin:
+        raise not_found("no such job")  # never 403: existence is not leaked
+    return row
+
+
+async def _one_view(runtime: Runtime, row: JobRow) -> JobView:
+    return (await job_views(runtime, [row]))[0]
+
+
+def _wake(runtime: Runtime) -> None:
+    if runtime.loop is not None:
+        runtime.loop.wake()
+
+
+async def _replay(runtime: Runtime, caller: Caller, key: str, fp: str) -> Response[JobView] | None:
+    record = await runtime.pool.fetchrow(QUERIES["api_job_by_idempotency_key"], caller.user_id, key)
+    if record is None:
+        return None
+    row = job_row(record)
+    if row.request_fingerprint != fp:
+        raise ApiError(
+            409,
+            "IDEMPOTENCY_CONFLICT",
+            f"Idempotency-Key already used with another body (job {row.id})",
+        )
+    return Response(await _one_view(runtime, row), status_code=200)
+
+
+@post(
+    "/jobs",
+    status_code=201,
+    summary="Submit a job",
+    responses={**errors(400, 409, 413), **ok(200, JobView, "idempotent retry: the same job")},
+    description="201 with the new job; 200 with the earlier job on an idempotent retry.",
+)
+async def submit_job(
+    request: Request[Any, Any, Any],
+    data: JSONBody[JobSubmission],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response[JobView]:
+    data = await strict_body(request, JobSubmission)
+    problems = payload_problems(data.kind, data.fireworks_payload)
+    if problems:
+        raise invalid(f"fireworks_payload is not a valid {data.kind} job", problems)
+    fp = fingerprint(data)
+    if idempotency_key is not None:
+        earlier = await _replay(runtime, caller, idempotency_key, fp)
+        if earlier is not None:
+            return earlier
+    command = SubmitJob(
+        at=datetime.now(UTC),
+        job_id=str(uuid.uuid4()),
+        user_id=caller.user_id,
+        user_email=caller.email,
+        kind=data.kind,
+        display_name=data.display_name,
+        gpu_count=data.gpu_count,
+        fireworks_payload=data.fireworks_payload,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fp,
+    )
+    try:
+        state, _ = await run_job_command(runtime.pool, command.job_id, command, metadata(caller))
+    except asyncpg.UniqueViolationError:
+        # A concurrent request with the same key won; our append rolled back.
+        assert idempotency_key is not None
+        earlier = await _replay(runtime, caller, idempotency_key, fp)
+        if earlier is None:
+            raise
+        return earlier
+    _wake(runtime)
+    return Response(await _one_view(runtime, row_of_state(state)), status_code=201)
+
+
+@get(
+    "/jobs",
+    summary="List jobs, newest first",
+    responses=errors(400, 403),
+    response_headers=[LINK_HEADER],
+)
+async def list_jobs(
+    request: Request[Any, Any, Any],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    job_state: Annotated[JobStatus | None, QueryParameter(name="state")] = None,
+    kind: Annotated[Kind | None, QueryParameter()] = None,
+    user: Annotated[
+        str | None, QueryParameter(description="admins: a user's email or id", max_length=320)
+    ] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+) -> Response[list[JobView]]:
+    if (
+        user is not None
+        and not caller.is_admin
+        and user.lower() not in (caller.email, caller.user_id)
+    ):
+        raise ApiError(403, "FORBIDDEN", "the user filter is for admins")
+    after = decode_cursor(cursor) if cursor is not None else None
+    if user is not None and "\x00" in user:
+        raise invalid("user must not contain NUL")
+    async with runtime.pool.acquire() as conn:
+        records = await conn.fetch(
+            QUERIES["api_jobs_page"],
+            None if caller.is_admin else caller.user_id,
+            job_state,
+            kind,
+            user,
+            after[0] if after else None,
+            after[1] if after else None,
+            limit + 1,
+        )
+    rows = [job_row(r) for r in records]
+    views = await job_views(runtime, rows[:limit])
+    headers: dict[str, str] = {}
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        headers["Link"] = next_link(request, encode_cursor(last.created_at, last.id))
+    return Response(views, headers=headers)
+
+
+@get("/jobs/{id:str}", summary="One job", responses=errors(404))
+async def get_job(id: FromPath[str], caller: CallerDep, runtime: RuntimeDep) -> JobView:
+    return await _one_view(runtime, await _visible_job(runtime, caller, id))
+
+
+@delete(
+    "/jobs/{id:str}",
+    status_code=200,
+    summary="Cancel a job",
+    responses={**errors(404, 409), **ok(202, CancelResult, "cancel recorded, not yet done")},
+    description="200 when cancelled; 202 when the cancel is recorded and the admission loop "
+    "will carry it out on Fireworks.",
+)
+async def cancel(
+    id: FromPath[str], caller: CallerDep, runtime: RuntimeDep
+) -> Response[CancelResult]:
+    row = await _visible_job(runtime, caller, id)
+    outcome = await cancel_job(runtime.pool, runtime.client, row.id, caller.email, metadata(caller))
+    _wake(runtime)
+    if outcome.state.status == "CANCELLED":
+        return Response(CancelResult(id=row.id, state="CANCELLED"), status_code=200)
+    status = outcome.state.status or "PROGRESS"
+    return Response(CancelResult(id=row.id, state=status, cancel_requested=True), status_code=202)
+
+
+JOB_ROUTES: Final = [submit_job, list_jobs, get_job, cancel]

@@ -1,0 +1,52 @@
+"""Everything the handlers need at run time, built once by the app's lifespan."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import asyncpg
+from litestar.datastructures import State
+
+from events.tail import LogWatcher
+from service.api.batching import SharedRun
+from service.capacity import CapacityReader
+from service.fireworks import FireworksClient
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.fireworks.simulator import RunningSimulator
+
+
+class Runtime:
+    """A plain class, not a dataclass: Litestar's signature model passes it through as is."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        database_url: str,
+        pool: asyncpg.Pool,
+        watcher: LogWatcher,
+        session: aiohttp.ClientSession,
+        client: FireworksClient,
+        capacity: CapacityReader,
+        simulator: RunningSimulator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.pool = pool
+        self.watcher = watcher
+        self.session = session
+        self.client = client
+        self.capacity = capacity
+        self.simulator = simulator
+        self.loop: Any = None  # service.admission.loop.AdmissionLoop when it runs here
+        self.plans: SharedRun[dict[str, tuple[int, str]]] | None = None  # see api.views
+
+
+def runtime_of(state: State) -> Runtime:
+    runtime = state.get("runtime")
+    if not isinstance(runtime, Runtime):
+        raise RuntimeError("the app is not started (no runtime on app.state)")
+    return runtime

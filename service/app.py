@@ -1,0 +1,193 @@
+"""The composition root: settings in, a Litestar app out. The lifespan builds the database
+pool (migrated), the log watcher, one HTTP session, the Fireworks client (or the in-process
+simulator), the capacity reader and the admission loop, and tears them down in reverse."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
+from typing import Any
+
+import aiohttp
+import anyio.to_thread
+import structlog
+from litestar import Litestar, Router
+from litestar.exceptions import LitestarDeprecationWarning
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from events.tail import LogWatcher
+from service.api.admin import ADMIN_ROUTES
+from service.api.auth import BEARER_SCHEME, CALLER, SECURITY, admin_only, authenticated
+from service.api.common import RUNTIME
+from service.api.errors import EXCEPTION_HANDLERS
+from service.api.jobs import JOB_ROUTES
+from service.api.ops import OPS_ROUTES
+from service.api.runtime import Runtime
+from service.capacity import CapacityReader
+from service.database import create_pool, migrate, resolve_database_url
+from service.fireworks import FireworksClient
+from service.logging import RequestContext, configure_logging
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+LEGACY_PREFIX = "/functions/v1/jobs-api"  # where clients of the Supabase service call
+SIMULATOR_KEY = "sim-key"
+
+
+def history_routes() -> list[Any]:
+    """`service.api.history.history_routes` when that module exists (built separately)."""
+    if importlib.util.find_spec("service.api.history") is None:
+        log.warning("app.history_routes_missing")
+        return []
+    with _tolerating_litestar_deprecations():
+        return list(importlib.import_module("service.api.history").history_routes)
+
+
+@contextmanager
+def _tolerating_litestar_deprecations() -> Iterator[None]:
+    """Litestar 2.2x warns about handler styles it will drop in 3.0 (inferred dependencies,
+    `Parameter(header=...)`); ftq's own modules use the new style, the history module may
+    not yet, and a warning must not stop the app."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=LitestarDeprecationWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"litestar\..*")
+        warnings.filterwarnings("ignore", message=r"Deprecated 'header' parameter")
+        yield
+
+
+async def _admission_loop(runtime: Runtime) -> Any:
+    module = importlib.import_module("service.admission.loop")
+    loop = module.AdmissionLoop(
+        runtime.pool,
+        runtime.client,
+        runtime.settings,
+        runtime.watcher,
+        capacity=runtime.capacity,
+        dsn=runtime.database_url,  # the leader's own connection, also for the embedded server
+    )
+    await loop.start()
+    return loop
+
+
+def lifespan_for(
+    settings: Settings, run_scheduler: bool
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            url = await anyio.to_thread.run_sync(
+                resolve_database_url, settings.database_url, settings.data_dir / "pg"
+            )
+            pool = await create_pool(url)
+            stack.push_async_callback(pool.close)
+            await migrate(pool)
+            watcher = LogWatcher(url)
+            await watcher.start()
+            stack.push_async_callback(watcher.stop)
+            session = aiohttp.ClientSession()
+            stack.push_async_callback(session.close)
+            simulator = None
+            if settings.uses_simulator:
+                from service.fireworks.simulator import run_simulator  # noqa: PLC0415
+
+                simulator = await run_simulator(
+                    "127.0.0.1",
+                    0,
+                    quota=settings.fireworks_gpu_quota or 8,
+                    account_id=settings.fireworks_account_id,
+                    api_key=settings.fireworks_api_key or SIMULATOR_KEY,
+                )
+                stack.push_async_callback(simulator.stop)
+                base_url, api_key = simulator.base_url, settings.fireworks_api_key or SIMULATOR_KEY
+            else:
+                settings.check_production()
+                assert settings.fireworks_api_key is not None
+                base_url, api_key = settings.fireworks_base_url, settings.fireworks_api_key
+            client = FireworksClient(session, base_url, api_key, settings.fireworks_account_id)
+            runtime = Runtime(
+                settings=settings,
+                database_url=url,
+                pool=pool,
+                watcher=watcher,
+                session=session,
+                client=client,
+                capacity=CapacityReader(client, settings),
+                simulator=simulator,
+            )
+            if run_scheduler:
+                runtime.loop = await _admission_loop(runtime)
+                stack.push_async_callback(runtime.loop.stop)
+            app.state.runtime = runtime
+            stack.callback(app.state.pop, "runtime", None)
+            log.info("app.started", simulator=simulator is not None, scheduler=run_scheduler)
+            yield
+
+    return lifespan
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="ftq",
+        version="1",
+        description="A fair, event-sourced queue in front of a Fireworks account's "
+        "fine-tuning GPUs. Every non-2xx body is {error: {code, message, details}}.",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
+        components=Components(
+            security_schemes={
+                BEARER_SCHEME: SecurityScheme(
+                    type="http", scheme="bearer", description="sftq_<token>"
+                )
+            }
+        ),
+    )
+
+
+def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
+    """The ftq HTTP app; nothing connects until the lifespan starts."""
+    settings.check_production()  # refuse at once rather than at the first request
+    configure_logging(settings)
+    history = history_routes()
+    deps = {**CALLER, **RUNTIME}
+    guarded: dict[str, Any] = {"guards": [authenticated], "security": SECURITY}
+    routers = [
+        Router("/", route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
+        Router(LEGACY_PREFIX, route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
+        Router(
+            "/admin",
+            route_handlers=ADMIN_ROUTES,
+            dependencies=deps,
+            guards=[authenticated, admin_only],
+            security=SECURITY,
+        ),
+        Router("/", route_handlers=OPS_ROUTES, dependencies=deps),
+    ]
+    if history:
+        # The history handlers declare their own `caller`/`runtime` dependencies; Litestar
+        # refuses the same provider at two layers, so their routers carry none.
+        routers += [
+            Router("/", route_handlers=history, **guarded),
+            Router(LEGACY_PREFIX, route_handlers=history, **guarded),
+        ]
+    with _tolerating_litestar_deprecations():
+        app = Litestar(
+            route_handlers=routers,
+            exception_handlers=EXCEPTION_HANDLERS,
+            lifespan=[lifespan_for(settings, run_scheduler)],
+            request_max_body_size=settings.max_body_bytes,
+            openapi_config=_openapi(),
+            logging_config=None,
+        )
+    app.asgi_handler = RequestContext(app.asgi_handler)
+    return app

@@ -1,0 +1,111 @@
+"""Cancelling a job: at once while QUEUED; for a job on Fireworks, record the request, cancel
+it there, then confirm. Whatever cannot be finished now is finished by the admission loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+
+from events.fireworks_states import outcome_of
+from events.job import JobState
+from events.job_commands import ConfirmCancelled, ObserveFireworks, RequestCancel
+from service.commands import run_job_command
+from service.fireworks import FireworksClient, FireworksError, NotFound, Rejected
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], datetime]
+_CANCEL_UNDER_WAY = frozenset({"JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CancelOutcome(msgspec.Struct, frozen=True):
+    """`carried_out` False: the request is recorded and the loop will finish it (HTTP 202)."""
+
+    state: JobState
+    carried_out: bool
+
+
+async def cancel_job(
+    pool: asyncpg.Pool,
+    client: FireworksClient | None,
+    job_id: str,
+    by: str,
+    metadata: dict[str, Any],
+    *,
+    clock: Clock = utcnow,
+) -> CancelOutcome:
+    """Cancel `job_id` on behalf of `by`. Raises `InvalidState` for a terminal job and
+    `UnknownStream` for an unknown one (nothing recorded in either case)."""
+    state, _ = await run_job_command(pool, job_id, RequestCancel(at=clock(), by=by), metadata)
+    if state.terminal:
+        return CancelOutcome(state, carried_out=True)
+    if state.admission_open or client is None:
+        return CancelOutcome(state, carried_out=False)
+    finished = await carry_out_cancel(pool, client, state, metadata, clock=clock)
+    if finished is None:
+        return CancelOutcome(state, carried_out=False)
+    return CancelOutcome(finished, carried_out=finished.terminal)
+
+
+async def carry_out_cancel(
+    pool: asyncpg.Pool,
+    client: FireworksClient,
+    state: JobState,
+    metadata: Mapping[str, Any],
+    *,
+    clock: Clock = utcnow,
+) -> JobState | None:
+    """Cancel the job's Fireworks job (the client falls back to DELETE) and record it.
+
+    Returns the new state, or None when Fireworks could not be told (left for the next tick).
+    A refused cancel (job already finished or cancelling there) is settled by a GET."""
+    kind, fireworks_id = state.kind, state.fireworks_job_id or state.job_id
+    fireworks_state: str | None = None
+    try:
+        await client.cancel_job(kind, fireworks_id)
+    except NotFound:
+        pass  # nothing left on Fireworks to cancel
+    except Rejected as exc:
+        try:
+            job = await client.get_job(kind, fireworks_id)
+        except NotFound:
+            job = None
+        except FireworksError:
+            return None
+        if job is not None and job.state is not None:
+            outcome = outcome_of(job.state)
+            if outcome in ("success", "fail", "cancelled"):
+                observe = ObserveFireworks(
+                    at=clock(),
+                    fireworks_state=job.state,
+                    progress=job.percent,
+                    message=job.status_message,
+                )
+                after, _ = await run_job_command(pool, state.job_id, observe, metadata)
+                return after
+            if job.state not in _CANCEL_UNDER_WAY and outcome != "going_away":
+                log.error(
+                    "cancel.refused_by_fireworks",
+                    job_id=state.job_id,
+                    status=exc.status,
+                    error=exc.message,
+                    fireworks_state=job.state,
+                )
+                return None
+            fireworks_state = job.state
+    except FireworksError as exc:
+        log.warning("cancel.fireworks_unreachable", job_id=state.job_id, status=exc.status)
+        return None
+    confirm = ConfirmCancelled(at=clock(), fireworks_state=fireworks_state)
+    after, _ = await run_job_command(pool, state.job_id, confirm, metadata)
+    log.info("cancel.carried_out", job_id=state.job_id, by=state.cancel_requested_by)
+    return after

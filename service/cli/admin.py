@@ -1,0 +1,138 @@
+"""Administration straight against the database: migrations, users, API keys.
+
+Every change is recorded in the event log with metadata `{"actor": "cli:<os user>"}`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from events.directory_events import Role
+from service import directory
+from service.cli.app import Failure, actor, app, database, keys_app, note, out, run, table
+from service.cli.app import settings_or_exit as settings
+from service.cli.app import users_app as users
+from service.database import migrate as apply_migrations
+from service.sql import QUERIES
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations (safe to run again: it applies only what is new)."""
+
+    async def go() -> list[str]:
+        async with database(settings(), migrated=False) as pool:
+            return await apply_migrations(pool)
+
+    applied = run(go())
+    for label in applied:
+        out.print(f"applied {label}")
+    if not applied:
+        out.print("up to date")
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.isoformat(sep=" ", timespec="seconds")[:19]
+
+
+@users.command("add")
+def users_add(
+    email: Annotated[str, typer.Argument(help="The user's email (case-insensitive).")],
+    role: Annotated[Role, typer.Option(help="admin or member.")] = "member",
+) -> None:
+    """Add a user (no key yet: issue one with `ftq keys issue EMAIL`)."""
+
+    async def go() -> directory.User:
+        async with database(settings()) as pool:
+            return await directory.add_user(pool, email, role, actor())
+
+    user = run(go())
+    out.print(f"added {user.role} {user.email} (id {user.id})")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List users with their role and cap (blank cap: the global default)."""
+
+    async def go() -> list[directory.User]:
+        async with database(settings()) as pool:
+            return await directory.list_users(pool)
+
+    shown = table("email", "role", "cap", "id")
+    for user in run(go()):
+        shown.add_row(user.email, user.role, "" if user.cap is None else str(user.cap), user.id)
+    out.print(shown)
+
+
+@users.command("cap")
+def users_cap(
+    email: Annotated[str, typer.Argument(help="The user's email.")],
+    cap: Annotated[str, typer.Argument(help="Jobs in PROGRESS allowed, or `default`.")],
+) -> None:
+    """Set a user's cap of jobs in PROGRESS, or return them to the global default."""
+    value = _parse_cap(cap)
+
+    async def go() -> None:
+        async with database(settings()) as pool:
+            if await directory.find_user(pool, email=email) is None:
+                raise Failure(f"NOT_FOUND: no user {email}")
+            await directory.set_cap(pool, email, value, actor())
+
+    run(go())
+    shown = "the default" if value is None else str(value)
+    out.print(f"cap of {email} set to {shown}")
+
+
+def _parse_cap(text: str) -> int | None:
+    if text.strip().lower() == "default":
+        return None
+    if not text.strip().isdigit():
+        raise typer.BadParameter("a non-negative integer or `default`", param_hint="CAP")
+    return int(text)
+
+
+@keys_app.command("issue")
+def keys_issue(
+    email: Annotated[str, typer.Argument(help="The user the key belongs to.")],
+    label: Annotated[str | None, typer.Option(help="A note on where the key is used.")] = None,
+) -> None:
+    """Issue an API key. The plaintext key is shown once, alone on the last line of stdout."""
+
+    async def go() -> directory.IssuedKey:
+        async with database(settings()) as pool:
+            if await directory.find_user(pool, email=email) is None:
+                raise Failure(f"NOT_FOUND: no user {email}")
+            return await directory.issue_key(pool, email, label, actor())
+
+    issued = run(go())
+    note(f"key {issued.id} issued to {email}; it is shown only now:")
+    print(issued.key, flush=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (not the key).")]) -> None:
+    """Revoke an API key; it stops working at once."""
+
+    async def go() -> None:
+        async with database(settings()) as pool:
+            await directory.revoke_key(pool, key_id, actor())
+
+    run(go())
+    out.print(f"revoked key {key_id}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys: id, owner, label, issued and revoked times (never the keys or hashes)."""
+
+    async def go() -> list[tuple[str, str, str | None, datetime, datetime | None]]:
+        async with database(settings()) as pool:
+            rows = await pool.fetch(QUERIES["keys"])
+            return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    shown = table("id", "user", "label", "issued", "revoked")
+    for key_id, email, label, created, revoked in run(go()):
+        shown.add_row(key_id, email, label or "", _when(created), _when(revoked))
+    out.print(shown)

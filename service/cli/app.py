@@ -1,0 +1,123 @@
+"""The typer app every command module registers on, and what they share: the consoles,
+settings loading, a database pool for commands that talk to PostgreSQL directly, and the
+one way a command fails (a one-line message on stderr and an exit code, no traceback)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, NoReturn, TypeVar
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from events.rejections import CommandRejected
+from service.database import create_pool, migrate, resolve_database_url, stop_embedded
+from service.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="ftq",
+    help="ftq: a fair, event-sourced queue in front of a Fireworks account's fine-tuning GPUs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Add users, list them and set their PROGRESS caps.")
+keys_app = typer.Typer(help="Issue, revoke and list API keys (sftq_...).")
+app.add_typer(users_app, name="users", no_args_is_help=True)
+app.add_typer(keys_app, name="keys", no_args_is_help=True)
+
+# Piped output is not cut to 80 columns: tables stay one line per row for grep and friends.
+_PIPED_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+out = Console(soft_wrap=True, width=_PIPED_WIDTH)
+err = Console(stderr=True, soft_wrap=True)
+_SHORT = frozenset({"kind", "state", "gpus", "pos", "progress", "role", "cap", "created"})
+
+
+class Failure(Exception):
+    """A command failed in a way the user can act on; `main` prints it, no traceback."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print `message` as one line on stderr and exit with `code`."""
+    err.print(Text(message, style="red"))
+    raise typer.Exit(code)
+
+
+def table(*headers: str, title: str | None = None) -> Table:
+    """A results table; `id` columns are never shortened (people copy them into commands)."""
+    result = Table(title=title)
+    for header in headers:
+        if header == "id":
+            result.add_column(header, no_wrap=True, min_width=36)
+        elif header in _SHORT:
+            result.add_column(header, no_wrap=True)
+        else:
+            result.add_column(header, overflow="fold")
+    return result
+
+
+def note(message: str) -> None:
+    """Informational text for people, on stderr (stdout stays for results)."""
+    err.print(Text(message))
+
+
+def settings_or_exit() -> Settings:
+    """Settings from the environment and `.env`; a bad or missing one exits 2."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc), 2)
+
+
+def actor() -> dict[str, Any]:
+    """Event metadata naming who ran the command."""
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):
+        name = f"uid{os.getuid()}"
+    return {"actor": f"cli:{name}"}
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; known failures become a message and an exit code."""
+    try:
+        return asyncio.run(coro)
+    except Failure as exc:
+        fail(exc.message, exc.code)
+    except CommandRejected as exc:
+        fail(f"{exc.code}: {exc.message}")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        fail(f"database: {type(exc).__name__}: {exc}")
+
+
+@asynccontextmanager
+async def database(settings: Settings, *, migrated: bool = True) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool on DATABASE_URL (or the embedded server), migrated unless told not to."""
+    url = await asyncio.to_thread(
+        resolve_database_url, settings.database_url, settings.data_dir / "pg"
+    )
+    try:
+        pool = await create_pool(url, min_size=1, max_size=2)
+        try:
+            if migrated:
+                await migrate(pool)
+            yield pool
+        finally:
+            await pool.close()
+    finally:
+        stop_embedded()

@@ -1,0 +1,136 @@
+"""Client commands over the HTTP API: submit, jobs, show, cancel, queue.
+
+Configured by FTQ_URL (default http://127.0.0.1:8000) and SFTQ_API_KEY, or --url/--key.
+API errors print `CODE: message` from the error body and exit 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from service.cli.app import Failure, app, note, out, run, table
+from service.cli.http import DEFAULT_URL, Key, Url, api
+
+
+def _read_body(path: Path) -> Any:
+    try:
+        text = typer.get_text_stream("stdin").read() if str(path) == "-" else path.read_text()
+        return json.loads(text)
+    except OSError as exc:
+        raise Failure(f"cannot read {path}: {exc.strerror or exc}", 2) from None
+    except json.JSONDecodeError as exc:
+        raise Failure(f"{path} is not JSON: {exc}", 2) from None
+
+
+def _pct(value: Any) -> str:
+    return "" if value is None else f"{float(value):.0f}%"
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(help="JSON body of POST /jobs (`-`: stdin).")],
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Retries with the same key return the same job.")
+    ] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Submit a job: FILE is `{kind, fireworks_payload, gpu_count?, display_name?}`."""
+    body = _read_body(file)
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+
+    async def go() -> Any:
+        async with api(url, key) as client:
+            return (await client.call("POST", "/jobs", body=body, headers=headers))[1]
+
+    job = run(go())
+    out.print(f"{job['id']} {job['state']}")
+
+
+@app.command()
+def jobs(
+    state: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only SFT, DPO or RFT jobs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """List your jobs (admins: everyone's), newest first."""
+    params = {"limit": str(limit)}
+    params |= {k: v for k, v in (("state", state), ("kind", kind)) if v}
+
+    async def go() -> Any:
+        async with api(url, key) as client:
+            return (await client.call("GET", "/jobs", params=params))[1]
+
+    shown = table("id", "kind", "state", "gpus", "user", "created", "progress", "name")
+    for job in run(go()):
+        shown.add_row(
+            job["id"],
+            job["kind"],
+            job["state"],
+            str(job["gpu_count"]),
+            job.get("user") or "",
+            (job.get("created_at") or "")[:19].replace("T", " "),
+            _pct(job.get("progress")),
+            job.get("display_name") or "",
+        )
+    out.print(shown)
+
+
+@app.command()
+def show(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job id.")],
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Show one job as pretty JSON."""
+
+    async def go() -> Any:
+        async with api(url, key) as client:
+            return (await client.call("GET", f"/jobs/{job_id}"))[1]
+
+    out.print_json(data=run(go()))
+
+
+@app.command()
+def cancel(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job id.")],
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Cancel a job (QUEUED at once; PROGRESS on Fireworks first)."""
+
+    async def go() -> tuple[int, Any]:
+        async with api(url, key) as client:
+            return await client.call("DELETE", f"/jobs/{job_id}")
+
+    status, result = run(go())
+    out.print(f"{result['id']} {result['state']}")
+    if status == 202:
+        note("Fireworks could not be reached; the cancel is recorded and will be carried out")
+
+
+@app.command()
+def queue(url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """The QUEUED jobs in admission order, with why each one waits."""
+
+    async def go() -> Any:
+        async with api(url, key) as client:
+            return (await client.call("GET", "/queue"))[1]
+
+    shown = table("pos", "id", "kind", "gpus", "user", "pending reason")
+    for entry in run(go()):
+        user = entry.get("user") or ("you" if entry.get("mine") else "")
+        shown.add_row(
+            str(entry["queue_position"]),
+            entry["id"],
+            entry["kind"],
+            str(entry["gpu_count"]),
+            user,
+            entry.get("pending_reason") or "",
+        )
+    out.print(shown)

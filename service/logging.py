@@ -1,0 +1,109 @@
+"""Structured logs (JSON or console) and the per-request context: a request id bound for
+every log line of the request and echoed in `X-Request-ID`, one access line per request,
+and the HTTP metrics. Bodies and the Authorization header are never logged; a last
+processor redacts whatever secrets a log call might still carry."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import MutableMapping
+from typing import Any, Final
+
+import structlog
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.metrics import UNMATCHED_ROUTE, observe_request
+from service.redaction import redact
+from service.settings import Settings
+
+REQUEST_ID_HEADER: Final = b"x-request-id"
+_SANE_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+log = structlog.get_logger("ftq.access")
+
+
+def redact_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: secrets in any field become "***"."""
+    cleaned = redact(dict(event_dict))
+    assert isinstance(cleaned, dict)
+    return cleaned
+
+
+def configure_logging(settings: Settings) -> None:
+    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_event,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+
+
+def request_id_of(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER:
+            candidate = value.decode("latin-1").strip()
+            if _SANE_ID.match(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+class RequestContext:
+    """Outermost ASGI wrapper (outside routing, so 404/405 are covered too)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_of(scope)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER
+                ]
+                headers.append((REQUEST_ID_HEADER, request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                seconds = time.perf_counter() - started
+                route = str(scope.get("path_template") or UNMATCHED_ROUTE)
+                method = str(scope.get("method", ""))
+                observe_request(route, method, status, seconds)
+                params = scope.get("path_params") or {}
+                log.info(
+                    "http.request",
+                    method=method,
+                    route=route,
+                    status=status,
+                    duration_ms=round(seconds * 1000, 2),
+                    **({"job_id": params["id"]} if "id" in params and "/jobs/" in route else {}),
+                )

@@ -1,0 +1,85 @@
+"""`ftq migrate`, `users`, `keys` and `serve` as real processes."""
+
+from __future__ import annotations
+
+import hashlib
+
+import asyncpg
+
+from tests.e2e.conftest import Env, free_port, healthy, http, issue, wait_for
+
+
+async def test_migrate_twice_applies_nothing_the_second_time(env: Env, empty_db_url: str) -> None:
+    db = env.with_(DATABASE_URL=empty_db_url)
+    unmigrated = await db.run("replay")
+    assert unmigrated.code == 1 and "ftq migrate" in unmigrated.err
+    first = await db.run("migrate")
+    assert first.code == 0, first.err
+    assert "applied events/0001_event_log" in first.out
+    second = await db.run("migrate")
+    assert second.code == 0, second.err
+    assert second.out.strip() == "up to date"
+
+
+async def test_issued_key_works_until_revoked_and_only_its_hash_is_stored(
+    env: Env, db_url: str
+) -> None:
+    db = env.with_(DATABASE_URL=db_url, FIREWORKS_BASE_URL="simulator")
+    key = await issue(db, "ann@e2e.test", "member")
+    assert key.startswith("sftq_") and len(key) == 48
+    issued_again = await db.run("keys", "issue", "ann@e2e.test", "--label", "laptop")
+    assert issued_again.code == 0
+    assert issued_again.last_line.startswith("sftq_")
+    assert not any("sftq_" in line for line in issued_again.out.splitlines()[:-1])
+    assert "sftq_" not in issued_again.err
+
+    listed = await db.run("keys", "list")
+    assert listed.code == 0, listed.err
+    conn = await asyncpg.connect(db_url)
+    try:
+        key_id, stored = await conn.fetchrow(
+            "SELECT id::text, key_hash FROM api_keys WHERE key_hash = $1",
+            hashlib.sha256(key.encode()).hexdigest(),
+        )
+        in_log = await conn.fetchval(
+            "SELECT count(*) FROM events WHERE data::text LIKE $1", "%sftq_%"
+        )
+        actors = await conn.fetch("SELECT DISTINCT metadata->>'actor' FROM events")
+    finally:
+        await conn.close()
+    assert key not in listed.out and stored not in listed.out and key_id in listed.out
+    assert in_log == 0  # never the plaintext
+    assert all(a[0].startswith("cli:") for a in actors)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = await db.start("serve", "--port", str(port), "--no-scheduler")
+    await wait_for(lambda: healthy(url), "ftq serve", server)
+    assert (await http("GET", f"{url}/jobs", key))[0] == 200
+
+    revoked = await db.run("keys", "revoke", key_id)
+    assert revoked.code == 0, revoked.err
+    status, body = await http("GET", f"{url}/jobs", key)
+    assert status == 401, body
+    assert (await db.run("keys", "revoke", "no-such-key")).code != 0
+
+
+async def test_serve_without_fireworks_key_exits_2_naming_it(env: Env, db_url: str) -> None:
+    result = await env.with_(DATABASE_URL=db_url).run("serve", "--port", str(free_port()))
+    assert result.code == 2
+    assert "FIREWORKS_API_KEY" in result.err
+    assert "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+async def test_users_cap_and_list(env: Env, db_url: str) -> None:
+    db = env.with_(DATABASE_URL=db_url)
+    assert (await db.run("users", "add", "Bo@E2E.test")).code == 0
+    assert (await db.run("users", "cap", "bo@e2e.test", "3")).code == 0
+    listed = await db.run("users", "list")
+    assert "bo@e2e.test" in listed.out and " 3 " in listed.out
+    assert (await db.run("users", "cap", "bo@e2e.test", "default")).code == 0
+    missing = await db.run("users", "cap", "nobody@e2e.test", "2")
+    assert missing.code == 1 and "NOT_FOUND" in missing.err
+    duplicate = await db.run("users", "add", "bo@e2e.test")
+    assert duplicate.code == 1 and "ALREADY_EXISTS" in duplicate.err

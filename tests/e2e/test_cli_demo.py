@@ -1,0 +1,48 @@
+"""`ftq demo` with nothing configured: starts, prints keys, runs a job to the end, and stops
+cleanly on SIGINT with exit 0."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+from tests.e2e.conftest import SFT_JOB, Env, http, wait_for
+
+
+async def test_demo_serves_a_job_to_completion_and_stops_on_ctrl_c(env: Env) -> None:
+    demo = await env.start("demo", "--port", "0", "--job-seconds", "2", "--exit-after", "100")
+
+    async def banner() -> bool:
+        return "ftq demo is running" in demo.out and "curl -s" in demo.out
+
+    await wait_for(banner, "the demo banner", demo, timeout=60)
+    out = demo.out
+    url = re.search(r"API\s+(http://\S+)", out)
+    keys = dict(re.findall(r"(\w+@demo\.ftq)\s+(sftq_\S+)", out))
+    assert url is not None and set(keys) == {"admin@demo.ftq", "alice@demo.ftq", "bob@demo.ftq"}
+    api = url[1]
+    assert f"{api}/schema/swagger" in out
+    assert (await http("GET", f"{api}/schema/swagger"))[0] == 200
+
+    status, job = await http("POST", f"{api}/jobs", keys["alice@demo.ftq"], SFT_JOB)
+    assert status == 201, job
+
+    async def succeeded() -> bool:
+        _, seen = await http("GET", f"{api}/jobs/{job['id']}", keys["alice@demo.ftq"])
+        return bool(seen["state"] == "SUCCESS")
+
+    await wait_for(succeeded, "the demo job to succeed", demo, timeout=60)
+    assert await demo.stop(signal.SIGINT) == 0, demo.err
+    assert "ftq demo stopped" in demo.out
+    assert "Traceback" not in demo.err
+
+
+async def test_demo_exit_after_stops_by_itself(env: Env) -> None:
+    demo = await env.start("demo", "--port", "0", "--exit-after", "3")
+    await wait_for(lambda: _exited(demo.proc.returncode), "the demo to stop", timeout=60)
+    assert demo.proc.returncode == 0, demo.err
+    assert "ftq demo is running" in demo.out
+
+
+async def _exited(code: int | None) -> bool:
+    return code is not None

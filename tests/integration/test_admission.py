@@ -1,0 +1,191 @@
+"""The admission loop against a real database and the in-process Fireworks simulator."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+
+from service.capacity import CapacityReader
+from service.directory import add_user, set_cap
+from service.settings import Settings
+from tests.integration.admission_env import ACCOUNT, META, PAYLOAD, Env, env
+
+__all__ = ["env"]
+
+
+async def test_fifo_order_across_kinds_within_the_budget(env: Env) -> None:
+    sft = await env.submit("SFT", 2)
+    dpo = await env.submit("DPO", 2)
+    rft = await env.submit("RFT", 2)
+    last = await env.submit("SFT", 4)
+    summary = await env.loop().tick()
+    assert summary.error is None and summary.admitted == 3
+    assert await env.states(sft, dpo, rft, last) == ["PROGRESS"] * 3 + ["QUEUED"]
+    positions = [sft, dpo, rft]
+    reasons = await env.pool.fetch(
+        "SELECT stream_id, data->'reason' AS r FROM events WHERE type = 'job.admission_started'"
+        " ORDER BY position"
+    )
+    assert [r[0] for r in reasons] == positions
+    first = msgspec.json.decode(reasons[0][1])
+    assert first == {
+        "policy": "strict-fifo",
+        "quota": 8,
+        "in_use": 0,
+        "available": 8,
+        "queue_position": 1,
+        "headroom_source": "fireworks-quotas",
+    }
+    assert msgspec.json.decode(reasons[2][1])["available"] == 4
+    assert env.sim.snapshot()["jobs_created"] == {sft: 1, dpo: 1, rft: 1}
+    assert (await env.row(sft))["admission_open"] is False
+
+
+async def test_per_user_cap_default_and_per_user(env: Env) -> None:
+    alice = await add_user(env.pool, "alice@example.com", "member", META)
+    await set_cap(env.pool, "alice@example.com", 2, META)
+    a1, a2, a3 = [await env.submit(gpus=1, user=alice.id) for _ in range(3)]
+    bob = str(uuid.uuid4())
+    b1, b2 = [await env.submit(gpus=1, user=bob) for _ in range(2)]
+    await env.loop().tick()
+    assert await env.states(a1, a2, a3, b1, b2) == [
+        "PROGRESS",
+        "PROGRESS",
+        "QUEUED",
+        "PROGRESS",
+        "QUEUED",
+    ]
+
+
+async def test_strict_fifo_blocks_behind_a_big_job_and_backfill_does_not(env: Env) -> None:
+    small = await env.submit(gpus=6)
+    big = await env.submit(gpus=4)
+    tiny = await env.submit(gpus=2)
+    await env.loop().tick()
+    assert await env.states(small, big, tiny) == ["PROGRESS", "QUEUED", "QUEUED"]
+    await env.loop(policy="backfill").tick()
+    assert await env.states(small, big, tiny) == ["PROGRESS", "QUEUED", "PROGRESS"]
+
+
+async def test_jobs_started_outside_ftq_reduce_the_headroom(env: Env) -> None:
+    env.sim.start_external_job(6)
+    first = await env.submit(gpus=2)
+    second = await env.submit(gpus=2)
+    summary = await env.loop().tick()
+    assert (summary.quota, summary.in_use, summary.available) == (8, 6, 2)
+    assert await env.states(first, second) == ["PROGRESS", "QUEUED"]
+
+
+async def test_quota_refusal_returns_the_job_to_its_place_and_ends_the_pass(env: Env) -> None:
+    settings = Settings(fireworks_account_id=ACCOUNT, fireworks_gpu_quota=16)
+    loop = env.loop(capacity=CapacityReader(None, settings), fireworks_gpu_quota=16)
+    a, b, c, d = [await env.submit(gpus=g) for g in (4, 4, 4, 1)]
+    summary = await loop.tick()
+    assert (summary.admitted, summary.returned) == (2, 1)
+    assert await env.states(a, b, c, d) == ["PROGRESS", "PROGRESS", "QUEUED", "QUEUED"]
+    assert "in use: 8, quota: 8" in (await env.row(c))["error"]
+    assert await env.event_types(d) == ["job.submitted"]  # the pass stopped before it
+    queue = await env.pool.fetch(
+        "SELECT id::text FROM jobs WHERE state='QUEUED' ORDER BY created_at, id"
+    )
+    assert [r[0] for r in queue] == [c, d]
+
+
+async def test_rejected_payload_fails_with_fireworks_message(env: Env) -> None:
+    bad = await env.submit("SFT", 2, payload={"dataset": "d"})
+    good = await env.submit("DPO", 2)
+    summary = await env.loop().tick()
+    assert (summary.failed, summary.admitted) == (1, 1)
+    row = await env.row(bad)
+    assert row["state"] == "FAIL"
+    assert "baseModel or warmStartFrom" in row["error"]
+    assert (await env.row(good))["state"] == "PROGRESS"
+
+
+async def test_job_deleted_outside_ftq_is_cancelled(env: Env) -> None:
+    job = await env.submit(gpus=2)
+    loop = env.loop()
+    await loop.tick()
+    env.sim.delete_externally(job)
+    summary = await loop.tick()
+    assert summary.cancelled == 1
+    assert (await env.row(job))["state"] == "CANCELLED"
+    reason = await env.pool.fetchval(
+        "SELECT data->>'reason' FROM events WHERE stream_id = $1 AND type = 'job.cancelled'", job
+    )
+    assert reason == "deleted outside ftq"
+
+
+async def test_fireworks_states_are_reconciled(env: Env) -> None:
+    done, failed = await env.submit(gpus=2), await env.submit(gpus=2)
+    loop = env.loop()
+    await loop.tick()
+    env.sim.set_outcome(done, "JOB_STATE_COMPLETED")
+    env.sim.set_outcome(failed, "JOB_STATE_FAILED", "out of memory")
+    await loop.tick()
+    assert await env.states(done, failed) == ["SUCCESS", "FAIL"]
+    assert (await env.row(failed))["error"] == "out of memory"
+    before = await env.pool.fetchval("SELECT count(*) FROM events")
+    await loop.tick()
+    assert await env.pool.fetchval("SELECT count(*) FROM events") == before
+
+
+async def test_outage_changes_nothing_and_admissions_resume(env: Env) -> None:
+    running = await env.submit(gpus=2)
+    loop = env.loop()
+    await loop.tick()
+    queued = await env.submit(gpus=2)
+    before = await env.pool.fetchval("SELECT count(*) FROM events")
+    env.sim.faults.update({"error_rate": 1.0})
+    summary = await loop.tick()
+    assert summary.error is None and summary.available == 0
+    assert await env.pool.fetchval("SELECT count(*) FROM events") == before
+    assert await env.states(running, queued) == ["PROGRESS", "QUEUED"]
+    env.sim.faults.reset()
+    await loop.tick()
+    assert await env.states(running, queued) == ["PROGRESS", "PROGRESS"]
+
+
+async def test_outage_with_configured_quota_leaves_admission_open_not_failed(env: Env) -> None:
+    loop = env.loop(fireworks_gpu_quota=8)
+    a, b = await env.submit(gpus=2), await env.submit(gpus=2)
+    env.sim.faults.update({"error_rate": 1.0})
+    summary = await loop.tick()
+    assert summary.admitted == 0 and summary.failed == 0
+    assert [(await env.row(j))["admission_open"] for j in (a, b)] == [True, False]
+    env.sim.faults.reset()
+    await loop.tick()
+    assert await env.states(a, b) == ["PROGRESS", "PROGRESS"]
+    assert env.sim.snapshot()["jobs_created"] == {a: 1, b: 1}
+
+
+async def test_lost_create_response_admits_once(env: Env) -> None:
+    job = await env.submit(gpus=2)
+    env.sim.faults.update({"lose_next_creates": 1})
+    loop = env.loop()
+    await loop.tick()  # create answered 503: admission left open
+    assert (await env.row(job))["admission_open"] is True
+    await loop.tick()  # GET finds it
+    row = await env.row(job)
+    assert (row["state"], row["admission_open"]) == ("PROGRESS", False)
+    assert env.sim.snapshot()["jobs_created"] == {job: 1}
+
+
+async def test_paused_scheduler_reconciles_but_admits_nothing(env: Env) -> None:
+    from events.directory import PauseScheduler  # noqa: PLC0415
+    from service.commands import run_scheduler_command  # noqa: PLC0415
+
+    running = await env.submit(gpus=2)
+    loop = env.loop()
+    await loop.tick()
+    await run_scheduler_command(env.pool, PauseScheduler(at=env.clock(), by="ops"), META)
+    queued = await env.submit(gpus=2)
+    env.sim.set_outcome(running, "JOB_STATE_COMPLETED")
+    await loop.tick()
+    assert await env.states(running, queued) == ["SUCCESS", "QUEUED"]
+    assert loop.status().paused is True
+
+
+async def test_payloads_cover_every_kind() -> None:
+    assert set(PAYLOAD) == {"SFT", "DPO", "RFT"}

@@ -1,0 +1,42 @@
+"""Pure pieces of the `ftq` client: SSE event blocks and API error bodies."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+
+from service.cli.admin import _parse_cap
+from service.cli.http import error_text
+from service.cli.watch import _parse
+
+
+def test_sse_block_gives_position_type_and_data() -> None:
+    block = (
+        b'id: 42\nevent: job.succeeded\ndata: {"position": 42, "type": "job.succeeded", '
+        b'"data": {"fireworks_state": "JOB_STATE_COMPLETED"}}'
+    )
+    assert _parse(block) == (42, "job.succeeded", {"fireworks_state": "JOB_STATE_COMPLETED"})
+
+
+def test_sse_comments_and_keepalives_are_not_events() -> None:
+    assert _parse(b": keepalive") is None
+    assert _parse(b"") is None
+
+
+def test_sse_multi_line_data_is_joined() -> None:
+    parsed = _parse(b'data: {"type": "job.submitted",\ndata:  "data": {}}')
+    assert parsed == (None, "job.submitted", {})
+
+
+def test_error_body_becomes_code_and_message() -> None:
+    body = b'{"error": {"code": "NOT_FOUND", "message": "no such job", "details": []}}'
+    assert error_text(404, body) == "NOT_FOUND: no such job"
+    assert error_text(502, b"<html>bad gateway</html>") == "HTTP 502: <html>bad gateway</html>"
+    assert error_text(500, b"") == "HTTP 500"
+
+
+def test_cap_is_a_count_or_default() -> None:
+    assert _parse_cap("3") == 3
+    assert _parse_cap("default") is None
+    with pytest.raises(typer.BadParameter):
+        _parse_cap("-1")
