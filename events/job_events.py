@@ -21,7 +21,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
 
 
 class AdmissionReason(msgspec.Struct, frozen=True, kw_only=True):
-    """Why the admission loop admitted a job: what it saw when it decided."""
+    """Why the admission loop admitted a job: what it saw when it decided.
+
+    `quota` is the GPU limit, `in_use` the GPUs taken including those admitted earlier in the
+    same pass, `available` the headroom left for this job (= quota - in_use, floored at 0),
+    `queue_position` its place in that pass's admission order."""
 
     policy: str
     quota: int

@@ -13,6 +13,8 @@ from typing import Final
 import asyncpg
 import structlog
 
+from service.sql import QUERIES
+
 log = structlog.get_logger(__name__)
 
 LEADER_LOCK_KEY: Final = 0x66_74_71_6C_65_61_64  # "ftqlead"
@@ -41,7 +43,7 @@ class Leadership:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await self._connect()
             async with asyncio.timeout(CHECK_TIMEOUT_S):
-                got = bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key))
+                got = bool(await self._conn.fetchval(QUERIES["leader_try_lock"], self._key))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("leader.acquire_failed", error=type(exc).__name__)
             await self._drop()
@@ -58,7 +60,7 @@ class Leadership:
             return False
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
-                await self._conn.fetchval("SELECT 1")
+                await self._conn.fetchval(QUERIES["leader_alive"])
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("leader.connection_lost", error=type(exc).__name__)
             await self._lost()

@@ -18,20 +18,20 @@ import msgspec
 PAUSED_REASON = "admission paused"
 
 
-class QueuedJob(msgspec.Struct, frozen=True):
+class QueuedJob(msgspec.Struct, frozen=True, gc=False):
     job_id: str
     user_id: str
     created_at: datetime
     gpu_count: int
 
 
-class Admission(msgspec.Struct, frozen=True):
+class Admission(msgspec.Struct, frozen=True, gc=False):
     job: QueuedJob
     queue_position: int
     available_before: int
 
 
-class Pending(msgspec.Struct, frozen=True):
+class Pending(msgspec.Struct, frozen=True, gc=False):
     job: QueuedJob
     queue_position: int
     reason: str
@@ -41,6 +41,12 @@ class Plan(msgspec.Struct, frozen=True):
     admit: list[Admission]
     pending: list[Pending]
     available_after: int
+    # The state the pass ended in (complete only with `explain`): the job that blocks
+    # everything behind it under strict FIFO, each user's slots taken (PROGRESS + the queued
+    # jobs that took a slot). `place_new` places a job appended to the queue from these.
+    blocker: QueuedJob | None = None
+    slots: dict[str, int] = msgspec.field(default_factory=dict)
+    waiting: int = 0  # pending jobs of users under their cap (the first `waiting` of pending)
 
 
 class Load(msgspec.Struct, frozen=True):
@@ -73,38 +79,112 @@ def plan(
     order: jobs of users under their cap first, then the others, each in FIFO order) and a
     reason in plain words. Without it the pass stops as soon as nothing more can be admitted."""
     counts = dict(load.progress)
+    progress = load.progress
+    caps_get = load.caps.get
+    default_cap = load.default_cap
+    counts_get = counts.get
     admit: list[Admission] = []
-    waiting: list[tuple[QueuedJob, str]] = []
-    capped: list[tuple[QueuedJob, str]] = []
+    # Jobs and reasons in parallel lists (no tuple per job); a reason is built once per
+    # distinct text: the blocker's, and one cap reason per user.
+    waiting: list[QueuedJob] = []
+    waiting_reasons: list[str] = []
+    capped: list[QueuedJob] = []
+    capped_reasons: list[str] = []
+    cap_reasons: dict[str, str] = {}
     blocker: QueuedJob | None = None
+    behind = ""
     for job in queue:
-        user_count = counts.get(job.user_id, 0)
-        cap = load.cap_of(job.user_id)
+        user_id = job.user_id
+        user_count = counts_get(user_id, 0)
+        cap = caps_get(user_id, default_cap)
         if user_count >= cap:
             if explain:
-                capped.append((job, _cap_reason(cap, load.progress.get(job.user_id, 0))))
+                reason = cap_reasons.get(user_id)
+                if reason is None:
+                    reason = cap_reasons[user_id] = _cap_reason(cap, progress.get(user_id, 0))
+                capped.append(job)
+                capped_reasons.append(reason)
             continue
-        counts[job.user_id] = user_count + 1  # this job takes the user's next slot
+        counts[user_id] = user_count + 1  # this job takes the user's next slot
         if paused:
-            waiting.append((job, PAUSED_REASON))
+            waiting.append(job)
+            waiting_reasons.append(PAUSED_REASON)
         elif blocker is not None:
-            waiting.append((job, f"behind job {blocker.job_id}"))
+            waiting.append(job)
+            waiting_reasons.append(behind)
         elif job.gpu_count <= available:
             admit.append(Admission(job, len(admit) + 1, available))
             available -= job.gpu_count
             continue
         else:
-            waiting.append((job, f"needs {job.gpu_count} GPUs, {available} free"))
+            waiting.append(job)
+            waiting_reasons.append(f"needs {job.gpu_count} GPUs, {available} free")
             if policy == "strict-fifo":
                 blocker = job
+                behind = f"behind job {job.job_id}"
             else:  # backfill: a job that does not fit keeps no slot of its user's cap
-                counts[job.user_id] = user_count
+                counts[user_id] = user_count
         if not explain and (blocker is not None or available <= 0 or paused):
             break
-    pending = [
-        Pending(job, len(admit) + i + 1, reason) for i, (job, reason) in enumerate(waiting + capped)
-    ]
-    return Plan(admit=admit, pending=pending, available_after=available)
+    first = len(admit) + 1
+    pending = list(map(Pending, waiting, range(first, first + len(waiting)), waiting_reasons))
+    first += len(waiting)
+    pending += map(Pending, capped, range(first, first + len(capped)), capped_reasons)
+    return Plan(
+        admit=admit,
+        pending=pending,
+        available_after=available,
+        blocker=blocker,
+        slots=counts,
+        waiting=len(waiting),
+    )
+
+
+def place_new(
+    done: Plan, load: Load, job: QueuedJob, *, paused: bool = False, policy: str = "strict-fifo"
+) -> tuple[Admission | Pending, Plan]:
+    """Where `job` stands in `plan(queue + [job], load, ..., explain=True)`, given `done` =
+    `plan(queue, load, ..., explain=True)` with the same arguments, without planning again;
+    and the end state of that longer pass, so the next new job can be placed after this one.
+
+    `job` must come after every job of `queue` in FIFO order (a job just submitted) and must
+    not be in it. The pass over `queue + [job]` is the pass over `queue` and then one more
+    step, taken from the state that pass ended in (`slots`, `blocker`, `available_after`).
+    The returned plan's entries keep their old positions: only its end state is exact."""
+    user_id = job.user_id
+    cap = load.cap_of(user_id)
+    taken = done.slots.get(user_id, 0)
+    if taken >= cap:  # capped: last of all
+        position = len(done.admit) + len(done.pending) + 1
+        pending = Pending(job, position, _cap_reason(cap, load.progress.get(user_id, 0)))
+        return pending, msgspec.structs.replace(done, pending=[*done.pending, pending])
+    slots = {**done.slots, user_id: taken + 1}
+    position = len(done.admit) + done.waiting + 1  # last of the jobs under their cap
+    blocker = done.blocker
+    if paused:
+        entry: Admission | Pending = Pending(job, position, PAUSED_REASON)
+    elif blocker is not None:
+        entry = Pending(job, position, f"behind job {blocker.job_id}")
+    elif job.gpu_count <= done.available_after:
+        entry = Admission(job, len(done.admit) + 1, done.available_after)
+        after = msgspec.structs.replace(
+            done,
+            admit=[*done.admit, entry],
+            available_after=done.available_after - job.gpu_count,
+            slots=slots,
+        )
+        return entry, after
+    else:
+        entry = Pending(job, position, f"needs {job.gpu_count} GPUs, {done.available_after} free")
+        if policy == "strict-fifo":
+            blocker = job
+        else:  # backfill: a job that does not fit keeps no slot of its user's cap
+            slots = done.slots
+    waiting = [*done.pending[: done.waiting], entry, *done.pending[done.waiting :]]
+    after = msgspec.structs.replace(
+        done, pending=waiting, waiting=done.waiting + 1, blocker=blocker, slots=slots
+    )
+    return entry, after
 
 
 def _cap_reason(cap: int, in_progress: int) -> str:

@@ -24,20 +24,12 @@ from service.admission.admit import (
     settle,
     settle_outcome,
 )
-from service.fireworks import FireworksError, NotFound
+from service.fireworks import FireworksError, Kind, NotFound
+from service.sql import QUERIES
 
 log = structlog.get_logger(__name__)
 
 CONCURRENCY: Final = 16
-# TODO(core): move into service/sql/queries.sql (not this module's file to edit).
-PROGRESS_JOBS: Final = """
-SELECT id::text, admission_open, cancel_requested_by IS NOT NULL, fireworks_state, progress
-FROM jobs WHERE state = 'PROGRESS' AND ($1 OR admission_open OR cancel_requested_by IS NOT NULL)
-ORDER BY created_at, id
-"""
-TERMINAL_AMONG: Final = """
-SELECT id::text FROM jobs WHERE id = ANY($1::uuid[]) AND state IN ('SUCCESS', 'FAIL', 'CANCELLED')
-"""
 _LEAVING: Final = frozenset({"JOB_STATE_CANCELLING"})
 
 
@@ -45,19 +37,19 @@ async def reconcile(ctx: AdmissionContext, *, full: bool = True) -> Counter[str]
     """One pass; `full=False` only resolves open admissions and requested cancels (cheap, for
     NOTIFY-driven ticks). Returns outcome counts, plus "reconciled" = jobs looked at."""
     async with ctx.pool.acquire() as conn:
-        rows = await conn.fetch(PROGRESS_JOBS, full)
+        rows = await conn.fetch(QUERIES["reconcile_progress_jobs"], full)
     counts: Counter[str] = Counter()
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(row: tuple[str, bool, bool, str | None, float | None]) -> None:
+    async def one(row: tuple[str, bool, bool, str | None, float | None, Kind]) -> None:
         async with gate:
-            job_id, is_open, cancel_requested, fw_state, progress = row
+            job_id, is_open, cancel_requested, fw_state, progress, kind = row
             if is_open:
                 outcome: Outcome | str = await resolve_open(ctx, job_id)
             elif cancel_requested:
                 outcome = await _cancel(ctx, job_id)
             else:
-                outcome = await _observe(ctx, job_id, fw_state, progress)
+                outcome = await _observe(ctx, job_id, kind, fw_state, progress)
             counts[outcome] += 1
             counts["reconciled"] += 1
 
@@ -74,10 +66,12 @@ async def _cancel(ctx: AdmissionContext, job_id: str) -> Outcome:
 
 
 async def _observe(
-    ctx: AdmissionContext, job_id: str, known_state: str | None, known_progress: float | None
+    ctx: AdmissionContext,
+    job_id: str,
+    kind: Kind,
+    known_state: str | None,
+    known_progress: float | None,
 ) -> str:
-    async with ctx.pool.acquire() as conn:
-        kind = await conn.fetchval("SELECT kind FROM jobs WHERE id = $1::uuid", job_id)
     try:
         job = await ctx.client.get_job(kind, job_id)
     except NotFound:
@@ -121,7 +115,7 @@ async def sweep_orphans(ctx: AdmissionContext) -> int:
     if not live:
         return 0
     async with ctx.pool.acquire() as conn:
-        finished = [r[0] for r in await conn.fetch(TERMINAL_AMONG, list(live))]
+        finished = [r[0] for r in await conn.fetch(QUERIES["reconcile_terminal_among"], list(live))]
     for job_id in finished:
         log.warning("reconcile.orphan_cancelled", job_id=job_id)
         try:

@@ -18,6 +18,7 @@ class SharedRun(Generic[T]):
         self._compute = compute
         self._lock = asyncio.Lock()
         self._pending: asyncio.Future[T] | None = None
+        self._running: asyncio.Future[T] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def get(self) -> T:
@@ -30,16 +31,26 @@ class SharedRun(Generic[T]):
             task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(self._pending)
 
+    async def get_any(self) -> T:
+        """The result of the run under way if there is one (it may have started before this
+        call), else of a new run: for callers that accept a result a little older."""
+        if self._running is not None:
+            return await asyncio.shield(self._running)
+        return await self.get()
+
     async def _run(self, future: asyncio.Future[T]) -> None:
         async with self._lock:
             if self._pending is future:
                 self._pending = None  # from here on, new callers need a later run
+            self._running = future
             try:
                 result = await self._compute()
             except Exception as exc:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
+            finally:
+                self._running = None
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -173,6 +173,13 @@ def _too_deep(_: Request[Any, Any, Any], exc: RecursionError) -> Response[ErrorR
     return error_response(400, "VALIDATION_ERROR", "body is nested too deeply", [detail])
 
 
+def _not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[ErrorResponse]:
+    # Litestar hands a JSON body with invalid UTF-8 inside a string to msgspec, which raises
+    # UnicodeDecodeError (not a DecodeError): the client's mistake, never a 500.
+    detail = {"field": "body", "problem": "not valid UTF-8"}
+    return error_response(400, "VALIDATION_ERROR", "body is not valid UTF-8", [detail])
+
+
 def _database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
     log.warning("http.database_unavailable", error_type=type(exc).__name__)
     return error_response(503, "UNAVAILABLE", "the database is unavailable; retry shortly")
@@ -189,6 +196,7 @@ EXCEPTION_HANDLERS: Final[ExceptionHandlersMap] = {
     ValidationException: _validation,
     HTTPException: _http,
     RecursionError: _too_deep,
+    UnicodeDecodeError: _not_utf8,
     OSError: _database_unavailable,
     asyncpg.PostgresConnectionError: _database_unavailable,
     asyncpg.CannotConnectNowError: _database_unavailable,

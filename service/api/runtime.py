@@ -42,7 +42,8 @@ class Runtime:
         self.capacity = capacity
         self.simulator = simulator
         self.loop: Any = None  # service.admission.loop.AdmissionLoop when it runs here
-        self.plans: SharedRun[dict[str, tuple[int, str]]] | None = None  # see api.views
+        self.plans: SharedRun[Any] | None = None  # api.views.PlanSnapshot, shared runs
+        self.plan_snapshot: Any = None  # api.views.PlanSnapshot: the latest plan made
 
 
 def runtime_of(state: State) -> Runtime:

@@ -4,6 +4,8 @@ reason they wait, from the same planner the admission loop uses."""
 from __future__ import annotations
 
 import asyncio
+import bisect
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -13,7 +15,9 @@ import structlog
 
 from events.job import JobState
 from events.store import Connection
-from service.admission.queue import explain_queue
+from service.admission.plan import Admission, Load, Pending, Plan, QueuedJob, place_new
+from service.admission.plan import plan as make_plan
+from service.admission.queue import is_paused, load_queue, load_user_load
 from service.api.batching import SharedRun
 from service.api.runtime import Runtime
 from service.api.schemas import JobView
@@ -22,6 +26,8 @@ from service.redaction import redact
 log = structlog.get_logger(__name__)
 
 CAPACITY_TIMEOUT_S: Final = 2.0
+MAX_STALE_S: Final = 0.2  # how old a plan GET /jobs views and POST /jobs may use
+ADMIT_REASON: Final = "next to be admitted"
 Placement = dict[str, tuple[int, str]]
 
 
@@ -93,34 +99,136 @@ async def available_gpus(conn: Connection, runtime: Runtime) -> int:
         return 0
 
 
+class PlanSnapshot(msgspec.Struct):
+    """A plan of the whole queue, what it was made from, and when (monotonic, before reading).
+    Jobs submitted since are appended to its end state as they are placed (`place_new`)."""
+
+    plan: Plan
+    load: Load
+    paused: bool
+    placement: Placement
+    last: tuple[Any, str] | None  # FIFO key of the queue's last job
+    taken_at: float
+    queue: list[QueuedJob] = msgspec.field(default_factory=list)
+    available: int = 0
+    policy: str = "strict-fifo"
+
+    def place_new(self, job: QueuedJob) -> tuple[int, str] | None:
+        """The placement of a job committed after the snapshot was read, as planning the
+        snapshot's queue with the job in it would place it: from the plan's end state when
+        the job is last in FIFO order (the usual case), else (a concurrent submit that came
+        earlier went in) by planning again in memory, or None with no queue kept."""
+        key = (job.created_at, job.job_id)
+        if self.last is None or key > self.last:
+            entry, self.plan = place_new(
+                self.plan, self.load, job, paused=self.paused, policy=self.policy
+            )
+            # Later submits are placed after this one (the snapshot's other entries stay
+            # as planned, at most MAX_STALE_S old).
+            self.last = key
+            self.placement[job.job_id] = _entry(entry)
+            return self.placement[job.job_id]
+        if not self.queue:
+            return None
+        queue = list(self.queue)
+        queue.insert(bisect.bisect(queue, key, key=lambda j: (j.created_at, j.job_id)), job)
+        again = make_plan(queue, self.load, self.available, policy=self.policy, paused=self.paused)
+        for admission in again.admit:
+            if admission.job.job_id == job.job_id:
+                return _entry(admission)
+        for pending in again.pending:
+            if pending.job.job_id == job.job_id:
+                return _entry(pending)
+        return None
+
+
+def _entry(entry: Admission | Pending) -> tuple[int, str]:
+    if isinstance(entry, Admission):
+        return (entry.queue_position, ADMIT_REASON)
+    return (entry.queue_position, entry.reason)
+
+
 async def placements(runtime: Runtime) -> Placement:
     """Queue position and pending reason of every QUEUED job, from a plan made after this
     call (so a job committed before it is included); concurrent callers share one plan."""
+    return (await _fresh(runtime)).placement
+
+
+def _plans(runtime: Runtime) -> SharedRun[PlanSnapshot]:
     if runtime.plans is None:
         runtime.plans = SharedRun(lambda: _plan_now(runtime))
-    result: Placement = await runtime.plans.get()
-    return result
+    plans: SharedRun[PlanSnapshot] = runtime.plans
+    return plans
 
 
-async def _plan_now(runtime: Runtime) -> Placement:
+async def _fresh(runtime: Runtime) -> PlanSnapshot:
+    return await _plans(runtime).get()
+
+
+async def _recent(runtime: Runtime) -> PlanSnapshot:
+    """The latest plan if it is at most MAX_STALE_S old, else the one being made (it
+    started at most a run ago), else a new one: at most one run at a time on this path."""
+    snapshot: PlanSnapshot | None = runtime.plan_snapshot
+    if snapshot is not None and time.monotonic() - snapshot.taken_at <= MAX_STALE_S:
+        return snapshot
+    return await _plans(runtime).get_any()
+
+
+async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> Placement:
+    """Placements of the QUEUED `rows` (read before this call) from a plan at most
+    MAX_STALE_S old. A row that plan does not know is a job committed after it was made
+    (typically one this request has just submitted): being the newest, it goes last, so it
+    is placed from that plan without planning again (see plan.place_new). Otherwise (no
+    recent plan, several unknown rows, or one that is not last in FIFO order) the placements
+    come from a plan made after this call."""
+    queued = [r for r in rows if r.state == "QUEUED"]
+    if not queued:
+        return {}
+    snapshot = await _recent(runtime)
+    known = snapshot.placement
+    out: Placement = {}
+    unknown: list[JobRow] = []
+    for r in queued:
+        placed = known.get(r.id)
+        if placed is None:
+            unknown.append(r)
+        else:
+            out[r.id] = placed
+    if not unknown:
+        return out
+    if len(unknown) == 1:
+        r = unknown[0]
+        placed = snapshot.place_new(QueuedJob(r.id, r.user_id, r.created_at, r.gpu_count))
+        if placed is not None:
+            out[r.id] = placed
+            return out
+    return await placements(runtime)
+
+
+async def _plan_now(runtime: Runtime) -> PlanSnapshot:
     async with runtime.pool.acquire() as conn:
-        return await _placements(conn, runtime)
+        snapshot = await _snapshot(conn, runtime)
+    current = runtime.plan_snapshot
+    if current is None or current.taken_at <= snapshot.taken_at:
+        runtime.plan_snapshot = snapshot
+    return snapshot
 
 
-async def _placements(conn: Connection, runtime: Runtime) -> Placement:
+async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
     settings = runtime.settings
-    plan = await explain_queue(
-        conn,
-        available=await available_gpus(conn, runtime),
-        default_cap=settings.user_cap,
-        policy=settings.policy,
-    )
+    taken_at = time.monotonic()
+    available = await available_gpus(conn, runtime)
+    queue = await load_queue(conn)
+    load, _ = await load_user_load(conn, settings.user_cap)
+    paused = await is_paused(conn)
+    plan = make_plan(queue, load, available, policy=settings.policy, paused=paused)
     out: Placement = {}
     for admission in plan.admit:
-        out[admission.job.job_id] = (admission.queue_position, "next to be admitted")
+        out[admission.job.job_id] = (admission.queue_position, ADMIT_REASON)
     for pending in plan.pending:
         out[pending.job.job_id] = (pending.queue_position, pending.reason)
-    return out
+    last = (queue[-1].created_at, queue[-1].job_id) if queue else None
+    return PlanSnapshot(plan, load, paused, out, last, taken_at, queue, available, settings.policy)
 
 
 def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
@@ -149,7 +257,7 @@ def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
 
 
 async def job_views(runtime: Runtime, rows: Iterable[JobRow]) -> list[JobView]:
-    """Views of rows read *before* this call (their placement comes from a later plan)."""
+    """Views of rows read *before* this call (placements: see `row_placements`)."""
     rows = list(rows)
-    placement = await placements(runtime) if any(r.state == "QUEUED" for r in rows) else {}
+    placement = await row_placements(runtime, rows)
     return [job_view(r, placement) for r in rows]

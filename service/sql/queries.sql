@@ -92,3 +92,21 @@ SELECT to_regclass('events') IS NOT NULL;
 -- name: cli_log_size
 -- `ftq replay`/`ftq audit`: events in the log, to size the progress bar.
 SELECT count(*) FROM events;
+
+-- name: reconcile_progress_jobs
+-- PROGRESS jobs to reconcile; $1 false: only open admissions and requested cancels.
+SELECT id::text, admission_open, cancel_requested_by IS NOT NULL, fireworks_state, progress,
+       kind
+FROM jobs
+WHERE state = 'PROGRESS' AND ($1 OR admission_open OR cancel_requested_by IS NOT NULL)
+ORDER BY created_at, id;
+
+-- name: reconcile_terminal_among
+SELECT id::text FROM jobs
+WHERE id = ANY($1::uuid[]) AND state IN ('SUCCESS', 'FAIL', 'CANCELLED');
+
+-- name: leader_try_lock
+SELECT pg_try_advisory_lock($1);
+
+-- name: leader_alive
+SELECT 1;

@@ -1,0 +1,73 @@
+"""POST /jobs places the new job from a recent plan (without planning the whole queue again),
+advanced by every job placed since, so the placement is what GET /queue (a fresh plan) says,
+and a job read right after its submit always has one. (Jobs submitted through another
+replica within MAX_STALE_S are not counted ahead until the next plan.)"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from service.admission.plan import Load, QueuedJob, plan
+from service.api.views import PlanSnapshot
+from tests.api.conftest import Users, bearer, sft
+
+Client = AsyncTestClient[Litestar]
+
+
+async def test_submitted_jobs_are_placed_as_a_fresh_plan_places_them(
+    app_client: Client, users: Users
+) -> None:
+    submitted = []
+    for key, gpus in [(users.alice, 4), (users.bob, 8), (users.alice, 1), (users.bob, 2)]:
+        # a fresh plan knowing every earlier job; the POST then places its job from it
+        await app_client.get("/queue", headers=bearer(users.admin))
+        job = (await app_client.post("/jobs", json=sft(gpu_count=gpus), headers=bearer(key))).json()
+        submitted.append(job)
+        got = (await app_client.get(f"/jobs/{job['id']}", headers=bearer(key))).json()
+        assert got["queue_position"] is not None and got["pending_reason"]
+    placed = [(j["queue_position"], j["pending_reason"]) for j in submitted]
+    queue = (await app_client.get("/queue", headers=bearer(users.admin))).json()
+    by_id = {e["id"]: (e["queue_position"], e["pending_reason"]) for e in queue}
+    assert placed == [by_id[j["id"]] for j in submitted]
+    assert placed == [
+        (1, "next to be admitted"),
+        (2, "needs 8 GPUs, 4 free"),
+        (3, "your earlier queued job goes first (cap 1)"),
+        (4, "your earlier queued job goes first (cap 1)"),
+    ]
+
+
+async def test_back_to_back_submits_count_each_other(app_client: Client, users: Users) -> None:
+    submitted = []
+    for key, gpus in [(users.alice, 4), (users.bob, 8), (users.alice, 1), (users.bob, 2)]:
+        r = await app_client.post("/jobs", json=sft(gpu_count=gpus), headers=bearer(key))
+        submitted.append(r.json())
+    queue = (await app_client.get("/queue", headers=bearer(users.admin))).json()
+    by_id = {e["id"]: (e["queue_position"], e["pending_reason"]) for e in queue}
+    placed = [(j["queue_position"], j["pending_reason"]) for j in submitted]
+    assert placed == [by_id[j["id"]] for j in submitted]
+    assert placed[2] == (3, "your earlier queued job goes first (cap 1)")
+
+
+async def test_listed_queued_jobs_all_have_a_placement(app_client: Client, users: Users) -> None:
+    for _ in range(3):
+        await app_client.post("/jobs", json=sft(), headers=bearer(users.alice))
+    listed = (await app_client.get("/jobs", headers=bearer(users.alice))).json()
+    assert sorted(j["queue_position"] for j in listed) == [1, 2, 3]
+
+
+def test_a_snapshot_does_not_place_a_job_that_is_not_last_in_fifo_order() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    queue = [QueuedJob("j1", "a", t0, 1), QueuedJob("j3", "b", t0 + timedelta(seconds=2), 1)]
+    load = Load(progress={}, caps={}, default_cap=1)
+    done = plan(queue, load, 8)
+    snapshot = PlanSnapshot(done, load, False, {}, (queue[-1].created_at, "j3"), 0.0)
+    early = QueuedJob("j2", "c", t0 + timedelta(seconds=1), 1)
+    assert snapshot.place_new(early) is None  # no queue kept: the caller plans afresh
+    kept = PlanSnapshot(done, load, False, {}, (queue[-1].created_at, "j3"), 0.0, queue, 1)
+    assert kept.place_new(early) == (2, "needs 1 GPUs, 0 free")  # j1 took the only GPU
+    late = QueuedJob("j4", "c", t0 + timedelta(seconds=3), 1)
+    assert snapshot.place_new(late) == (3, "next to be admitted")
