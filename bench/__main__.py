@@ -132,7 +132,11 @@ def _cells(row: Row) -> list[str]:
         target = ", ".join(f"{k.removeprefix('target_')}={_fmt(row[k])}" for k in targets)
         used.update(targets)
     verdict = " ".join(part for part in (_fmt(row.get("ratio")), _fmt(row.get("ok"))) if part)
-    other = ", ".join(f"{k}={_fmt(v)}" for k, v in row.items() if k not in SHOWN and k not in used)
+    other = ", ".join(
+        f"{k}={_fmt(v)}"
+        for k, v in row.items()
+        if k not in SHOWN and k not in used and v is not None
+    )
     return [str(name), _fmt(value), _fmt(unit), _fmt(target), verdict, other]
 
 

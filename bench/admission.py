@@ -30,7 +30,7 @@ from events.job_commands import SubmitJob
 from events.tail import LogWatcher
 from service.admission.loop import AdmissionLoop
 from service.admission.plan import Load, QueuedJob, plan
-from service.admission.queue import is_paused, load_queue, load_user_load
+from service.admission.queue import is_paused, load_queue, load_user_load, plan_admissions
 from service.capacity import CapacityReader
 from service.commands import run_job_command
 from service.database import migrate, resolve_database_url, with_database
@@ -186,21 +186,24 @@ async def tick_read(db_url: str, jobs: int = 100_000, users: int = 10_000) -> di
                 records=[(uuid.UUID(u), 1, 1) for u in load.progress],
             )
             await conn.execute("ANALYZE jobs; ANALYZE user_load")
-        times = []
+        pass_times, whole_times, read = [], [], 0
         for _ in range(5):
             t0 = time.perf_counter()
-            async with pool.acquire() as conn:
+            async with pool.acquire() as conn:  # what a pass does: the queue's head only
                 await is_paused(conn)
-                read_queue = await load_queue(conn)
                 read_load, _ = await load_user_load(conn, 1)
-            times.append((time.perf_counter() - t0) * 1000)
-        t0 = time.perf_counter()
-        plan(read_queue, read_load, 64, explain=False)
-        planned_ms = (time.perf_counter() - t0) * 1000
+                _, read = await plan_admissions(conn, read_load, 64, policy="strict-fifo")
+            pass_times.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            async with pool.acquire() as conn:  # for comparison: reading the whole queue
+                whole = await load_queue(conn)
+            whole_times.append((time.perf_counter() - t0) * 1000)
     return {
-        "bench": "admission.tick_db_read", "queued": len(read_queue), "users": users,
-        "best_ms": round(min(times), 2), "median_ms": round(statistics.median(times), 2),
-        "then_plan_ms": round(planned_ms, 2), "target": "< 50 ms (for the planner)",
+        "bench": "admission.pass_with_db", "queued": len(whole), "users": users,
+        "rows_read": read, "best_ms": round(min(pass_times), 2),
+        "median_ms": round(statistics.median(pass_times), 2),
+        "whole_queue_read_median_ms": round(statistics.median(whole_times), 2),
+        "target": "< 50 ms",
     }  # fmt: skip
 
 

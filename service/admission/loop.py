@@ -24,8 +24,7 @@ from events.tail import LogWatcher, Subscription
 from service import metrics
 from service.admission.admit import STEPS, AdmissionContext, Checkpoint, admit, no_checkpoint
 from service.admission.leader import Leadership
-from service.admission.plan import plan
-from service.admission.queue import is_paused, load_queue, load_user_load
+from service.admission.queue import is_paused, load_user_load, plan_admissions
 from service.admission.reconcile import reconcile
 from service.capacity import Capacity, CapacityReader, utcnow
 from service.fireworks import FireworksClient
@@ -207,18 +206,15 @@ class AdmissionLoop:
         settings = self._settings
         async with self._pool.acquire() as conn:
             self._paused = await is_paused(conn)
-            queue = [] if self._paused else await load_queue(conn)
             load, ftq_gpus = await load_user_load(conn, settings.user_cap)
             capacity = await self._capacity.read(conn, ftq_in_use=ftq_gpus)
-        if not self._paused:
-            metrics.QUEUE_DEPTH.set(len(queue))
-        if capacity.note:
-            log.warning("admission.capacity_degraded", note=capacity.note)
-        if self._paused or not queue:
-            return capacity
-        chosen = plan(
-            queue, load, capacity.available, policy=settings.policy, paused=False, explain=False
-        )
+            if capacity.note:
+                log.warning("admission.capacity_degraded", note=capacity.note)
+            if self._paused:
+                return capacity
+            chosen, _ = await plan_admissions(
+                conn, load, capacity.available, policy=settings.policy
+            )
         for admission in chosen.admit:
             before = admission.available_before
             reason = AdmissionReason(

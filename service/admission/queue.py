@@ -23,9 +23,23 @@ async def is_paused(conn: Connection) -> bool:
     return bool(await conn.fetchval(QUERIES["scheduler_paused"]))
 
 
-async def explain_queue(conn: Connection, *, available: int, default_cap: int, policy: str) -> Plan:
-    """The plan an admission pass would make now, with every queued job's position and reason
-    (for GET /queue and GET /jobs/{id}); nothing is admitted by calling this."""
-    queue = await load_queue(conn)
-    load, _ = await load_user_load(conn, default_cap)
-    return plan(queue, load, available, policy=policy, paused=await is_paused(conn))
+FIRST_CHUNK = 256
+
+
+async def plan_admissions(
+    conn: Connection, load: Load, available: int, *, policy: str
+) -> tuple[Plan, int]:
+    """The admissions a pass makes now, and how many queued jobs it read.
+
+    Without explanations a pass stops at the first job that blocks (strict FIFO) or when the
+    GPUs run out, so it reads the head of the queue in growing chunks instead of all of it;
+    the result equals planning over the whole queue."""
+    limit = FIRST_CHUNK
+    while True:
+        rows = await conn.fetch(QUERIES["queue_head"], limit)
+        queue = [QueuedJob(r[0], r[1], r[2], r[3]) for r in rows]
+        chosen = plan(queue, load, available, policy=policy, explain=False)
+        stopped = chosen.available_after <= 0 or chosen.blocker is not None
+        if len(queue) < limit or stopped:
+            return chosen, len(queue)
+        limit *= 4

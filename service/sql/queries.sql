@@ -110,3 +110,8 @@ SELECT pg_try_advisory_lock($1);
 
 -- name: leader_alive
 SELECT 1;
+
+-- name: queue_head
+-- The first $1 QUEUED jobs in FIFO order (an index scan of jobs_queue_idx).
+SELECT id::text, user_id::text, created_at, gpu_count
+FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id LIMIT $1;

@@ -1,0 +1,49 @@
+"""An admission pass reads only the head of the queue, and plans exactly what planning over
+the whole queue would (checked with tiny chunks, so several reads are needed)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from events.job_commands import SubmitJob
+from service.admission import queue as queue_module
+from service.admission.plan import Load, plan
+from service.admission.queue import load_queue, plan_admissions
+from service.commands import run_job_command
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("policy", ["strict-fifo", "backfill"])
+async def test_chunked_head_plans_like_the_whole_queue(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    monkeypatch.setattr(queue_module, "FIRST_CHUNK", 2)
+    rng = random.Random(7)
+    users = [str(uuid.uuid4()) for _ in range(6)]
+    for n in range(60):
+        job = str(uuid.uuid4())
+        submit = SubmitJob(
+            at=T0 + timedelta(seconds=n), job_id=job, user_id=rng.choice(users),
+            user_email="u@x.io", kind="SFT", display_name=None, gpu_count=rng.randint(1, 6),
+            fireworks_payload={"dataset": "d"},
+        )  # fmt: skip
+        await run_job_command(pool, job, submit, {})
+    async with pool.acquire() as conn:
+        whole = await load_queue(conn)
+        reads = []
+        for available in (0, 1, 5, 17, 40, 400):
+            for caps in ({}, {users[0]: 0, users[1]: 3}):
+                load = Load(progress={users[2]: 1}, caps=caps, default_cap=2)
+                head, read = await plan_admissions(conn, load, available, policy=policy)
+                full = plan(whole, load, available, policy=policy, explain=False)
+                assert [a.job.job_id for a in head.admit] == [a.job.job_id for a in full.admit]
+                assert head.available_after == full.available_after
+                reads.append(read)
+    assert min(reads) < len(whole)  # small headroom: only the head was read
+    assert max(reads) == len(whole)  # large headroom: read to the end
