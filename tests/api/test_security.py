@@ -179,6 +179,18 @@ async def test_tenant_isolation_on_every_route_and_stream(stack: Stack) -> None:
         status, text = await stack.stream(path, stack.bob)
         assert status in (200, 404), (path, status, text)
         assert running not in text and queued not in text and "alice" not in text, (path, text)
+    async with stack.session.get(
+        f"{stack.url}/events/stream?after=0",
+        headers={"Authorization": f"Bearer {stack.bob}", "Accept": "application/x-ndjson"},
+    ) as resp:
+        assert resp.status == 200
+        chunks = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.5):
+                async for chunk in resp.content.iter_any():
+                    chunks.append(chunk)
+        text = b"".join(chunks).decode()
+        assert running not in text and queued not in text and "alice" not in text, text
     # alice's own view and the admin's do show them
     status, text = await stack.stream("/events/stream?after=0", stack.alice)
     assert status == 200 and running in text and queued in text

@@ -59,7 +59,10 @@ async def _load_run(
     kill_every_s: float,
     faults: dict[str, Any],
     seed: int,
+    drain_s: float = 90,
+    chaos: tuple[int, int, int, int] = (6, 2, 2, 2),
 ) -> tuple[Cluster, Ledger, float]:
+    """`chaos`: how many jobs Fireworks fails, pauses, moves to an unknown state, deletes."""
     cluster = await make_cluster(env, db_url, replicas=replicas)
     ledger = Ledger()
     rng = random.Random(seed)
@@ -72,7 +75,14 @@ async def _load_run(
             asyncio.create_task(sample_simulator(cluster, ledger, stop)),
             asyncio.create_task(
                 fireworks_chaos(
-                    cluster, ledger, stop, rng=rng, fail=6, pause=2, unknown=2, delete=2
+                    cluster,
+                    ledger,
+                    stop,
+                    rng=rng,
+                    fail=chaos[0],
+                    pause=chaos[1],
+                    unknown=chaos[2],
+                    delete=chaos[3],
                 )
             ),
             asyncio.create_task(
@@ -95,7 +105,7 @@ async def _load_run(
         done = asyncio.Event()
         sampler = asyncio.create_task(sample_simulator(cluster, ledger, done))
         try:
-            jobs = await wait_all_terminal(cluster, ledger, timeout=90)
+            jobs = await wait_all_terminal(cluster, ledger, timeout=drain_s)
         finally:
             done.set()
             await sampler
@@ -384,9 +394,12 @@ async def test_soak_replicas(env: Env, db_url: str) -> None:
         kill_every_s=6,
         faults=FAULTS,
         seed=11,
+        drain_s=400,
+        chaos=(30, 10, 10, 10),
     )
     record_row(
-        "3 replicas, random submit/cancel, Fireworks faults, leader SIGKILLs",
+        "3 replicas, random submit (Idempotency-Key, retried on another replica)/cancel, "
+        "Fireworks faults, leader SIGKILLs",
         f"{ledger.operations} ops ({len(ledger.acked)} acked), {ledger.kills} kills, "
         f"30% 5xx/429 + 20% lost creates, {len(ledger.set_failed)} FAILED / "
         f"{len(ledger.paused)} PAUSED / {len(ledger.unknown)} unknown / "
