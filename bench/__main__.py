@@ -14,7 +14,6 @@ import contextlib
 import importlib
 import json
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -26,9 +25,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Final, cast
 
-import asyncpg
-
-from service.database import resolve_database_url, stop_embedded, with_database
+from bench.databases import fresh_database
+from service.database import resolve_database_url, stop_embedded
 
 MODULES: Final = ("event_store", "replay", "admission", "streams", "http_api")
 RESULTS_DIR: Final = Path(__file__).parent / "results"
@@ -83,20 +81,8 @@ async def _run_database() -> AsyncIterator[str]:
         if not server_url:
             temp_dir = tempfile.mkdtemp(prefix="ftq-bench-pg-")
             server_url = await asyncio.to_thread(resolve_database_url, None, Path(temp_dir) / "pg")
-        name = f"ftq_bench_run_{secrets.token_hex(6)}"
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        try:
-            yield with_database(server_url, name)
-        finally:
-            admin = await asyncpg.connect(server_url)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
+        async with fresh_database(server_url, migrated=False, prefix="ftq_bench_run_") as url:
+            yield url
     finally:
         if temp_dir is not None:
             await asyncio.to_thread(stop_embedded)

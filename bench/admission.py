@@ -12,20 +12,18 @@ Run: `python -m bench.admission [jobs]` (DATABASE_URL, or an embedded server).""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import secrets
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import asyncpg
 import structlog
 
+from bench.databases import fresh_database
 from events.job_commands import SubmitJob
 from events.tail import LogWatcher
 from service.admission.loop import AdmissionLoop
@@ -33,7 +31,7 @@ from service.admission.plan import Load, QueuedJob, plan
 from service.admission.queue import is_paused, load_queue, load_user_load, plan_admissions
 from service.capacity import CapacityReader
 from service.commands import run_job_command
-from service.database import migrate, resolve_database_url, with_database
+from service.database import resolve_database_url
 from service.fireworks import FireworksClient
 from service.fireworks.simulator import SimConfig, Simulator, run_simulator
 from service.settings import Settings
@@ -41,30 +39,6 @@ from service.settings import Settings
 META = {"actor": "bench"}
 PAYLOAD = {"baseModel": "accounts/fireworks/models/qwen3-14b", "dataset": "d-1"}
 ACCOUNT, KEY = "bench", "bench-key"
-
-
-@contextlib.asynccontextmanager
-async def _fresh_database(server_url: str) -> AsyncIterator[str]:
-    name = f"ftq_bench_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = with_database(server_url, name)
-    try:
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        yield url
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -215,10 +189,10 @@ async def run(ctx: object) -> list[dict[str, object]]:
         server_url = await asyncio.to_thread(resolve_database_url, None)
     jobs = int(getattr(ctx, "admission_jobs", 200))
     results: list[dict[str, object]] = []
-    async with _fresh_database(server_url) as db_url:
+    async with fresh_database(server_url) as db_url:
         results.append(await latency(db_url, jobs))
     results.extend(planner())
-    async with _fresh_database(server_url) as db_url:
+    async with fresh_database(server_url) as db_url:
         results.append(await tick_read(db_url))
     return results
 
@@ -226,6 +200,6 @@ async def run(ctx: object) -> list[dict[str, object]]:
 if __name__ == "__main__":
     context = type("Ctx", (), {})()
     if len(sys.argv) > 1:
-        context.admission_jobs = int(sys.argv[1])  # type: ignore[attr-defined]
+        context.admission_jobs = int(sys.argv[1])
     for row in asyncio.run(run(context)):
         print(row)

@@ -23,24 +23,24 @@ Run: ``python -m bench.event_store [seconds]`` (DATABASE_URL, or an embedded ser
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, Final
 
 import asyncpg
 
+from bench.databases import fresh_database
 from events.codec import encode, event_type, schema_version
 from events.job_events import JobSubmitted
 from events.store import CHANNEL, NewEvent, append, append_and_notify, notify_appended
-from service.database import migrate, resolve_database_url, with_database
+from service.database import resolve_database_url
 
 TARGET_RATIO: Final = 0.80
 WRITERS: Final = (1, 8)
@@ -151,29 +151,12 @@ async def plain_insert_baseline(database_url: str, writers: int, seconds: float)
     return await _measure(database_url, _plain, writers, seconds, warmup=min(0.5, seconds / 4))
 
 
-@contextlib.asynccontextmanager
-async def _fresh_database(server_url: str) -> AsyncIterator[str]:
-    name = f"ftq_bench_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(server_url)
+async def _create_plain_table(db_url: str) -> None:
+    conn = await asyncpg.connect(db_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(PLAIN_TABLE)
     finally:
-        await admin.close()
-    url = with_database(server_url, name)
-    try:
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate(conn)
-            await conn.execute(PLAIN_TABLE)
-        finally:
-            await conn.close()
-        yield url
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await conn.close()
 
 
 def _row(
@@ -266,7 +249,8 @@ async def run(ctx: object) -> list[dict[str, object]]:
     seconds = float(getattr(ctx, "event_store_seconds", 2.0))
     warmup = float(getattr(ctx, "event_store_warmup", 0.5))
     rounds = int(getattr(ctx, "event_store_rounds", 5))
-    async with _fresh_database(server_url) as db_url:
+    async with fresh_database(server_url) as db_url:
+        await _create_plain_table(db_url)
         return await measure(db_url, seconds, warmup, rounds)
 
 

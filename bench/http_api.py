@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
 import socket
 import sys
@@ -30,9 +29,10 @@ import aiohttp
 import asyncpg
 from litestar import Litestar
 
+from bench.databases import fresh_database
 from service import directory
 from service.app import create_app
-from service.database import resolve_database_url, with_database
+from service.database import resolve_database_url
 from service.settings import Settings
 
 CONNECTIONS = (8, 32, 64)
@@ -67,24 +67,6 @@ def app_from_env() -> Litestar:
         log_level="warning",
     )
     return create_app(settings, run_scheduler=False)
-
-
-@contextlib.asynccontextmanager
-async def _fresh_database(server_url: str) -> AsyncIterator[str]:
-    name = f"ftq_bench_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(server_url, name)
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def _free_port() -> int:
@@ -191,7 +173,7 @@ async def _baseline(db_url: str, connections: int, seconds: float) -> float:
 async def measure(server_url: str, seconds: int = 5) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for connections in CONNECTIONS:
-        async with _fresh_database(server_url) as db_url, _server(db_url) as base:
+        async with fresh_database(server_url) as db_url, _server(db_url) as base:
             async with asyncpg.create_pool(db_url, min_size=1, max_size=2) as pool:
                 await directory.add_user(pool, "bench@example.com", "member", META)
                 key = (await directory.issue_key(pool, "bench@example.com", None, META)).key

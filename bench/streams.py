@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -27,34 +26,17 @@ import aiohttp
 import asyncpg
 import uvicorn
 
+from bench.databases import fresh_database
 from events.job_commands import SubmitJob
 from service import directory
 from service.app import create_app
 from service.commands import run_job_command
-from service.database import resolve_database_url, with_database
+from service.database import resolve_database_url
 from service.settings import Settings
 
 TARGET_P99_MS = 100.0
 META = {"actor": "bench"}
 PAYLOAD = {"baseModel": "accounts/fireworks/models/qwen3-14b", "dataset": "d-1"}
-
-
-@contextlib.asynccontextmanager
-async def _fresh_database(server_url: str) -> AsyncIterator[str]:
-    name = f"ftq_bench_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield with_database(server_url, name)
-    finally:
-        admin = await asyncpg.connect(server_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @contextlib.asynccontextmanager
@@ -182,7 +164,7 @@ async def run(ctx: object) -> list[dict[str, object]]:
         server_url = await asyncio.to_thread(resolve_database_url, None)
     events = int(getattr(ctx, "stream_events", 500))
     clients = int(getattr(ctx, "stream_clients", 10))
-    async with _fresh_database(server_url) as db_url:
+    async with fresh_database(server_url) as db_url:
         return [await measure(db_url, events, clients)]
 
 

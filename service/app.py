@@ -4,8 +4,6 @@ simulator), the capacity reader and the admission loop, and tears them down in r
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import (
@@ -26,6 +24,7 @@ from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from events.tail import LogWatcher
+from service.admission.loop import AdmissionLoop
 from service.api.admin import ADMIN_ROUTES
 from service.api.auth import BEARER_SCHEME, CALLER, SECURITY, admin_only, authenticated
 from service.api.common import RUNTIME
@@ -46,12 +45,10 @@ SIMULATOR_KEY = "sim-key"
 
 
 def history_routes() -> list[Any]:
-    """`service.api.history.history_routes` when that module exists (built separately)."""
-    if importlib.util.find_spec("service.api.history") is None:
-        log.warning("app.history_routes_missing")
-        return []
     with _tolerating_litestar_deprecations():
-        return list(importlib.import_module("service.api.history").history_routes)
+        from service.api.history import history_routes as routes  # noqa: PLC0415
+
+    return list(routes)
 
 
 @contextmanager
@@ -66,9 +63,8 @@ def _tolerating_litestar_deprecations() -> Iterator[None]:
         yield
 
 
-async def _admission_loop(runtime: Runtime) -> Any:
-    module = importlib.import_module("service.admission.loop")
-    loop = module.AdmissionLoop(
+async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
+    loop = AdmissionLoop(
         runtime.pool,
         runtime.client,
         runtime.settings,

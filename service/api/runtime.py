@@ -15,6 +15,7 @@ from service.fireworks import FireworksClient
 from service.settings import Settings
 
 if TYPE_CHECKING:
+    from service.admission.loop import AdmissionLoop
     from service.fireworks.simulator import RunningSimulator
 
 
@@ -41,7 +42,7 @@ class Runtime:
         self.client = client
         self.capacity = capacity
         self.simulator = simulator
-        self.loop: Any = None  # service.admission.loop.AdmissionLoop when it runs here
+        self.loop: AdmissionLoop | None = None  # when the scheduler runs in this process
         self.plans: SharedRun[Any] | None = None  # api.views.PlanSnapshot, shared runs
         self.plan_snapshot: Any = None  # api.views.PlanSnapshot: the latest plan made
 
