@@ -28,7 +28,7 @@ from typing import Any, Final, cast
 from bench.databases import fresh_database
 from service.database import resolve_database_url, stop_embedded
 
-MODULES: Final = ("event_store", "replay", "admission", "streams", "http_api")
+MODULES: Final = ("event_store", "replay", "rebuild", "admission", "streams", "http_api")
 RESULTS_DIR: Final = Path(__file__).parent / "results"
 QUICK: Final[dict[str, object]] = {
     "event_store_seconds": 1.0,

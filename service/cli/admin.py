@@ -4,16 +4,29 @@ Every change is recorded in the event log with metadata `{"actor": "cli:<os user
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
+from events.directory import PauseScheduler, ResumeScheduler
 from events.directory_events import Role
 from service import directory
-from service.cli.app import Failure, actor, app, database, keys_app, note, out, run, table
+from service.cli.app import (
+    Failure,
+    actor,
+    app,
+    database,
+    keys_app,
+    note,
+    out,
+    run,
+    scheduler_app,
+    table,
+)
 from service.cli.app import settings_or_exit as settings
 from service.cli.app import users_app as users
+from service.commands import run_scheduler_command
 from service.database import migrate as apply_migrations
 from service.sql import QUERIES
 
@@ -136,3 +149,33 @@ def keys_list() -> None:
     for key_id, email, label, created, revoked in run(go()):
         shown.add_row(key_id, email, label or "", _when(created), _when(revoked))
     out.print(shown)
+
+
+@scheduler_app.command("pause")
+def scheduler_pause(
+    reason: Annotated[str | None, typer.Option(help="Why, for the history.")] = None,
+) -> None:
+    """Stop admissions on every replica (recorded in the log; running jobs are untouched)."""
+    by = str(actor()["actor"])
+
+    async def go() -> None:
+        async with database(settings()) as pool:
+            command = PauseScheduler(at=datetime.now(UTC), by=by, reason=reason)
+            await run_scheduler_command(pool, command, actor())
+
+    run(go())
+    out.print("admissions paused")
+
+
+@scheduler_app.command("resume")
+def scheduler_resume() -> None:
+    """Restart admissions (recorded in the log)."""
+    by = str(actor()["actor"])
+
+    async def go() -> None:
+        async with database(settings()) as pool:
+            command = ResumeScheduler(at=datetime.now(UTC), by=by)
+            await run_scheduler_command(pool, command, actor())
+
+    run(go())
+    out.print("admissions resumed")

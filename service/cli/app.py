@@ -33,8 +33,10 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Add users, list them and set their PROGRESS caps.")
 keys_app = typer.Typer(help="Issue, revoke and list API keys (sftq_...).")
+scheduler_app = typer.Typer(help="Pause or resume admissions (reconciliation goes on).")
 app.add_typer(users_app, name="users", no_args_is_help=True)
 app.add_typer(keys_app, name="keys", no_args_is_help=True)
+app.add_typer(scheduler_app, name="scheduler", no_args_is_help=True)
 
 # Piped output is not cut to 80 columns: tables stay one line per row for grep and friends.
 _PIPED_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200

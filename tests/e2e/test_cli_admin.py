@@ -83,3 +83,19 @@ async def test_users_cap_and_list(env: Env, db_url: str) -> None:
     assert missing.code == 1 and "NOT_FOUND" in missing.err
     duplicate = await db.run("users", "add", "bo@e2e.test")
     assert duplicate.code == 1 and "ALREADY_EXISTS" in duplicate.err
+
+
+async def test_scheduler_pause_and_resume_are_recorded(
+    env: Env, db_url: str, pool: asyncpg.Pool
+) -> None:
+    db = env.with_(DATABASE_URL=db_url)
+    paused = await db.run("scheduler", "pause", "--reason", "maintenance")
+    assert paused.code == 0, paused.err
+    assert await pool.fetchval("SELECT paused FROM scheduler_state") is True
+    assert (await db.run("scheduler", "pause")).code == 0  # idempotent: records nothing more
+    resumed = await db.run("scheduler", "resume")
+    assert resumed.code == 0, resumed.err
+    assert await pool.fetchval("SELECT paused FROM scheduler_state") is False
+    rows = await pool.fetch("SELECT type, data FROM events WHERE stream_id = 'scheduler'")
+    assert [r["type"] for r in rows] == ["scheduler.paused", "scheduler.resumed"]
+    assert '"maintenance"' in rows[0]["data"]
