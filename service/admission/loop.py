@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 FOLLOWER_RETRY_S: Final = 1.0
 DEBOUNCE_S: Final = 0.002
+TICK_LIMIT_S: Final = 120.0  # at least; or four reconcile intervals when that is longer
 
 
 FAULT_STEP_ENV: Final = "FTQ_FAULT_STEP"
@@ -104,6 +105,7 @@ class AdmissionLoop:
         checkpoint: Checkpoint | None = None,
         dsn: str | None = None,
         follower_retry_s: float = FOLLOWER_RETRY_S,
+        tick_limit_s: float | None = None,
     ) -> None:
         self._pool = pool
         self._settings = settings
@@ -113,6 +115,8 @@ class AdmissionLoop:
         self._ctx = AdmissionContext(pool, client, clock, checkpoint or no_checkpoint)
         self._dsn = dsn or settings.database_url
         self._follower_retry_s = follower_retry_s
+        # A pass that hangs (an await that never returns) must not hold leadership forever.
+        self._tick_limit_s = tick_limit_s or max(TICK_LIMIT_S, 4 * settings.reconcile_seconds)
         self._leadership = Leadership(self._connect)
         self._wake = asyncio.Event()
         self._subscription: Subscription | None = None
@@ -164,7 +168,17 @@ class AdmissionLoop:
             metrics.IS_LEADER.set(1)
             self._wake.clear()
             due = time.monotonic() - self._last_full >= self._settings.reconcile_seconds
-            await self.tick(full_reconcile=due)
+            try:
+                async with asyncio.timeout(self._tick_limit_s):
+                    await self.tick(full_reconcile=due)
+            except TimeoutError:
+                # Cancelling mid-admission is safe: an open admission is resolved by whoever
+                # leads next. Step down so a healthy replica can.
+                log.error("admission.tick_stuck", limit_s=self._tick_limit_s)
+                await self._leadership.release()
+                metrics.IS_LEADER.set(0)
+                await asyncio.sleep(self._follower_retry_s * 5)
+                continue
             if not self._wake.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(self._settings.reconcile_seconds, 5.0)):

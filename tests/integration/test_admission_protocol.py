@@ -184,3 +184,32 @@ async def test_submit_to_admitted_through_notify_is_fast(env: Env) -> None:
     finally:
         await loop.stop()
         await watcher.stop()
+
+
+async def test_a_stuck_leader_steps_down_and_another_finishes_its_admission(env: Env) -> None:
+    never = asyncio.Event()  # never set: the first leader's pass hangs after the create
+
+    async def stuck(step: str, job_id: str) -> None:
+        if step == "created":
+            await never.wait()
+
+    first = env.loop(checkpoint=stuck, reconcile_seconds=0.05)
+    first._tick_limit_s = 0.5  # the production floor is 120 s
+    await first.start()
+    second: AdmissionLoop | None = None
+    try:
+        job = await env.submit(gpus=1)
+        async with asyncio.timeout(5):
+            while not (await env.row(job))["admission_open"]:
+                await asyncio.sleep(0.02)
+        second = env.loop(reconcile_seconds=0.05)
+        await second.start()
+        async with asyncio.timeout(10):  # without the limit the hung leader keeps the lock
+            while (await env.row(job))["admission_open"]:
+                await asyncio.sleep(0.05)
+        assert (await env.row(job))["state"] == "PROGRESS"
+        assert env.sim.snapshot()["jobs_created"] == {job: 1}
+    finally:
+        for loop in (first, second):
+            if loop is not None:
+                await loop.stop()
