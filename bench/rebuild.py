@@ -12,25 +12,13 @@ import time
 import asyncpg
 
 from bench.databases import fresh_database
-from bench.replay import generate
+from bench.replay import generate, rate_row
 from projections.rebuild import rebuild, verify
 from service.database import resolve_database_url
 
 TARGET = 50_000
 COLUMNS = ("stream_id", "stream_version", "type", "schema_version", "data", "metadata",
            "recorded_at")  # fmt: skip
-
-
-def _row(name: str, events: int, seconds: float) -> dict[str, object]:
-    rate = events / seconds if seconds > 0 else float("inf")
-    return {
-        "name": name,
-        "events": events,
-        "seconds": round(seconds, 3),
-        "events_per_s": round(rate),
-        "target": TARGET,
-        "ok": rate >= TARGET,
-    }
 
 
 async def measure(server_url: str, n_events: int) -> list[dict[str, object]]:
@@ -55,8 +43,8 @@ async def measure(server_url: str, n_events: int) -> list[dict[str, object]]:
     if folded != len(rows) or differences:
         raise AssertionError(f"rebuild folded {folded} of {len(rows)}; {differences[:3]}")
     return [
-        _row("rebuild into live tables", folded, rebuild_s),
-        _row("replay --verify (rebuild + compare)", folded, verify_s),
+        rate_row("rebuild into live tables", folded, rebuild_s, TARGET),
+        rate_row("replay --verify (rebuild + compare)", folded, verify_s, TARGET),
     ]
 
 
