@@ -5,6 +5,7 @@ loop — plus three demo users whose keys are printed, ready to paste."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import shutil
@@ -157,9 +158,8 @@ def demo(
     state = Demo()
     previous = {sig: signal.signal(sig, state.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        asyncio.run(_run(state, base, sock, quota, job_seconds, exit_after))
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a demo ends
+            asyncio.run(_run(state, base, sock, quota, job_seconds, exit_after))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
