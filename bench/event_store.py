@@ -2,7 +2,8 @@
 
 Every writer has its own connection. Each append goes to a fresh stream (expected_version
 0), so there are no conflicts. One connection LISTENs on the channel throughout, as the
-service's tailers do.
+service's tailers do, and every variant that wakes tailers is checked afterwards: each
+stream appended to must have been notified (``missing wake-ups`` must be 0).
 
 Measured in the same run and database, each for a fixed duration after a short warm-up,
 all variants interleaved and repeated (5 rounds by default); rates are medians over rounds,
@@ -10,11 +11,13 @@ ratios the median of the ratios within each round:
 
 - ``plain``: a single-row autocommit ``INSERT`` of the same event JSON into a bare table
   (``bench_plain``), the baseline; 1 and 8 writers.
-- ``store``: ``events.store.append_and_notify``: the append as one autocommitted statement,
-  then the NOTIFY as its own; 1 and 8 writers. Target: at 8 writers at least 80 % of ``plain``.
-- ``store_tx``: append inside BEGIN/COMMIT (the shape the service uses when it also writes
-  projection rows), NOTIFY after the commit.
-- ``notify_in_tx``: the alternative of NOTIFY inside the appending transaction.
+- ``store``: what the service does: ``events.store.append`` (one autocommitted statement),
+  then ``Waker.wake`` (the process's coalesced NOTIFY, sent in the background); 1 and 8
+  writers. Target: at 8 writers at least 80 % of ``plain``.
+- ``store_tx``: the same inside BEGIN/COMMIT (the shape the service uses when it also
+  writes projection rows).
+- ``notify_each``: ``append_and_notify``, a NOTIFY statement of its own after every append.
+- ``notify_in_tx``: the NOTIFY inside the appending transaction.
 - ``advisory_lock``: appends serialised by ``pg_advisory_xact_lock(<const>)`` before the
   insert (the simple gap-free alternative to the ``transaction_id`` read order).
 
@@ -23,6 +26,7 @@ Run: ``python -m bench.event_store [seconds]`` (DATABASE_URL, or an embedded ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import statistics
@@ -40,6 +44,7 @@ from bench.databases import fresh_database
 from events.codec import encode, event_type, schema_version
 from events.job_events import JobSubmitted
 from events.store import CHANNEL, NewEvent, append, append_and_notify, notify_appended
+from events.waker import Waker
 from service.database import resolve_database_url
 
 TARGET_RATIO: Final = 0.80
@@ -51,8 +56,8 @@ PLAIN_TABLE: Final = (
 )
 PLAIN_INSERT: Final = "INSERT INTO bench_plain (stream_id, data) VALUES ($1, $2::jsonb)"
 
-# One append: (connection, fresh stream id) -> None.
-Op = Callable[[asyncpg.Connection, str], Awaitable[None]]
+# One append: (connection, the process's waker, fresh stream id) -> None.
+Op = Callable[[asyncpg.Connection, Waker, str], Awaitable[None]]
 
 
 def _event() -> NewEvent:
@@ -78,45 +83,85 @@ EVENT: Final = _event()
 EVENT_JSON: Final = EVENT.data.decode()
 
 
-async def _plain(conn: asyncpg.Connection, stream_id: str) -> None:
+async def _plain(conn: asyncpg.Connection, _: Waker, stream_id: str) -> None:
     await conn.execute(PLAIN_INSERT, stream_id, EVENT_JSON)
 
 
-async def _store(conn: asyncpg.Connection, stream_id: str) -> None:
+async def _store(conn: asyncpg.Connection, waker: Waker, stream_id: str) -> None:
+    await append(conn, stream_id, 0, [EVENT], META)
+    waker.wake([stream_id])
+
+
+async def _store_tx(conn: asyncpg.Connection, waker: Waker, stream_id: str) -> None:
+    async with conn.transaction():
+        await append(conn, stream_id, 0, [EVENT], META)
+    waker.wake([stream_id])
+
+
+async def _notify_each(conn: asyncpg.Connection, _: Waker, stream_id: str) -> None:
     await append_and_notify(conn, stream_id, 0, [EVENT], META)
 
 
-async def _store_tx(conn: asyncpg.Connection, stream_id: str) -> None:
-    async with conn.transaction():
-        await append(conn, stream_id, 0, [EVENT], META)
-    await notify_appended(conn, [stream_id])
-
-
-async def _notify_in_tx(conn: asyncpg.Connection, stream_id: str) -> None:
+async def _notify_in_tx(conn: asyncpg.Connection, _: Waker, stream_id: str) -> None:
     async with conn.transaction():
         await append(conn, stream_id, 0, [EVENT], META)
         await notify_appended(conn, [stream_id])
 
 
-async def _advisory_lock(conn: asyncpg.Connection, stream_id: str) -> None:
+async def _advisory_lock(conn: asyncpg.Connection, waker: Waker, stream_id: str) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1::bigint)", ADVISORY_KEY)
         await append(conn, stream_id, 0, [EVENT], META)
-    await notify_appended(conn, [stream_id])
+    waker.wake([stream_id])
 
 
 VARIANTS: Final[dict[str, Op]] = {
     "plain": _plain,
     "store": _store,
     "store_tx": _store_tx,
+    "notify_each": _notify_each,
     "notify_in_tx": _notify_in_tx,
     "advisory_lock": _advisory_lock,
 }
 
 
-async def _measure(database_url: str, op: Op, writers: int, seconds: float, warmup: float) -> float:
+class Listener:
+    """The tailers' side: which streams were notified, to check no wake-up went missing."""
+
+    def __init__(self) -> None:
+        self.notified: set[str] = set()
+        self.arrived = asyncio.Event()
+
+    def on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        self.notified.add(str(payload))
+        self.arrived.set()
+
+    async def missing(self, stream_ids: list[str], within_s: float = 2.0) -> int:
+        """How many of ``stream_ids`` were not notified within ``within_s``."""
+        wanted = set(stream_ids)
+        deadline = time.perf_counter() + within_s
+        while (left := wanted - self.notified) and (wait_s := deadline - time.perf_counter()) > 0:
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), wait_s)
+        return len(left)
+
+
+class Measurement:
+    def __init__(self, rate: float, stream_ids: list[str], notifies: int) -> None:
+        self.rate = rate
+        self.stream_ids = stream_ids
+        self.notifies = notifies  # NOTIFY statements the waker sent
+
+
+async def _measure(
+    database_url: str, op: Op, writers: int, seconds: float, warmup: float
+) -> Measurement:
     """Operations/s of ``op`` from ``writers`` connections over ``seconds`` after ``warmup``."""
     conns = [await asyncpg.connect(database_url) for _ in range(writers)]
+    waker_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    waker = Waker(waker_pool)
+    stream_ids: list[str] = []
     try:
         prefix = secrets.token_hex(4)
         start = time.perf_counter() + 0.05
@@ -129,13 +174,18 @@ async def _measure(database_url: str, op: Op, writers: int, seconds: float, warm
             await asyncio.sleep(max(0.0, start - time.perf_counter()))
             while (now := time.perf_counter()) < until:
                 n += 1
-                await op(conn, f"bench-{prefix}-{i}-{n}")
+                stream_id = f"bench-{prefix}-{i}-{n}"
+                await op(conn, waker, stream_id)
+                stream_ids.append(stream_id)
                 if now >= measure_from and time.perf_counter() <= until:
                     counts[i] += 1
 
         await asyncio.gather(*(writer(i) for i in range(writers)))
-        return sum(counts) / seconds
+        await waker.flush()
+        return Measurement(sum(counts) / seconds, stream_ids, waker.sent)
     finally:
+        await waker.close()
+        await waker_pool.close()
         for conn in conns:
             await conn.close()
 
@@ -148,7 +198,8 @@ async def plain_insert_baseline(database_url: str, writers: int, seconds: float)
         await conn.execute(PLAIN_TABLE)
     finally:
         await conn.close()
-    return await _measure(database_url, _plain, writers, seconds, warmup=min(0.5, seconds / 4))
+    measured = await _measure(database_url, _plain, writers, seconds, warmup=min(0.5, seconds / 4))
+    return measured.rate
 
 
 async def _create_plain_table(db_url: str) -> None:
@@ -179,26 +230,26 @@ async def measure(
 
     Interleaving the variants within each round and taking the median over rounds keeps a
     noisy machine (another process taking a CPU for a few seconds) from deciding a ratio."""
-    listener = await asyncpg.connect(db_url)
-    notified = 0
-
-    def on_notify(*_: Any) -> None:
-        nonlocal notified
-        notified += 1
-
-    await listener.add_listener(CHANNEL, on_notify)
+    conn = await asyncpg.connect(db_url)
+    listener = Listener()
+    await conn.add_listener(CHANNEL, listener.on_notify)
     samples: dict[tuple[str, int], list[float]] = {}
+    missing: dict[str, int] = {}
+    per_append: dict[tuple[str, int], list[float]] = {}
     try:
         for _ in range(rounds):
             for writers in WRITERS:
                 for variant, op in VARIANTS.items():
-                    rate = await _measure(db_url, op, writers, seconds, warmup)
-                    samples.setdefault((variant, writers), []).append(rate)
-        await asyncio.sleep(0.2)  # let the last notifications arrive
+                    measured = await _measure(db_url, op, writers, seconds, warmup)
+                    samples.setdefault((variant, writers), []).append(measured.rate)
+                    if measured.notifies:
+                        share = measured.notifies / len(measured.stream_ids)
+                        per_append.setdefault((variant, writers), []).append(share)
+                    if variant != "plain":
+                        lost = await listener.missing(measured.stream_ids)
+                        missing[variant] = missing.get(variant, 0) + lost
     finally:
-        await listener.close()
-    if notified == 0:
-        raise AssertionError("the listener received no notification")
+        await conn.close()
     rates = {key: statistics.median(values) for key, values in samples.items()}
 
     def paired(variant: str, base: str, writers: int) -> float:
@@ -208,8 +259,9 @@ async def measure(
 
     labels = {
         "plain": "plain INSERT (baseline)",
-        "store": "store append + NOTIFY after commit",
-        "store_tx": "store append in BEGIN/COMMIT + NOTIFY",
+        "store": "store append + coalesced wake-up",
+        "store_tx": "store append in BEGIN/COMMIT + wake-up",
+        "notify_each": "append + own NOTIFY after commit",
         "notify_in_tx": "append + NOTIFY inside BEGIN/COMMIT",
         "advisory_lock": "append, advisory-lock serialised",
     }
@@ -229,11 +281,31 @@ async def measure(
             row["samples"] = "/".join(str(round(v)) for v in samples[variant, writers])
             rows.append(row)
     for writers in WRITERS:
+        if ("notify_in_tx", writers) not in samples or ("store_tx", writers) not in samples:
+            continue
         rows.append(
             {
-                "name": f"NOTIFY inside tx / after commit, {writers}w",
+                "name": f"NOTIFY inside tx / coalesced wake-up, {writers}w",
                 "value": round(paired("notify_in_tx", "store_tx", writers), 3),
                 "unit": "x",
+            }
+        )
+    for (variant, writers), shares in per_append.items():
+        rows.append(
+            {
+                "name": f"waker NOTIFYs per append, {labels[variant]}, {writers}w",
+                "value": round(statistics.median(shares), 3),
+                "unit": "x",
+            }
+        )
+    for variant, lost in missing.items():
+        rows.append(
+            {
+                "name": f"missing wake-ups, {labels[variant]}",
+                "value": lost,
+                "unit": "streams",
+                "target": "0",
+                "ok": lost == 0,
             }
         )
     return rows

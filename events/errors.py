@@ -10,15 +10,16 @@ class EventStoreError(Exception):
 class StreamVersionConflict(EventStoreError):
     """The stream was not at the expected version: reload its state and decide again.
 
-    ``actual`` is None when a concurrent append won the race; the caller's transaction is then
-    aborted and must be rolled back.
+    ``actual`` is None when the stream's unique version index refused the append (a concurrent
+    append won the race, or the stream was already past ``expected``); the caller's
+    transaction is then aborted and must be rolled back.
     """
 
     def __init__(self, stream_id: str, expected: int, actual: int | None) -> None:
         self.stream_id = stream_id
         self.expected = expected
         self.actual = actual
-        found = "a concurrent append" if actual is None else f"version {actual}"
+        found = "a later version" if actual is None else f"version {actual}"
         super().__init__(f"stream {stream_id!r}: expected version {expected}, found {found}")
 
 

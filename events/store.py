@@ -73,17 +73,20 @@ class Cursor(msgspec.Struct, frozen=True, order=True):
 Cursor.START = Cursor(0, 0)
 
 _metadata_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+_json_encoder: Final = msgspec.json.Encoder()
 
 
-def _checked_json_object(data: bytes) -> str:
-    try:
-        _metadata_decoder.decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-        raise InvalidEventData(f"event data is not a JSON object: {exc}") from exc
-    text = data.decode()
-    if "\\u0000" in text:
+def _checked_json_text(data: bytes) -> str:
+    """Cheap checks only: PostgreSQL parses the JSON anyway (``append`` maps its refusal to
+    ``InvalidEventData``), and text starting with ``{`` that parses is an object."""
+    if not data.lstrip(b" \t\r\n").startswith(b"{"):
+        raise InvalidEventData("event data is not a JSON object")
+    if b"\\u0000" in data:
         raise InvalidEventData("event data contains \\u0000, which jsonb cannot store")
-    return text
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidEventData(f"event data is not UTF-8: {exc}") from exc
 
 
 def _recorded(row: asyncpg.Record) -> RecordedEvent:
@@ -110,35 +113,65 @@ async def append(
     """Append ``events`` to a stream that must be at ``expected_version`` (0: must not exist).
 
     One statement, so it is atomic even outside a transaction; it never commits by itself.
-    On ``StreamVersionConflict`` nothing was written and the caller must roll back its
-    transaction (after a lost race PostgreSQL has already aborted it). It does not NOTIFY:
-    call ``notify_appended`` after the commit.
+    On ``StreamVersionConflict`` or ``InvalidEventData`` nothing was written and the caller
+    must roll back its transaction (PostgreSQL may already have aborted it). It does not
+    NOTIFY: call ``notify_appended`` or a ``Waker`` after the commit.
+
+    The returned events carry ``data`` as given; read back, it is jsonb's normal form (same
+    JSON value, keys reordered and whitespace dropped).
     """
     if expected_version < 0:
         raise ValueError("expected_version must be >= 0")
     if not events:
         return []
-    datas = [_checked_json_object(e.data) for e in events]
+    datas = [_checked_json_text(e.data) for e in events]
+    meta = dict(metadata)
     try:
-        meta = msgspec.json.encode(dict(metadata)).decode()
+        meta_json = _json_encoder.encode(meta).decode()
     except (TypeError, msgspec.EncodeError) as exc:
         raise InvalidEventData(f"metadata is not JSON-encodable: {exc}") from exc
     try:
-        rows = await conn.fetch(
-            QUERIES["append"],
-            stream_id,
-            expected_version,
-            [e.type for e in events],
-            [e.schema_version for e in events],
-            datas,
-            meta,
-        )
+        if expected_version == 0 and len(events) == 1:
+            first = events[0]
+            rows = await conn.fetch(
+                QUERIES["append_new_stream"],
+                stream_id,
+                first.type,
+                first.schema_version,
+                datas[0],
+                meta_json,
+            )
+        else:
+            rows = await conn.fetch(
+                QUERIES["append"],
+                stream_id,
+                expected_version,
+                [e.type for e in events],
+                [e.schema_version for e in events],
+                datas,
+                meta_json,
+            )
     except asyncpg.UniqueViolationError as exc:
         raise StreamVersionConflict(stream_id, expected_version, None) from exc
+    except (asyncpg.InvalidTextRepresentationError, asyncpg.UntranslatableCharacterError) as exc:
+        raise InvalidEventData(f"event data is not valid JSON: {exc}") from exc
     if not rows:
         actual = await conn.fetchval(QUERIES["stream_version"], stream_id)
         raise StreamVersionConflict(stream_id, expected_version, actual)
-    return [_recorded(r) for r in rows]
+    return [
+        RecordedEvent(
+            position=row[0],
+            transaction_id=row[1],
+            stream_id=stream_id,
+            stream_version=expected_version + n,
+            type=event.type,
+            schema_version=event.schema_version,
+            data=event.data,
+            metadata=meta,
+            recorded_at=row[2],
+        )
+        for n, (row, event) in enumerate(zip(rows, events, strict=True), start=1)
+    ]
 
 
 async def notify_appended(conn: Connection, stream_ids: Iterable[str]) -> None:

@@ -1,5 +1,7 @@
 """Load an aggregate from its stream, and record new events together with the projection
-rows they change, in one transaction, then wake the log's tailers.
+rows they change, in one transaction, then wake the log's tailers: through the process's
+`Waker` when given one (coalesced, sent in the background), else by a NOTIFY on the same
+connection right after the commit.
 
 These are the only functions that append to the log, so every event ever appended has its
 projection written in the same transaction (DESIGN.md "Shape")."""
@@ -20,6 +22,7 @@ from events.directory_events import SCHEDULER_STREAM, SchedulerEvent, UserEvent,
 from events.job import JobState, evolve, initial_state
 from events.job_events import JobEvent
 from events.store import Connection, RecordedEvent
+from events.waker import Waker
 from projections.writers import write_directory, write_job
 
 S = TypeVar("S")
@@ -59,18 +62,26 @@ async def _record(
     events: Sequence[E],
     metadata: Mapping[str, Any],
     project: Callable[[list[RecordedEvent]], Awaitable[None]],
+    waker: Waker | None,
 ) -> list[RecordedEvent]:
     if not events:
         return []
     async with conn.transaction():
         recorded = await store.append(conn, stream_id, version, to_new_events(events), metadata)
         await project(recorded)
-    await store.notify_appended(conn, [stream_id])
+    if waker is None:
+        await store.notify_appended(conn, [stream_id])
+    else:
+        waker.wake([stream_id])
     return recorded
 
 
 async def record_job(
-    conn: Connection, before: JobState, events: Sequence[JobEvent], metadata: Mapping[str, Any]
+    conn: Connection,
+    before: JobState,
+    events: Sequence[JobEvent],
+    metadata: Mapping[str, Any],
+    waker: Waker | None = None,
 ) -> tuple[JobState, list[RecordedEvent]]:
     """Append job events (expecting `before.version`) and write the job's row and load."""
     after = before
@@ -80,12 +91,16 @@ async def record_job(
     async def project(recorded: list[RecordedEvent]) -> None:
         await write_job(conn, before, after, recorded[-1].position)
 
-    recorded = await _record(conn, after.job_id, before.version, events, metadata, project)
+    recorded = await _record(conn, after.job_id, before.version, events, metadata, project, waker)
     return after, recorded
 
 
 async def record_user(
-    conn: Connection, before: UserState, events: Sequence[UserEvent], metadata: Mapping[str, Any]
+    conn: Connection,
+    before: UserState,
+    events: Sequence[UserEvent],
+    metadata: Mapping[str, Any],
+    waker: Waker | None = None,
 ) -> tuple[UserState, list[RecordedEvent]]:
     after = before
     for event in events:
@@ -96,7 +111,7 @@ async def record_user(
             await write_directory(conn, event)
 
     recorded = await _record(
-        conn, user_stream(after.email), before.version, events, metadata, project
+        conn, user_stream(after.email), before.version, events, metadata, project, waker
     )
     return after, recorded
 
@@ -106,6 +121,7 @@ async def record_scheduler(
     before: SchedulerState,
     events: Sequence[SchedulerEvent],
     metadata: Mapping[str, Any],
+    waker: Waker | None = None,
 ) -> tuple[SchedulerState, list[RecordedEvent]]:
     after = before
     for event in events:
@@ -115,5 +131,7 @@ async def record_scheduler(
         for event in events:
             await write_directory(conn, event)
 
-    recorded = await _record(conn, SCHEDULER_STREAM, before.version, events, metadata, project)
+    recorded = await _record(
+        conn, SCHEDULER_STREAM, before.version, events, metadata, project, waker
+    )
     return after, recorded

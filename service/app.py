@@ -24,6 +24,7 @@ from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from events.tail import LogWatcher
+from events.waker import Waker
 from service.admission.loop import AdmissionLoop
 from service.api.admin import ADMIN_ROUTES
 from service.api.auth import BEARER_SCHEME, CALLER, SECURITY, admin_only, authenticated
@@ -76,6 +77,10 @@ async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
     return loop
 
 
+def _wake_failed(exc: BaseException) -> None:
+    log.warning("log.wake_failed", error=str(exc))
+
+
 def lifespan_for(
     settings: Settings, run_scheduler: bool
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
@@ -88,6 +93,8 @@ def lifespan_for(
             pool = await create_pool(url)
             stack.push_async_callback(pool.close)
             await migrate(pool)
+            waker = Waker(pool, on_error=_wake_failed)
+            stack.push_async_callback(waker.close)
             watcher = LogWatcher(url)
             await watcher.start()
             stack.push_async_callback(watcher.stop)
@@ -115,6 +122,7 @@ def lifespan_for(
                 settings=settings,
                 database_url=url,
                 pool=pool,
+                waker=waker,
                 watcher=watcher,
                 session=session,
                 client=client,

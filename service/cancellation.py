@@ -14,6 +14,7 @@ import structlog
 from events.fireworks_states import outcome_of
 from events.job import JobState
 from events.job_commands import ConfirmCancelled, ObserveFireworks, RequestCancel
+from events.waker import Waker
 from service.commands import run_job_command
 from service.fireworks import FireworksClient, FireworksError, NotFound, Rejected
 
@@ -42,15 +43,17 @@ async def cancel_job(
     metadata: dict[str, Any],
     *,
     clock: Clock = utcnow,
+    waker: Waker | None = None,
 ) -> CancelOutcome:
     """Cancel `job_id` on behalf of `by`. Raises `InvalidState` for a terminal job and
     `UnknownStream` for an unknown one (nothing recorded in either case)."""
-    state, _ = await run_job_command(pool, job_id, RequestCancel(at=clock(), by=by), metadata)
+    request = RequestCancel(at=clock(), by=by)
+    state, _ = await run_job_command(pool, job_id, request, metadata, waker=waker)
     if state.terminal:
         return CancelOutcome(state, carried_out=True)
     if state.admission_open or client is None:
         return CancelOutcome(state, carried_out=False)
-    finished = await carry_out_cancel(pool, client, state, metadata, clock=clock)
+    finished = await carry_out_cancel(pool, client, state, metadata, clock=clock, waker=waker)
     if finished is None:
         return CancelOutcome(state, carried_out=False)
     return CancelOutcome(finished, carried_out=finished.terminal)
@@ -63,6 +66,7 @@ async def carry_out_cancel(
     metadata: Mapping[str, Any],
     *,
     clock: Clock = utcnow,
+    waker: Waker | None = None,
 ) -> JobState | None:
     """Cancel the job's Fireworks job (the client falls back to DELETE) and record it.
 
@@ -90,7 +94,7 @@ async def carry_out_cancel(
                     progress=job.percent,
                     message=job.status_message,
                 )
-                after, _ = await run_job_command(pool, state.job_id, observe, metadata)
+                after, _ = await run_job_command(pool, state.job_id, observe, metadata, waker=waker)
                 return after
             if job.state not in _CANCEL_UNDER_WAY and outcome != "going_away":
                 log.error(
@@ -106,6 +110,6 @@ async def carry_out_cancel(
         log.warning("cancel.fireworks_unreachable", job_id=state.job_id, status=exc.status)
         return None
     confirm = ConfirmCancelled(at=clock(), fireworks_state=fireworks_state)
-    after, _ = await run_job_command(pool, state.job_id, confirm, metadata)
+    after, _ = await run_job_command(pool, state.job_id, confirm, metadata, waker=waker)
     log.info("cancel.carried_out", job_id=state.job_id, by=state.cancel_requested_by)
     return after

@@ -1,21 +1,25 @@
 -- Named query blocks, loaded once at import by events.sql.QUERIES. Values are always
 -- parameters; jsonb goes in and out as text so a pool-wide json codec cannot change it.
 
+-- name: append_new_stream
+-- The first event of a new stream; if the stream exists, version 1 does and this raises a
+-- unique violation. The hot path (every submit), so as plain as a single-row INSERT can be.
+INSERT INTO events (stream_id, stream_version, type, schema_version, data, metadata)
+VALUES ($1, 1, $2, $3, $4::jsonb, $5::jsonb)
+RETURNING position, transaction_id, recorded_at;
+
 -- name: append
--- Appends $3..$5 to stream $1 at versions $2+1.. only if the stream is at version $2.
--- No row inserted means the version check failed; a concurrent winner raises a unique violation.
-WITH head AS (
-    SELECT coalesce(max(stream_version), 0) AS version FROM events WHERE stream_id = $1
-)
+-- Appends $3..$5 to stream $1 at versions $2+1.. only if the stream is at version $2:
+-- version $2 must exist (else no row is inserted: the stream is behind), and version $2+1
+-- must not (else a unique violation: the stream is ahead, or a concurrent append won).
+-- Versions are contiguous from 1, so together they mean the stream's head is exactly $2.
 INSERT INTO events (stream_id, stream_version, type, schema_version, data, metadata)
 SELECT $1, $2 + new.n, new.type, new.schema_version, new.data::jsonb, $6::jsonb
 FROM unnest($3::text[], $4::smallint[], $5::text[])
-        WITH ORDINALITY AS new (type, schema_version, data, n),
-     head
-WHERE head.version = $2
+        WITH ORDINALITY AS new (type, schema_version, data, n)
+WHERE $2 = 0 OR EXISTS (SELECT FROM events WHERE stream_id = $1 AND stream_version = $2)
 ORDER BY new.n
-RETURNING position, transaction_id, stream_id, stream_version, type, schema_version,
-          data::text, metadata::text, recorded_at;
+RETURNING position, transaction_id, recorded_at;
 
 -- name: stream_version
 SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1;

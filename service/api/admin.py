@@ -155,7 +155,7 @@ async def pause(
     data = await optional_body(request, PauseRequest)
     reason = data.reason if data is not None else None
     command = PauseScheduler(at=datetime.now(UTC), by=caller.email, reason=reason)
-    await run_scheduler_command(runtime.pool, command, metadata(caller))
+    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
     _wake(runtime)
     return await _scheduler_view(runtime)
 
@@ -163,7 +163,7 @@ async def pause(
 @post("/scheduler/resume", status_code=200, summary="Restart admissions", responses=errors(403))
 async def resume(caller: CallerDep, runtime: RuntimeDep) -> SchedulerView:
     command = ResumeScheduler(at=datetime.now(UTC), by=caller.email)
-    await run_scheduler_command(runtime.pool, command, metadata(caller))
+    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
     _wake(runtime)
     return await _scheduler_view(runtime)
 

@@ -121,7 +121,14 @@ async def submit_job(
         request_fingerprint=fp,
     )
     try:
-        state, _ = await run_job_command(runtime.pool, command.job_id, command, metadata(caller))
+        state, _ = await run_job_command(
+            runtime.pool,
+            command.job_id,
+            command,
+            metadata(caller),
+            waker=runtime.waker,
+            new_stream=True,
+        )
     except asyncpg.UniqueViolationError:
         # A concurrent request with the same key won; our append rolled back.
         assert idempotency_key is not None
@@ -197,7 +204,14 @@ async def cancel(
     id: FromPath[str], caller: CallerDep, runtime: RuntimeDep
 ) -> Response[CancelResult]:
     row = await _visible_job(runtime, caller, id)
-    outcome = await cancel_job(runtime.pool, runtime.client, row.id, caller.email, metadata(caller))
+    outcome = await cancel_job(
+        runtime.pool,
+        runtime.client,
+        row.id,
+        caller.email,
+        metadata(caller),
+        waker=runtime.waker,
+    )
     _wake(runtime)
     if outcome.state.status == "CANCELLED":
         return Response(CancelResult(id=row.id, state="CANCELLED"), status_code=200)

@@ -9,6 +9,7 @@ import asyncpg
 from litestar.datastructures import State
 
 from events.tail import LogWatcher
+from events.waker import Waker
 from service.api.batching import SharedRun
 from service.capacity import CapacityReader
 from service.fireworks import FireworksClient
@@ -28,6 +29,7 @@ class Runtime:
         settings: Settings,
         database_url: str,
         pool: asyncpg.Pool,
+        waker: Waker,
         watcher: LogWatcher,
         session: aiohttp.ClientSession,
         client: FireworksClient,
@@ -37,6 +39,7 @@ class Runtime:
         self.settings = settings
         self.database_url = database_url
         self.pool = pool
+        self.waker = waker  # every API write wakes the log's tailers through it
         self.watcher = watcher
         self.session = session
         self.client = client

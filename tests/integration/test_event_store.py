@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 
 import asyncpg
@@ -12,6 +13,7 @@ from events.errors import InvalidEventData, StreamVersionConflict, UnknownPositi
 from events.store import (
     Cursor,
     NewEvent,
+    RecordedEvent,
     append,
     append_and_notify,
     cursor_at_position,
@@ -27,17 +29,31 @@ def ev(n: int, type_: str = "test.happened") -> NewEvent:
     return NewEvent(type=type_, data=msgspec.json.encode({"n": n}))
 
 
+def as_read(events: list[RecordedEvent]) -> list[RecordedEvent]:
+    """What reading these appended events back gives: the same JSON values, in jsonb's text
+    form (keys reordered, one space after each `:` and `,`)."""
+    return [msgspec.structs.replace(e, data=jsonb_text(e.data)) for e in events]
+
+
+def jsonb_text(data: bytes) -> bytes:
+    value = msgspec.json.decode(data)
+    return json.dumps(value, separators=(", ", ": "), sort_keys=False).encode()
+
+
 async def test_append_and_read_back(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         first = await append(conn, "job-1", 0, [ev(1), ev(2)], {"actor": "alice"})
-        more = await append(conn, "job-1", 2, [NewEvent("x", b'{"a": [1]}', 3)], {})
+        more = await append(conn, "job-1", 2, [NewEvent("x", b'{"a": [1],  "b": 2}', 3)], {})
         other = await append(conn, "job-2", 0, [ev(9)], {})
         assert [e.stream_version for e in first + more] == [1, 2, 3]
         assert first[0].metadata == {"actor": "alice"}
         assert msgspec.json.decode(first[1].data) == {"n": 2}
         assert more[0].schema_version == 3
+        assert more[0].data == b'{"a": [1],  "b": 2}'  # as given
+        first, more, other = as_read(first), as_read(more), as_read(other)
         stream = await read_stream(conn, "job-1")
         assert stream == first + more
+        assert stream[2].data == b'{"a": [1], "b": 2}'  # jsonb's normal form
         assert await read_stream(conn, "job-1", after_version=2) == more
         everything = await read_all(conn, Cursor.START, 100)
         assert everything == first + more + other
@@ -53,10 +69,12 @@ async def test_append_and_read_back(pool: asyncpg.Pool) -> None:
 async def test_wrong_expected_version_conflicts_and_writes_nothing(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         await append(conn, "s", 0, [ev(1)], {})
-        for expected in (0, 2):
+        # behind the stream: the unique index refuses it (the version found is not known);
+        # ahead of it: version 2 does not exist, nothing is inserted and the head is reported
+        for expected, actual in ((0, None), (2, 1)):
             with pytest.raises(StreamVersionConflict) as info:
                 await append(conn, "s", expected, [ev(2), ev(3)], {})
-            assert (info.value.expected, info.value.actual) == (expected, 1)
+            assert (info.value.expected, info.value.actual) == (expected, actual)
         assert len(await read_stream(conn, "s")) == 1
 
 
@@ -103,14 +121,31 @@ async def _append_own_tx(pool: asyncpg.Pool, stream: str, n: int) -> None:
         await append_and_notify(conn, stream, 0, [ev(n)], {})
 
 
-@pytest.mark.parametrize(
-    "data", [b"not json", b"[1, 2]", b'"text"', b"", b'{"a": 1', b'{"a": "\\u0000"}']
-)
-async def test_invalid_data_refused(pool: asyncpg.Pool, data: bytes) -> None:
+BAD_DATA = [
+    b"not json",
+    b"[1, 2]",
+    b'"text"',
+    b"",
+    b"  ",
+    b'{"a": 1',
+    b'{"a": 1} x',
+    b'{"a": "\\u0000"}',
+    b'{"a": "\xff"}',
+    b"{'a': 1}",
+]
+
+
+@pytest.mark.parametrize("data", BAD_DATA)
+@pytest.mark.parametrize("alone", [True, False], ids=["alone", "after-a-good-one"])
+async def test_invalid_data_refused(pool: asyncpg.Pool, data: bytes, alone: bool) -> None:
+    events = [NewEvent("bad", data)] if alone else [ev(1), NewEvent("bad", data)]
     async with pool.acquire() as conn:
         with pytest.raises(InvalidEventData):
-            await append(conn, "s", 0, [ev(1), NewEvent("bad", data)], {})
-        assert await conn.fetchval("SELECT count(*) FROM events") == 0
+            await append(conn, "s", 0, events, {})
+        await append(conn, "t", 0, [ev(1)], {})
+        with pytest.raises(InvalidEventData):
+            await append(conn, "t", 1, events, {})
+        assert await conn.fetchval("SELECT count(*) FROM events") == 1
 
 
 @pytest.mark.parametrize(

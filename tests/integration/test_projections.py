@@ -18,7 +18,7 @@ from events.job_commands import (
     SubmitJob,
 )
 from events.job_events import AdmissionReason
-from events.rejections import InvalidState
+from events.rejections import AlreadyExists, InvalidState
 from projections.recorder import load_job, record_job
 from service.commands import run_job_command
 from service.directory import add_user, authenticate, issue_key, revoke_key
@@ -69,6 +69,20 @@ async def test_job_row_and_user_load_follow_the_log(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         state = await load_job(conn, job)
     assert state.version == row["version"] == 4
+
+
+async def test_a_new_stream_that_already_exists_falls_back_to_reading_it(
+    pool: asyncpg.Pool,
+) -> None:
+    """`new_stream` skips the first read; a stream that exists after all makes the append
+    conflict, and the next attempt reads it and decides again (here: refused)."""
+    job, user = str(uuid.uuid4()), str(uuid.uuid4())
+    state, _ = await run_job_command(pool, job, submit(job, user), META, new_stream=True)
+    assert state.version == 1
+    with pytest.raises(AlreadyExists):
+        await run_job_command(pool, job, submit(job, user, gpus=2), META, new_stream=True)
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE stream_id = $1", job) == 1
+    assert (await load_row(pool, job))["gpu_count"] == 4
 
 
 async def test_refused_command_records_nothing(pool: asyncpg.Pool) -> None:
