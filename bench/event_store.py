@@ -43,9 +43,16 @@ import asyncpg
 from bench.databases import fresh_database
 from events.codec import encode, event_type, schema_version
 from events.job_events import JobSubmitted
-from events.store import CHANNEL, NewEvent, append, append_and_notify, notify_appended
+from events.store import (
+    CHANNEL,
+    NewEvent,
+    append,
+    append_and_notify,
+    notify_appended,
+    woken_streams,
+)
 from events.waker import Waker
-from service.database import resolve_database_url
+from service.database import create_pool, resolve_database_url
 
 TARGET_RATIO: Final = 0.80
 WRITERS: Final = (1, 8)
@@ -133,7 +140,7 @@ class Listener:
         self.arrived = asyncio.Event()
 
     def on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
-        self.notified.add(str(payload))
+        self.notified.update(woken_streams(str(payload)))
         self.arrived.set()
 
     async def missing(self, stream_ids: list[str], within_s: float = 2.0) -> int:
@@ -159,7 +166,7 @@ async def _measure(
 ) -> Measurement:
     """Operations/s of ``op`` from ``writers`` connections over ``seconds`` after ``warmup``."""
     conns = [await asyncpg.connect(database_url) for _ in range(writers)]
-    waker_pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    waker_pool = await create_pool(database_url, min_size=1, max_size=1)
     waker = Waker(waker_pool)
     stream_ids: list[str] = []
     try:
@@ -223,33 +230,49 @@ def _row(
     return row
 
 
+async def _measure_fresh(
+    server_url: str, op: Op, writers: int, seconds: float, warmup: float, notifies: bool
+) -> tuple[Measurement, int]:
+    """One measurement on a new, migrated database (so every variant starts from an empty
+    log and an empty baseline table); also the streams whose wake-up never arrived."""
+    async with fresh_database(server_url) as db_url:
+        await _create_plain_table(db_url)
+        conn = await asyncpg.connect(db_url)
+        try:
+            listener = Listener()
+            await conn.add_listener(CHANNEL, listener.on_notify)
+            measured = await _measure(db_url, op, writers, seconds, warmup)
+            lost = await listener.missing(measured.stream_ids) if notifies else 0
+        finally:
+            await conn.close()
+    return measured, lost
+
+
 async def measure(
-    db_url: str, seconds: float = 2.0, warmup: float = 0.5, rounds: int = 5
+    server_url: str, seconds: float = 2.0, warmup: float = 0.5, rounds: int = 5
 ) -> list[dict[str, object]]:
     """Every variant at 1 and 8 writers, interleaved, ``rounds`` times; medians and ratios.
 
     Interleaving the variants within each round and taking the median over rounds keeps a
-    noisy machine (another process taking a CPU for a few seconds) from deciding a ratio."""
-    conn = await asyncpg.connect(db_url)
-    listener = Listener()
-    await conn.add_listener(CHANNEL, listener.on_notify)
+    noisy machine (another process taking a CPU for a few seconds) from deciding a ratio.
+    Each measurement has a fresh database: otherwise variants measured later in a round
+    would append to a log that earlier ones had grown, and the baseline would not."""
     samples: dict[tuple[str, int], list[float]] = {}
     missing: dict[str, int] = {}
     per_append: dict[tuple[str, int], list[float]] = {}
-    try:
-        for _ in range(rounds):
-            for writers in WRITERS:
-                for variant, op in VARIANTS.items():
-                    measured = await _measure(db_url, op, writers, seconds, warmup)
-                    samples.setdefault((variant, writers), []).append(measured.rate)
-                    if measured.notifies:
-                        share = measured.notifies / len(measured.stream_ids)
-                        per_append.setdefault((variant, writers), []).append(share)
-                    if variant != "plain":
-                        lost = await listener.missing(measured.stream_ids)
-                        missing[variant] = missing.get(variant, 0) + lost
-    finally:
-        await conn.close()
+    for _ in range(rounds):
+        for writers in WRITERS:
+            for variant, op in VARIANTS.items():
+                notifies = variant != "plain"
+                measured, lost = await _measure_fresh(
+                    server_url, op, writers, seconds, warmup, notifies
+                )
+                samples.setdefault((variant, writers), []).append(measured.rate)
+                if measured.notifies:
+                    share = measured.notifies / len(measured.stream_ids)
+                    per_append.setdefault((variant, writers), []).append(share)
+                if notifies:
+                    missing[variant] = missing.get(variant, 0) + lost
     rates = {key: statistics.median(values) for key, values in samples.items()}
 
     def paired(variant: str, base: str, writers: int) -> float:
@@ -312,8 +335,8 @@ async def measure(
 
 
 async def run(ctx: object) -> list[dict[str, object]]:
-    """Entry point for `bench/__main__.py`; `ctx.database_url` (a server to create a fresh
-    database on), `ctx.event_store_seconds` (per measurement, default 2),
+    """Entry point for `bench/__main__.py`; `ctx.database_url` (a server to create fresh
+    databases on, one per measurement), `ctx.event_store_seconds` (per measurement, default 2),
     `ctx.event_store_warmup` and `ctx.event_store_rounds` (default 5; medians reported)."""
     server_url = getattr(ctx, "database_url", None) or os.environ.get("DATABASE_URL")
     if not server_url:
@@ -321,9 +344,7 @@ async def run(ctx: object) -> list[dict[str, object]]:
     seconds = float(getattr(ctx, "event_store_seconds", 2.0))
     warmup = float(getattr(ctx, "event_store_warmup", 0.5))
     rounds = int(getattr(ctx, "event_store_rounds", 5))
-    async with fresh_database(server_url) as db_url:
-        await _create_plain_table(db_url)
-        return await measure(db_url, seconds, warmup, rounds)
+    return await measure(server_url, seconds, warmup, rounds)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,8 @@ Cursor.START = Cursor(0, 0)
 
 _metadata_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 _json_encoder: Final = msgspec.json.Encoder()
+_woken_decoder: Final = msgspec.json.Decoder(list[str])
+MAX_PAYLOAD: Final = 7999  # bytes; PostgreSQL refuses a NOTIFY payload of 8000 or more
 
 
 def _checked_json_text(data: bytes) -> str:
@@ -175,10 +177,39 @@ async def append(
 
 
 async def notify_appended(conn: Connection, stream_ids: Iterable[str]) -> None:
-    """Wake tailers (channel ``ftq_events``, payload the stream id); call right after commit."""
-    ids = sorted(set(stream_ids))
-    if ids:
-        await conn.execute(QUERIES["notify_appended"], ids)
+    """Wake tailers (channel ``ftq_events``); call right after commit. The payloads are JSON
+    arrays of stream ids (``woken_streams`` reads them), as few as fit PostgreSQL's 8000-byte
+    payload limit, so a listener handles one notification per batch, not one per stream."""
+    payloads = notify_payloads(stream_ids)
+    if payloads:
+        await conn.execute(QUERIES["notify_appended"], payloads)
+
+
+def notify_payloads(stream_ids: Iterable[str]) -> list[str]:
+    payloads: list[str] = []
+    batch: list[str] = []
+    size = 2
+    for stream_id in sorted(set(stream_ids)):
+        encoded = _json_encoder.encode(stream_id)
+        if len(encoded) + 1 > MAX_PAYLOAD - 2:
+            raise InvalidEventData(f"stream id too long to notify: {stream_id[:80]!r}...")
+        if batch and size + len(encoded) + 1 > MAX_PAYLOAD:
+            payloads.append(_json_encoder.encode(batch).decode())
+            batch, size = [], 2
+        batch.append(stream_id)
+        size += len(encoded) + 1
+    if batch:
+        payloads.append(_json_encoder.encode(batch).decode())
+    return payloads
+
+
+def woken_streams(payload: str) -> list[str]:
+    """The stream ids of a notification on ``CHANNEL``. A payload that is not a JSON array of
+    strings is taken as one plain stream id, as releases before batching sent them."""
+    try:
+        return _woken_decoder.decode(payload)
+    except msgspec.DecodeError:
+        return [payload] if payload else []
 
 
 async def append_and_notify(

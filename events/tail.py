@@ -11,7 +11,15 @@ from typing import Any, Self, TypeVar
 
 import asyncpg
 
-from events.store import CHANNEL, Connection, Cursor, RecordedEvent, committed_after, read_all
+from events.store import (
+    CHANNEL,
+    Connection,
+    Cursor,
+    RecordedEvent,
+    committed_after,
+    read_all,
+    woken_streams,
+)
 
 T = TypeVar("T")
 _RETRY_MIN_S = 0.02  # first re-read when committed events are held back by an open transaction
@@ -103,8 +111,9 @@ class LogWatcher:
         await self.stop()
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        woken = woken_streams(str(payload))
         for sub in self._subscriptions:
-            if sub.stream_ids is None or payload in sub.stream_ids:
+            if sub.stream_ids is None or not sub.stream_ids.isdisjoint(woken):
                 sub.event.set()
 
     async def _connect(self) -> None:

@@ -33,7 +33,7 @@ def _ignore(_: BaseException) -> None:
 
 class Waker:
     def __init__(
-        self, pool: asyncpg.Pool, *, min_interval_s: float = 0.002, on_error: OnError = _ignore
+        self, pool: asyncpg.Pool, *, min_interval_s: float = 0.005, on_error: OnError = _ignore
     ) -> None:
         self._pool = pool
         self._min_interval_s = min_interval_s

@@ -24,10 +24,19 @@ MIGRATION_SOURCES: Final[list[tuple[str, Path]]] = [
 _embedded: Any = None
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing beyond what asyncpg always does (roll back an open
+    transaction, drop the connection's listeners). ftq's pooled connections carry no session
+    state (no SET, no session advisory lock: the leader's lock has its own connection; LISTEN
+    only between add_listener and remove_listener), so asyncpg's default reset query
+    (``RESET ALL; UNLISTEN *; ...``), a round trip on every release, buys nothing."""
+
+
 async def create_pool(dsn: str, **kw: Any) -> asyncpg.Pool:
     """An asyncpg pool; keyword arguments go to ``asyncpg.create_pool``."""
     kw.setdefault("min_size", 1)
     kw.setdefault("max_size", 10)
+    kw.setdefault("reset", keep_session)
     pool = await asyncpg.create_pool(dsn, **kw)
     assert pool is not None  # only None when awaited as a context manager
     return pool

@@ -25,7 +25,8 @@ RETURNING position, transaction_id, recorded_at;
 SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1;
 
 -- name: notify_appended
-SELECT pg_notify('ftq_events', stream_id) FROM unnest($1::text[]) AS s (stream_id);
+-- $1: payloads, each a JSON array of stream ids (events.store.notify_payloads).
+SELECT pg_notify('ftq_events', payload) FROM unnest($1::text[]) AS p (payload);
 
 -- name: read_stream
 SELECT position, transaction_id, stream_id, stream_version, type, schema_version,

@@ -21,6 +21,7 @@ from events.store import (
     notify_appended,
     read_all,
     read_stream,
+    woken_streams,
 )
 from events.tail import LogTail, LogWatcher, tail
 
@@ -175,7 +176,10 @@ async def test_append_and_notify_wakes_listeners(pool: asyncpg.Pool, db_url: str
         await listener.add_listener("ftq_events", lambda *args: got.put_nowait(args[3]))
         async with pool.acquire() as writer:
             await append_and_notify(writer, "job-7", 0, [ev(1)], {})
-        assert await asyncio.wait_for(got.get(), 5) == "job-7"
+        assert await asyncio.wait_for(got.get(), 5) == '["job-7"]'
+        async with pool.acquire() as writer:
+            await notify_appended(writer, ["b", "a", "b"])
+        assert woken_streams(str(await asyncio.wait_for(got.get(), 5))) == ["a", "b"]
     finally:
         await listener.close()
 

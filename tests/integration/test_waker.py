@@ -9,7 +9,7 @@ import time
 import asyncpg
 import pytest
 
-from events.store import CHANNEL, append
+from events.store import CHANNEL, append, woken_streams
 from events.tail import LogWatcher
 from events.waker import Waker
 from tests.integration.test_event_store import ev
@@ -21,7 +21,7 @@ class Notified:
         self.arrived = asyncio.Event()
 
     def __call__(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        self.payloads.append(str(payload))
+        self.payloads.extend(woken_streams(str(payload)))
         self.arrived.set()
 
     async def until(self, wanted: set[str], within_s: float = 5.0) -> None:
