@@ -19,17 +19,16 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import aiohttp
 import asyncpg
 from litestar import Litestar
 
 from bench.databases import fresh_database
+from bench.event_store import plain_insert_baseline
 from service import directory
 from service.app import create_app
 from service.database import resolve_database_url
@@ -125,60 +124,40 @@ def parse_wrk(output: str) -> dict[str, float]:
     }
 
 
-async def _wrk(base: str, key: str, connections: int, seconds: int) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA.format(body=json.dumps(BODY), key=key))
+async def _wrk(
+    base: str, path: str, connections: int, seconds: int, lua: str = ""
+) -> dict[str, float]:
+    """`wrk` against `base + path` (a GET, or what the Lua script `lua` says)."""
     threads = min(connections, os.cpu_count() or 4, 8)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua)
+    if lua:
+        command += ["-s", script.name]
     proc = await asyncio.create_subprocess_exec(
-        "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-        "-s", script.name, f"{base}/jobs",
-        stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        *command, f"{base}{path}", stdout=asyncio.subprocess.PIPE
+    )
     out, _ = await proc.communicate()
     os.unlink(script.name)
     return parse_wrk(out.decode())
 
 
-async def plain_insert(db_url: str, connections: int, seconds: float) -> float:
-    """Baseline: rows/s of a bare `INSERT` of the same body from `connections` clients."""
-    body = json.dumps(BODY)
-    async with asyncpg.create_pool(db_url, min_size=connections, max_size=connections) as pool:
-        await pool.execute(
-            "CREATE TABLE IF NOT EXISTS bench_plain (id bigserial PRIMARY KEY, body jsonb)"
-        )
-        deadline = time.perf_counter() + seconds
-        counts = [0] * connections
-
-        async def worker(i: int) -> None:
-            async with pool.acquire() as conn:
-                while time.perf_counter() < deadline:
-                    await conn.execute("INSERT INTO bench_plain (body) VALUES ($1)", body)
-                    counts[i] += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(i) for i in range(connections)))
-        return sum(counts) / (time.perf_counter() - started)
-
-
-async def _baseline(db_url: str, connections: int, seconds: float) -> float:
-    """`bench.event_store`'s plain-INSERT baseline when that module offers one, else ours."""
-    with contextlib.suppress(ImportError, AttributeError):
-        from bench import event_store  # type: ignore[attr-defined]  # noqa: PLC0415
-
-        fn: Any = event_store.plain_insert_baseline
-        return float(await fn(db_url, connections, seconds))
-    return await plain_insert(db_url, connections, seconds)
-
-
 async def measure(server_url: str, seconds: int = 5) -> list[dict[str, object]]:
+    """POST /jobs at each concurrency on a fresh database and server, with the plain-INSERT
+    baseline from as many connections; and, once, the same server's `GET /healthz` (no
+    database work: the framework's own cost here) for scale."""
     rows: list[dict[str, object]] = []
     for connections in CONNECTIONS:
         async with fresh_database(server_url) as db_url, _server(db_url) as base:
             async with asyncpg.create_pool(db_url, min_size=1, max_size=2) as pool:
                 await directory.add_user(pool, "bench@example.com", "member", META)
                 key = (await directory.issue_key(pool, "bench@example.com", None, META)).key
-            http = await _wrk(base, key, connections, seconds)
-            baseline = await _baseline(db_url, connections, seconds)
+            lua = LUA.format(body=json.dumps(BODY), key=key)
+            http = await _wrk(base, "/jobs", connections, seconds, lua)
+            health = None
+            if connections == CONNECTIONS[0]:
+                health = await _wrk(base, "/healthz", connections, seconds)
+            baseline = await plain_insert_baseline(db_url, connections, seconds)
         rows.append(
             {
                 "name": f"http POST /jobs c={connections}",
@@ -192,6 +171,17 @@ async def measure(server_url: str, seconds: int = 5) -> list[dict[str, object]]:
                 "target_p99_ms_low_load": TARGET_P99_MS if connections == CONNECTIONS[0] else None,
             }
         )
+        if health is not None:
+            rows.append(
+                {
+                    "name": f"http GET /healthz c={connections} (no database work)",
+                    "rps": round(health["rps"], 1),
+                    "p50_ms": round(health["p50_ms"], 2),
+                    "p99_ms": round(health["p99_ms"], 2),
+                    "non_2xx": int(health["non_2xx"]),
+                    "post_jobs_share": round(http["rps"] / health["rps"], 3),
+                }
+            )
     return rows
 
 

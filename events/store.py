@@ -20,7 +20,8 @@ miss the event, because they read the log, not the notification.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Final
 
@@ -105,6 +106,67 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
+class Prepared(msgspec.Struct, frozen=True):
+    """Events and metadata checked and encoded for an append statement."""
+
+    events: Sequence[NewEvent]
+    datas: list[str]
+    metadata: dict[str, Any]
+    metadata_json: str
+
+
+def prepare(events: Sequence[NewEvent], metadata: Mapping[str, Any]) -> Prepared:
+    """Check and encode an append's arguments (``InvalidEventData`` when they cannot be)."""
+    datas = [_checked_json_text(e.data) for e in events]
+    meta = dict(metadata)
+    try:
+        meta_json = _json_encoder.encode(meta).decode()
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidEventData(f"metadata is not JSON-encodable: {exc}") from exc
+    return Prepared(events, datas, meta, meta_json)
+
+
+def new_stream_args(stream_id: str, prepared: Prepared) -> tuple[Any, ...]:
+    """``$1..$5`` of ``append_new_stream``, for a statement that embeds it (one event)."""
+    (first,) = prepared.events
+    return (stream_id, first.type, first.schema_version, prepared.datas[0], prepared.metadata_json)
+
+
+@contextlib.contextmanager
+def append_errors(stream_id: str, expected_version: int) -> Iterator[None]:
+    """PostgreSQL's refusals of an append statement as the store's typed errors."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        if exc.table_name not in (None, "events"):
+            raise  # a unique index of a table written in the same statement
+        raise StreamVersionConflict(stream_id, expected_version, None) from exc
+    except (asyncpg.InvalidTextRepresentationError, asyncpg.UntranslatableCharacterError) as exc:
+        raise InvalidEventData(f"event data is not valid JSON: {exc}") from exc
+
+
+def recorded(
+    stream_id: str, expected_version: int, prepared: Prepared, rows: Sequence[asyncpg.Record]
+) -> list[RecordedEvent]:
+    """The appended events, from the rows (position, transaction_id, recorded_at) the append
+    statement returned. ``data`` is as given; read back, it is jsonb's normal form (the same
+    JSON value, keys reordered, whitespace normalised)."""
+    return [
+        RecordedEvent(
+            position=row[0],
+            transaction_id=row[1],
+            stream_id=stream_id,
+            stream_version=expected_version + n,
+            type=event.type,
+            schema_version=event.schema_version,
+            data=event.data,
+            metadata=prepared.metadata,
+            recorded_at=row[2],
+        )
+        for n, (row, event) in enumerate(zip(rows, prepared.events, strict=True), start=1)
+    ]
+
+
 async def append(
     conn: Connection,
     stream_id: str,
@@ -118,31 +180,16 @@ async def append(
     On ``StreamVersionConflict`` or ``InvalidEventData`` nothing was written and the caller
     must roll back its transaction (PostgreSQL may already have aborted it). It does not
     NOTIFY: call ``notify_appended`` or a ``Waker`` after the commit.
-
-    The returned events carry ``data`` as given; read back, it is jsonb's normal form (same
-    JSON value, keys reordered and whitespace dropped).
     """
     if expected_version < 0:
         raise ValueError("expected_version must be >= 0")
     if not events:
         return []
-    datas = [_checked_json_text(e.data) for e in events]
-    meta = dict(metadata)
-    try:
-        meta_json = _json_encoder.encode(meta).decode()
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise InvalidEventData(f"metadata is not JSON-encodable: {exc}") from exc
-    try:
+    prepared = prepare(events, metadata)
+    with append_errors(stream_id, expected_version):
         if expected_version == 0 and len(events) == 1:
-            first = events[0]
-            rows = await conn.fetch(
-                QUERIES["append_new_stream"],
-                stream_id,
-                first.type,
-                first.schema_version,
-                datas[0],
-                meta_json,
-            )
+            args = new_stream_args(stream_id, prepared)
+            rows = await conn.fetch(QUERIES["append_new_stream"], *args)
         else:
             rows = await conn.fetch(
                 QUERIES["append"],
@@ -150,30 +197,13 @@ async def append(
                 expected_version,
                 [e.type for e in events],
                 [e.schema_version for e in events],
-                datas,
-                meta_json,
+                prepared.datas,
+                prepared.metadata_json,
             )
-    except asyncpg.UniqueViolationError as exc:
-        raise StreamVersionConflict(stream_id, expected_version, None) from exc
-    except (asyncpg.InvalidTextRepresentationError, asyncpg.UntranslatableCharacterError) as exc:
-        raise InvalidEventData(f"event data is not valid JSON: {exc}") from exc
     if not rows:
         actual = await conn.fetchval(QUERIES["stream_version"], stream_id)
         raise StreamVersionConflict(stream_id, expected_version, actual)
-    return [
-        RecordedEvent(
-            position=row[0],
-            transaction_id=row[1],
-            stream_id=stream_id,
-            stream_version=expected_version + n,
-            type=event.type,
-            schema_version=event.schema_version,
-            data=event.data,
-            metadata=meta,
-            recorded_at=row[2],
-        )
-        for n, (row, event) in enumerate(zip(rows, events, strict=True), start=1)
-    ]
+    return recorded(stream_id, expected_version, prepared, rows)
 
 
 async def notify_appended(conn: Connection, stream_ids: Iterable[str]) -> None:

@@ -9,7 +9,7 @@ projection written in the same transaction (DESIGN.md "Shape")."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from events import codec, store
 from events.directory import (
@@ -21,9 +21,11 @@ from events.directory import (
 from events.directory_events import SCHEDULER_STREAM, SchedulerEvent, UserEvent, user_stream
 from events.job import JobState, evolve, initial_state
 from events.job_events import JobEvent
+from events.sql import QUERIES as EVENT_QUERIES
 from events.store import Connection, RecordedEvent
 from events.waker import Waker
-from projections.writers import write_directory, write_job
+from projections.sql import QUERIES
+from projections.writers import job_columns, write_directory, write_job
 
 S = TypeVar("S")
 E = TypeVar("E", bound=codec.AnyEvent)
@@ -69,11 +71,40 @@ async def _record(
     async with conn.transaction():
         recorded = await store.append(conn, stream_id, version, to_new_events(events), metadata)
         await project(recorded)
+    await _wake(conn, waker, stream_id)
+    return recorded
+
+
+async def _wake(conn: Connection, waker: Waker | None, stream_id: str) -> None:
     if waker is None:
         await store.notify_appended(conn, [stream_id])
     else:
         waker.wake([stream_id])
-    return recorded
+
+
+def _embedded(sql: str) -> str:
+    return sql.rstrip().removesuffix(";")
+
+
+# A new job's first event and its row in one statement: atomic without BEGIN/COMMIT, so a
+# submit costs one round trip instead of four (the hottest write path).
+NEW_JOB: Final = (
+    f"WITH appended AS (\n{_embedded(EVENT_QUERIES['append_new_stream'])}\n),\n"
+    f"job AS (\n{_embedded(QUERIES['insert_new_job'])}\n)\n"
+    "SELECT position, transaction_id, recorded_at FROM appended"
+)
+
+
+async def _record_new_job(
+    conn: Connection, after: JobState, event: JobEvent, metadata: Mapping[str, Any]
+) -> list[RecordedEvent]:
+    """Record the first event of a job that is not in PROGRESS (no user load moves)."""
+    prepared = store.prepare(to_new_events([event]), metadata)
+    args = store.new_stream_args(after.job_id, prepared)
+    columns = job_columns(after)
+    with store.append_errors(after.job_id, 0):
+        rows = await conn.fetch(NEW_JOB, *args, *columns[1:])
+    return store.recorded(after.job_id, 0, prepared, rows)
 
 
 async def record_job(
@@ -87,6 +118,11 @@ async def record_job(
     after = before
     for event in events:
         after = evolve(after, event)
+
+    if before.version == 0 and len(events) == 1 and after.status != "PROGRESS":
+        recorded = await _record_new_job(conn, after, events[0], metadata)
+        await _wake(conn, waker, after.job_id)
+        return after, recorded
 
     async def project(recorded: list[RecordedEvent]) -> None:
         await write_job(conn, before, after, recorded[-1].position)

@@ -6,6 +6,8 @@ between the state before and after."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from events.directory_events import (
@@ -25,9 +27,9 @@ from projections.sql import QUERIES
 _json = msgspec.json.Encoder()
 
 
-async def write_job(conn: Connection, before: JobState, after: JobState, position: int) -> None:
-    await conn.execute(
-        QUERIES["upsert_job"],
+def job_columns(after: JobState) -> tuple[Any, ...]:
+    """The `jobs` row of a folded state, every column but `last_position`, in table order."""
+    return (
         after.job_id,
         after.user_id,
         after.user_email,
@@ -49,8 +51,11 @@ async def write_job(conn: Connection, before: JobState, after: JobState, positio
         after.idempotency_key,
         after.request_fingerprint,
         after.version,
-        position,
     )
+
+
+async def write_job(conn: Connection, before: JobState, after: JobState, position: int) -> None:
+    await conn.execute(QUERIES["upsert_job"], *job_columns(after), position)
     was, now = before.status == "PROGRESS", after.status == "PROGRESS"
     if was != now:
         sign = 1 if now else -1

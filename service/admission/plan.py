@@ -140,51 +140,91 @@ def plan(
     )
 
 
+class PlanEnd(msgspec.Struct):
+    """What `place_last` needs of a pass's end state: counts, the strict-FIFO blocker and
+    the users' slots. Mutable: each placed job advances it in O(1)."""
+
+    admitted: int
+    pending: int
+    waiting: int
+    available_after: int
+    blocker: QueuedJob | None
+    slots: dict[str, int]
+
+    @classmethod
+    def of(cls, done: Plan) -> PlanEnd:
+        return cls(
+            admitted=len(done.admit),
+            pending=len(done.pending),
+            waiting=done.waiting,
+            available_after=done.available_after,
+            blocker=done.blocker,
+            slots=dict(done.slots),
+        )
+
+
+def place_last(
+    end: PlanEnd, load: Load, job: QueuedJob, *, paused: bool = False, policy: str = "strict-fifo"
+) -> Admission | Pending:
+    """Where `job` stands when the pass that ended in `end` takes one more step for it (the
+    job comes after every job of that pass in FIFO order); advances `end` past it."""
+    user_id = job.user_id
+    cap = load.cap_of(user_id)
+    taken = end.slots.get(user_id, 0)
+    if taken >= cap:  # capped: last of all
+        end.pending += 1
+        return Pending(
+            job, end.admitted + end.pending, _cap_reason(cap, load.progress.get(user_id, 0))
+        )
+    position = end.admitted + end.waiting + 1  # last of the jobs under their cap
+    keeps_slot = True
+    if paused:
+        entry: Admission | Pending = Pending(job, position, PAUSED_REASON)
+    elif end.blocker is not None:
+        entry = Pending(job, position, f"behind job {end.blocker.job_id}")
+    elif job.gpu_count <= end.available_after:
+        end.admitted += 1
+        admission = Admission(job, end.admitted, end.available_after)
+        end.available_after -= job.gpu_count
+        end.slots[user_id] = taken + 1
+        return admission
+    else:
+        entry = Pending(job, position, f"needs {job.gpu_count} GPUs, {end.available_after} free")
+        if policy == "strict-fifo":
+            end.blocker = job
+        else:  # backfill: a job that does not fit keeps no slot of its user's cap
+            keeps_slot = False
+    if keeps_slot:
+        end.slots[user_id] = taken + 1
+    end.waiting += 1
+    end.pending += 1
+    return entry
+
+
 def place_new(
     done: Plan, load: Load, job: QueuedJob, *, paused: bool = False, policy: str = "strict-fifo"
 ) -> tuple[Admission | Pending, Plan]:
     """Where `job` stands in `plan(queue + [job], load, ..., explain=True)`, given `done` =
     `plan(queue, load, ..., explain=True)` with the same arguments, without planning again;
-    and the end state of that longer pass, so the next new job can be placed after this one.
+    and the plan of that longer pass (its old entries keep their positions: only its end
+    state is exact), so the next new job can be placed after this one.
 
     `job` must come after every job of `queue` in FIFO order (a job just submitted) and must
     not be in it. The pass over `queue + [job]` is the pass over `queue` and then one more
-    step, taken from the state that pass ended in (`slots`, `blocker`, `available_after`).
-    The returned plan's entries keep their old positions: only its end state is exact."""
-    user_id = job.user_id
-    cap = load.cap_of(user_id)
-    taken = done.slots.get(user_id, 0)
-    if taken >= cap:  # capped: last of all
-        position = len(done.admit) + len(done.pending) + 1
-        pending = Pending(job, position, _cap_reason(cap, load.progress.get(user_id, 0)))
-        return pending, msgspec.structs.replace(done, pending=[*done.pending, pending])
-    slots = {**done.slots, user_id: taken + 1}
-    position = len(done.admit) + done.waiting + 1  # last of the jobs under their cap
-    blocker = done.blocker
-    if paused:
-        entry: Admission | Pending = Pending(job, position, PAUSED_REASON)
-    elif blocker is not None:
-        entry = Pending(job, position, f"behind job {blocker.job_id}")
-    elif job.gpu_count <= done.available_after:
-        entry = Admission(job, len(done.admit) + 1, done.available_after)
-        after = msgspec.structs.replace(
-            done,
-            admit=[*done.admit, entry],
-            available_after=done.available_after - job.gpu_count,
-            slots=slots,
+    step, taken from the state that pass ended in (`place_last`)."""
+    end = PlanEnd.of(done)
+    entry = place_last(end, load, job, paused=paused, policy=policy)
+    if isinstance(entry, Admission):
+        admit = [*done.admit, entry]
+        return entry, msgspec.structs.replace(
+            done, admit=admit, available_after=end.available_after, slots=end.slots
         )
-        return entry, after
-    else:
-        entry = Pending(job, position, f"needs {job.gpu_count} GPUs, {done.available_after} free")
-        if policy == "strict-fifo":
-            blocker = job
-        else:  # backfill: a job that does not fit keeps no slot of its user's cap
-            slots = done.slots
+    if end.waiting == done.waiting:  # capped: appended after everything
+        return entry, msgspec.structs.replace(done, pending=[*done.pending, entry])
     waiting = [*done.pending[: done.waiting], entry, *done.pending[done.waiting :]]
-    after = msgspec.structs.replace(
-        done, pending=waiting, waiting=done.waiting + 1, blocker=blocker, slots=slots
+    return entry, msgspec.structs.replace(
+        done, pending=waiting, waiting=end.waiting, blocker=end.blocker, slots=end.slots
     )
-    return entry, after
 
 
 def _cap_reason(cap: int, in_progress: int) -> str:

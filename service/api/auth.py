@@ -67,11 +67,16 @@ async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
         raise ApiError(403, "FORBIDDEN", "admin role required")
 
 
-async def provide_caller(request: Request[Any, Any, Any]) -> Caller:
-    return await authenticate_connection(request)
+def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+    """The caller the `authenticated` guard found (every route with this dependency has the
+    guard). Synchronous, so Litestar resolves it inline instead of in a task group."""
+    cached = request.scope.get("state", {}).get(_STATE_KEY)
+    if not isinstance(cached, Caller):
+        raise _unauthenticated("authentication required")  # a route without the guard
+    return cached
 
 
-CALLER: Final = {"caller": Provide(provide_caller)}
+CALLER: Final = {"caller": Provide(provide_caller, sync_to_thread=False)}
 # Annotation for handlers: `caller: CallerDep` (a plain `caller: Caller` works too).
 CallerDep = NamedDependency[Caller]
 SECURITY: Final[list[dict[str, list[str]]]] = [{BEARER_SCHEME: []}]

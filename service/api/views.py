@@ -4,7 +4,6 @@ reason they wait, from the same planner the admission loop uses."""
 from __future__ import annotations
 
 import asyncio
-import bisect
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
@@ -15,7 +14,7 @@ import structlog
 
 from events.job import JobState
 from events.store import Connection
-from service.admission.plan import Admission, Load, Pending, Plan, QueuedJob, place_new
+from service.admission.plan import Admission, Load, Pending, Plan, PlanEnd, QueuedJob, place_last
 from service.admission.plan import plan as make_plan
 from service.admission.queue import is_paused, load_queue, load_user_load
 from service.api.batching import SharedRun
@@ -26,7 +25,9 @@ from service.redaction import redact
 log = structlog.get_logger(__name__)
 
 CAPACITY_TIMEOUT_S: Final = 2.0
-MAX_STALE_S: Final = 0.2  # how old a plan GET /jobs views and POST /jobs may use
+MAX_STALE_S: Final = 0.2  # how old a plan GET /jobs views and POST /jobs may use ...
+STALE_PER_BUILD: Final = 20  # ... or 20 times what the plan took to make ...
+MAX_STALE_CAP_S: Final = 2.0  # ... but never more than this
 ADMIT_REASON: Final = "next to be admitted"
 Placement = dict[str, tuple[int, str]]
 
@@ -100,46 +101,40 @@ async def available_gpus(conn: Connection, runtime: Runtime) -> int:
 
 
 class PlanSnapshot(msgspec.Struct):
-    """A plan of the whole queue, what it was made from, and when (monotonic, before reading).
-    Jobs submitted since are appended to its end state as they are placed (`place_new`)."""
+    """A plan of the whole queue, what it was made from, when (monotonic, before reading) and
+    how long it took; jobs submitted since advance its end state as they are placed."""
 
     plan: Plan
     load: Load
     paused: bool
     placement: Placement
-    last: tuple[Any, str] | None  # FIFO key of the queue's last job
     taken_at: float
-    queue: list[QueuedJob] = msgspec.field(default_factory=list)
-    available: int = 0
+    build_s: float = 0.0
     policy: str = "strict-fifo"
+    end: PlanEnd | None = None
 
-    def place_new(self, job: QueuedJob) -> tuple[int, str] | None:
-        """The placement of a job committed after the snapshot was read, as planning the
-        snapshot's queue with the job in it would place it: from the plan's end state when
-        the job is last in FIFO order (the usual case), else (a concurrent submit that came
-        earlier went in) by planning again in memory, or None with no queue kept."""
-        key = (job.created_at, job.job_id)
-        if self.last is None or key > self.last:
-            entry, self.plan = place_new(
-                self.plan, self.load, job, paused=self.paused, policy=self.policy
-            )
-            # Later submits are placed after this one (the snapshot's other entries stay
-            # as planned, at most MAX_STALE_S old).
-            self.last = key
-            self.placement[job.job_id] = _entry(entry)
-            return self.placement[job.job_id]
-        if not self.queue:
-            return None
-        queue = list(self.queue)
-        queue.insert(bisect.bisect(queue, key, key=lambda j: (j.created_at, j.job_id)), job)
-        again = make_plan(queue, self.load, self.available, policy=self.policy, paused=self.paused)
-        for admission in again.admit:
-            if admission.job.job_id == job.job_id:
-                return _entry(admission)
-        for pending in again.pending:
-            if pending.job.job_id == job.job_id:
-                return _entry(pending)
-        return None
+    def __post_init__(self) -> None:
+        if self.end is None:
+            self.end = PlanEnd.of(self.plan)
+
+    @property
+    def fresh_for_s(self) -> float:
+        """How long the snapshot may serve: MAX_STALE_S, or longer for a queue that takes a
+        while to plan, so that re-planning never takes more than 1/STALE_PER_BUILD of a CPU."""
+        return min(MAX_STALE_CAP_S, max(MAX_STALE_S, STALE_PER_BUILD * self.build_s))
+
+    def place_new(self, job: QueuedJob) -> tuple[int, str]:
+        """The placement of a job committed after the snapshot was read: one more step of the
+        planning pass, from the end state after the jobs placed before it (O(1)).
+
+        It is exact for a job that comes after every job already in the snapshot in FIFO
+        order, the usual case. A submit that overlaps others by a few milliseconds may be
+        placed after a job created a moment later (the order the placements ran in); every
+        later read, planned afresh, orders them by `created_at`."""
+        assert self.end is not None
+        entry = place_last(self.end, self.load, job, paused=self.paused, policy=self.policy)
+        self.placement[job.job_id] = _entry(entry)
+        return self.placement[job.job_id]
 
 
 def _entry(entry: Admission | Pending) -> tuple[int, str]:
@@ -166,21 +161,21 @@ async def _fresh(runtime: Runtime) -> PlanSnapshot:
 
 
 async def _recent(runtime: Runtime) -> PlanSnapshot:
-    """The latest plan if it is at most MAX_STALE_S old, else the one being made (it
-    started at most a run ago), else a new one: at most one run at a time on this path."""
+    """The latest plan if it is fresh enough (`PlanSnapshot.fresh_for_s`), else the one
+    being made (it started at most a run ago), else a new one: at most one run at a time on
+    this path."""
     snapshot: PlanSnapshot | None = runtime.plan_snapshot
-    if snapshot is not None and time.monotonic() - snapshot.taken_at <= MAX_STALE_S:
+    if snapshot is not None and time.monotonic() - snapshot.taken_at <= snapshot.fresh_for_s:
         return snapshot
     return await _plans(runtime).get_any()
 
 
 async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> Placement:
-    """Placements of the QUEUED `rows` (read before this call) from a plan at most
-    MAX_STALE_S old. A row that plan does not know is a job committed after it was made
-    (typically one this request has just submitted): being the newest, it goes last, so it
-    is placed from that plan without planning again (see plan.place_new). Otherwise (no
-    recent plan, several unknown rows, or one that is not last in FIFO order) the placements
-    come from a plan made after this call."""
+    """Placements of the QUEUED `rows` (read before this call) from a recent plan (at most
+    `fresh_for_s` old). A single row that plan does not know is a job committed after it was
+    made (typically one this request has just submitted): being the newest, it goes last, so
+    it is placed from that plan without planning again (`PlanSnapshot.place_new`). With
+    several unknown rows the placements come from a plan made after this call."""
     queued = [r for r in rows if r.state == "QUEUED"]
     if not queued:
         return {}
@@ -198,10 +193,8 @@ async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> Placement:
         return out
     if len(unknown) == 1:
         r = unknown[0]
-        placed = snapshot.place_new(QueuedJob(r.id, r.user_id, r.created_at, r.gpu_count))
-        if placed is not None:
-            out[r.id] = placed
-            return out
+        out[r.id] = snapshot.place_new(QueuedJob(r.id, r.user_id, r.created_at, r.gpu_count))
+        return out
     return await placements(runtime)
 
 
@@ -227,8 +220,8 @@ async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
         out[admission.job.job_id] = (admission.queue_position, ADMIT_REASON)
     for pending in plan.pending:
         out[pending.job.job_id] = (pending.queue_position, pending.reason)
-    last = (queue[-1].created_at, queue[-1].job_id) if queue else None
-    return PlanSnapshot(plan, load, paused, out, last, taken_at, queue, available, settings.policy)
+    build_s = time.monotonic() - taken_at
+    return PlanSnapshot(plan, load, paused, out, taken_at, build_s, settings.policy)
 
 
 def job_view(row: JobRow, placement: Placement | None = None) -> JobView:

@@ -1,7 +1,7 @@
 """POST /jobs places the new job from a recent plan (without planning the whole queue again),
 advanced by every job placed since, so the placement is what GET /queue (a fresh plan) says,
 and a job read right after its submit always has one. (Jobs submitted through another
-replica within MAX_STALE_S are not counted ahead until the next plan.)"""
+replica within the snapshot's freshness window are not counted ahead until the next plan.)"""
 
 from __future__ import annotations
 
@@ -59,15 +59,26 @@ async def test_listed_queued_jobs_all_have_a_placement(app_client: Client, users
     assert sorted(j["queue_position"] for j in listed) == [1, 2, 3]
 
 
-def test_a_snapshot_does_not_place_a_job_that_is_not_last_in_fifo_order() -> None:
+def test_a_snapshot_places_new_jobs_in_the_order_they_reach_it() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     queue = [QueuedJob("j1", "a", t0, 1), QueuedJob("j3", "b", t0 + timedelta(seconds=2), 1)]
     load = Load(progress={}, caps={}, default_cap=1)
-    done = plan(queue, load, 8)
-    snapshot = PlanSnapshot(done, load, False, {}, (queue[-1].created_at, "j3"), 0.0)
+    snapshot = PlanSnapshot(plan(queue, load, 2), load, False, {}, 0.0)
+    # j2 was created before j3 but committed after the snapshot read the queue: it is
+    # placed after j3, and the next fresh plan puts it before
     early = QueuedJob("j2", "c", t0 + timedelta(seconds=1), 1)
-    assert snapshot.place_new(early) is None  # no queue kept: the caller plans afresh
-    kept = PlanSnapshot(done, load, False, {}, (queue[-1].created_at, "j3"), 0.0, queue, 1)
-    assert kept.place_new(early) == (2, "needs 1 GPUs, 0 free")  # j1 took the only GPU
-    late = QueuedJob("j4", "c", t0 + timedelta(seconds=3), 1)
-    assert snapshot.place_new(late) == (3, "next to be admitted")
+    assert snapshot.place_new(early) == (3, "needs 1 GPUs, 0 free")
+    late = QueuedJob("j4", "a", t0 + timedelta(seconds=3), 1)
+    capped = (4, "your earlier queued job goes first (cap 1)")
+    assert snapshot.place_new(late) == capped
+    assert snapshot.placement == {"j2": (3, "needs 1 GPUs, 0 free"), "j4": capped}
+    again = plan([queue[0], early, queue[1], late], load, 2)
+    assert [p.job.job_id for p in again.pending] == ["j3", "j4"]  # j2 admitted: it came first
+
+
+def test_a_snapshot_of_a_long_queue_serves_longer() -> None:
+    load = Load(progress={}, caps={}, default_cap=1)
+    quick = PlanSnapshot(plan([], load, 8), load, False, {}, 0.0, build_s=0.001)
+    slow = PlanSnapshot(plan([], load, 8), load, False, {}, 0.0, build_s=0.05)
+    very_slow = PlanSnapshot(plan([], load, 8), load, False, {}, 0.0, build_s=5.0)
+    assert (quick.fresh_for_s, slow.fresh_for_s, very_slow.fresh_for_s) == (0.2, 1.0, 2.0)
