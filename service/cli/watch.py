@@ -106,10 +106,13 @@ class View:
 
 
 async def follow(api_: Api, job_id: str, view: View) -> str:
-    """Follow the stream until a terminal event; returns the final state."""
+    """Follow the stream until a terminal event; returns the final state. A dropped stream,
+    or one the server ends early (e.g. while it restarts), is resumed from the last event
+    seen (Last-Event-ID), so nothing is shown twice or missed."""
     last_id: int | None = None
     drops = 0
     while True:
+        why = "the server ended the stream"
         try:
             async for position, type_, data in events(api_, job_id, last_id):
                 last_id, drops = position if position is not None else last_id, 0
@@ -117,17 +120,12 @@ async def follow(api_: Api, job_id: str, view: View) -> str:
                 if type_ in FINAL:
                     return FINAL[type_]
         except DROPPED as exc:
-            drops += 1
-            if drops > MAX_RECONNECTS:
-                raise Failure(f"lost the stream: {type(exc).__name__}: {exc}") from None
-            note(f"connection dropped ({type(exc).__name__}); reconnecting")
-            await asyncio.sleep(min(drops, 5))
-            continue
-        # The server ended the stream without a terminal event: ask for the job itself.
-        _, job = await api_.call("GET", f"/jobs/{job_id}")
-        if job["state"] in EXIT_CODE:
-            return str(job["state"])
-        await asyncio.sleep(1)
+            why = f"connection dropped ({type(exc).__name__})"
+        drops += 1
+        if drops > MAX_RECONNECTS:
+            raise Failure(f"lost the stream: {why}") from None
+        note(f"{why}; reconnecting")
+        await asyncio.sleep(min(drops, 5))
 
 
 @app.command()
