@@ -211,7 +211,8 @@ async def append(
 async def notify_appended(conn: Connection, stream_ids: Iterable[str]) -> None:
     """Wake tailers (channel ``ftq_events``); call right after commit. The payloads are JSON
     arrays of stream ids (``woken_streams`` reads them), as few as fit PostgreSQL's 8000-byte
-    payload limit, so a listener handles one notification per batch, not one per stream."""
+    payload limit, so a listener handles one notification per batch, not one per stream. (A
+    stream id too long for any payload is left out.)"""
     payloads = notify_payloads(stream_ids)
     if payloads:
         await conn.execute(QUERIES["notify_appended"], payloads)
@@ -224,7 +225,7 @@ def notify_payloads(stream_ids: Iterable[str]) -> list[str]:
     for stream_id in sorted(set(stream_ids)):
         encoded = _json_encoder.encode(stream_id)
         if len(encoded) + 1 > MAX_PAYLOAD - 2:
-            raise InvalidEventData(f"stream id too long to notify: {stream_id[:80]!r}...")
+            continue  # cannot be notified: its tailers find it on their fallback timer
         if batch and size + len(encoded) + 1 > MAX_PAYLOAD:
             payloads.append(_json_encoder.encode(batch).decode())
             batch, size = [], 2

@@ -32,6 +32,9 @@ def _ignore(_: BaseException) -> None:
 
 
 class Waker:
+    """The process's wake-ups, coalesced (see the module docstring); `on_error` hears of
+    each one that could not be sent."""
+
     def __init__(
         self, pool: asyncpg.Pool, *, min_interval_s: float = 0.005, on_error: OnError = _ignore
     ) -> None:

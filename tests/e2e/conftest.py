@@ -189,9 +189,10 @@ class Stack:
     server: Proc
     sim_url: str
 
-    async def restart(self) -> None:
-        """Stop `ftq serve` and start a new one on the same port and database."""
-        assert await self.server.stop() == 0, self.server.err
+    async def restart(self, sig: int = signal.SIGTERM) -> None:
+        """Stop `ftq serve` (by `sig`) and start a new one on the same port and database."""
+        code = await self.server.stop(sig)
+        assert code == (0 if sig == signal.SIGTERM else -sig), self.server.err
         port = self.url.rsplit(":", 1)[1]
         self.server = await self.env.start("serve", "--port", port)
         await wait_for(lambda: healthy(self.url), "ftq serve (restarted)", self.server)

@@ -4,6 +4,7 @@ jobs, show, queue."""
 from __future__ import annotations
 
 import json
+import signal
 
 from tests.e2e.conftest import SFT_JOB, Proc, Stack, http, wait_for
 
@@ -47,7 +48,9 @@ async def test_submit_then_watch_exits_with_the_final_state(stack: Stack) -> Non
 
     watching = await alice.start("watch", first)
     await wait_for(lambda: _shows(watching, "PROGRESS"), "watch to show PROGRESS", watching)
-    await stack.restart()  # the stream drops; watch resumes with Last-Event-ID
+    # killed, so the stream drops at once (a graceful stop may let the job finish on the old
+    # server within its grace period); watch resumes with Last-Event-ID
+    await stack.restart(signal.SIGKILL)
     await wait_for(lambda: _exited(watching), "watch to end", timeout=60)
     assert watching.proc.returncode == 0, watching.out + watching.err
     assert watching.out.splitlines()[-1] == f"{first} SUCCESS"
