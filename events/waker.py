@@ -28,7 +28,7 @@ OnError = Callable[[BaseException], None]
 
 
 def _ignore(_: BaseException) -> None:
-    pass
+    """The default `on_error`: a dropped wake-up needs no action (see the module docstring)."""
 
 
 class Waker:
