@@ -200,11 +200,7 @@ async def _measure(
 async def plain_insert_baseline(database_url: str, writers: int, seconds: float) -> float:
     """Rows/s of a bare single-row ``INSERT`` of an event's JSON into ``bench_plain`` (created
     when missing) from ``writers`` connections; the baseline ``bench.http_api`` also uses."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(PLAIN_TABLE)
-    finally:
-        await conn.close()
+    await _create_plain_table(database_url)
     measured = await _measure(database_url, _plain, writers, seconds, warmup=min(0.5, seconds / 4))
     return measured.rate
 

@@ -43,7 +43,7 @@ class Plan(msgspec.Struct, frozen=True):
     available_after: int
     # The state the pass ended in (complete only with `explain`): the job that blocks
     # everything behind it under strict FIFO, each user's slots taken (PROGRESS + the queued
-    # jobs that took a slot). `place_new` places a job appended to the queue from these.
+    # jobs that took a slot). `place_last` places a job appended to the queue from these.
     blocker: QueuedJob | None = None
     slots: dict[str, int] = msgspec.field(default_factory=dict)
     waiting: int = 0  # pending jobs of users under their cap (the first `waiting` of pending)
@@ -199,32 +199,6 @@ def place_last(
     end.waiting += 1
     end.pending += 1
     return entry
-
-
-def place_new(
-    done: Plan, load: Load, job: QueuedJob, *, paused: bool = False, policy: str = "strict-fifo"
-) -> tuple[Admission | Pending, Plan]:
-    """Where `job` stands in `plan(queue + [job], load, ..., explain=True)`, given `done` =
-    `plan(queue, load, ..., explain=True)` with the same arguments, without planning again;
-    and the plan of that longer pass (its old entries keep their positions: only its end
-    state is exact), so the next new job can be placed after this one.
-
-    `job` must come after every job of `queue` in FIFO order (a job just submitted) and must
-    not be in it. The pass over `queue + [job]` is the pass over `queue` and then one more
-    step, taken from the state that pass ended in (`place_last`)."""
-    end = PlanEnd.of(done)
-    entry = place_last(end, load, job, paused=paused, policy=policy)
-    if isinstance(entry, Admission):
-        admit = [*done.admit, entry]
-        return entry, msgspec.structs.replace(
-            done, admit=admit, available_after=end.available_after, slots=end.slots
-        )
-    if end.waiting == done.waiting:  # capped: appended after everything
-        return entry, msgspec.structs.replace(done, pending=[*done.pending, entry])
-    waiting = [*done.pending[: done.waiting], entry, *done.pending[done.waiting :]]
-    return entry, msgspec.structs.replace(
-        done, pending=waiting, waiting=end.waiting, blocker=end.blocker, slots=end.slots
-    )
 
 
 def _cap_reason(cap: int, in_progress: int) -> str:

@@ -1,20 +1,58 @@
-"""Placing a just-submitted job from the plan of the queue before it (`place_new`) gives
-exactly what planning the queue with the job appended gives for that job."""
+"""Placing a just-submitted job from the end state of the plan of the queue before it
+(`place_last`, through `place_new` here) gives exactly what planning the queue with the job
+appended gives for that job."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.admission.plan import Load, QueuedJob, place_new, plan
+from service.admission.plan import (
+    Admission,
+    Load,
+    Pending,
+    Plan,
+    PlanEnd,
+    QueuedJob,
+    place_last,
+    plan,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 USERS = ["a", "b", "c", "d"]
 
 jobs_st = st.lists(st.tuples(st.sampled_from(USERS), st.integers(0, 9)), max_size=25)
 counts_st = st.dictionaries(st.sampled_from(USERS), st.integers(0, 3))
+
+
+def place_new(
+    done: Plan, load: Load, job: QueuedJob, *, paused: bool = False, policy: str = "strict-fifo"
+) -> tuple[Admission | Pending, Plan]:
+    """Where `job` stands in `plan(queue + [job], load, ..., explain=True)`, given `done` =
+    `plan(queue, load, ..., explain=True)` with the same arguments, without planning again;
+    and the plan of that longer pass (its old entries keep their positions: only its end
+    state is exact), so the next new job can be placed after this one.
+
+    `job` must come after every job of `queue` in FIFO order (a job just submitted) and must
+    not be in it. The pass over `queue + [job]` is the pass over `queue` and then one more
+    step, taken from the state that pass ended in (`place_last`, which the service uses;
+    this wrapper rebuilds the whole plan so the test can compare it)."""
+    end = PlanEnd.of(done)
+    entry = place_last(end, load, job, paused=paused, policy=policy)
+    if isinstance(entry, Admission):
+        admit = [*done.admit, entry]
+        return entry, msgspec.structs.replace(
+            done, admit=admit, available_after=end.available_after, slots=end.slots
+        )
+    if end.waiting == done.waiting:  # capped: appended after everything
+        return entry, msgspec.structs.replace(done, pending=[*done.pending, entry])
+    waiting = [*done.pending[: done.waiting], entry, *done.pending[done.waiting :]]
+    return entry, msgspec.structs.replace(
+        done, pending=waiting, waiting=end.waiting, blocker=end.blocker, slots=end.slots
+    )
 
 
 def queue_of(specs: list[tuple[str, int]]) -> list[QueuedJob]:
