@@ -134,6 +134,16 @@ def new_stream_args(stream_id: str, prepared: Prepared) -> tuple[Any, ...]:
     return (stream_id, first.type, first.schema_version, prepared.datas[0], prepared.metadata_json)
 
 
+def new_streams_args(streams: Sequence[tuple[str, Prepared]]) -> tuple[list[Any], ...]:
+    """``$1..$5`` of ``append_new_streams`` (one event per new stream), for a statement that
+    embeds it."""
+    columns: tuple[list[Any], ...] = ([], [], [], [], [])
+    for stream_id, prepared in streams:
+        for column, value in zip(columns, new_stream_args(stream_id, prepared), strict=True):
+            column.append(value)
+    return columns
+
+
 @contextlib.contextmanager
 def append_errors(stream_id: str, expected_version: int) -> Iterator[None]:
     """PostgreSQL's refusals of an append statement as the store's typed errors."""
@@ -148,7 +158,10 @@ def append_errors(stream_id: str, expected_version: int) -> Iterator[None]:
 
 
 def recorded(
-    stream_id: str, expected_version: int, prepared: Prepared, rows: Sequence[asyncpg.Record]
+    stream_id: str,
+    expected_version: int,
+    prepared: Prepared,
+    rows: Sequence[asyncpg.Record | tuple[Any, ...]],
 ) -> list[RecordedEvent]:
     """The appended events, from the rows (position, transaction_id, recorded_at) the append
     statement returned. ``data`` is as given; read back, it is jsonb's normal form (the same

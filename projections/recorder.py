@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
+import msgspec
+
 from events import codec, store
 from events.directory import (
     SchedulerState,
@@ -107,6 +109,58 @@ async def _record_new_job(
     return store.recorded(after.job_id, 0, prepared, rows)
 
 
+# Several new jobs at once, each as `_record_new_job` records one: the API's group commit.
+NEW_JOBS: Final = (
+    f"WITH appended AS (\n{_embedded(EVENT_QUERIES['append_new_streams'])}\n),\n"
+    f"job AS (\n{_embedded(QUERIES['insert_new_jobs'])}\n)\n"
+    "SELECT stream_id, position, transaction_id, recorded_at FROM appended"
+)
+
+
+class NewJob(msgspec.Struct, frozen=True):
+    """A job's first event, as `new_job` checks it, ready for `record_new_jobs`."""
+
+    after: JobState
+    event: JobEvent
+    metadata: Mapping[str, Any]
+
+
+def new_job(
+    before: JobState, events: Sequence[JobEvent], metadata: Mapping[str, Any]
+) -> NewJob | None:
+    """The decided `events` as a `NewJob` if `record_new_jobs` can record them (the first and
+    only event of a job that does not start in PROGRESS), else None (use `record_job`)."""
+    if before.version != 0 or len(events) != 1:
+        return None
+    after = evolve(before, events[0])
+    return None if after.status == "PROGRESS" else NewJob(after, events[0], metadata)
+
+
+async def record_new_jobs(
+    conn: Connection, jobs: Sequence[NewJob], waker: Waker | None = None
+) -> list[list[RecordedEvent]]:
+    """Record several new jobs in one statement, all or none: if any job's stream exists
+    (StreamVersionConflict) or any row is refused (e.g. a reused Idempotency-Key), nothing
+    is recorded. The events get consecutive positions in the order given."""
+    prepared = [store.prepare(to_new_events([job.event]), job.metadata) for job in jobs]
+    ids = [job.after.job_id for job in jobs]
+    columns = list(zip(*(job_columns(job.after)[1:] for job in jobs), strict=True))
+    args = store.new_streams_args(list(zip(ids, prepared, strict=True)))
+    with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
+        rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns))
+    by_stream = {row[0]: (row[1], row[2], row[3]) for row in rows}
+    if len(by_stream) != len(ids):
+        raise RuntimeError(f"{len(ids)} new jobs, {len(by_stream)} recorded")  # cannot happen
+    if waker is None:
+        await store.notify_appended(conn, ids)
+    else:
+        waker.wake(ids)
+    return [
+        store.recorded(job_id, 0, one, [by_stream[job_id]])
+        for job_id, one in zip(ids, prepared, strict=True)
+    ]
+
+
 async def record_job(
     conn: Connection,
     before: JobState,
@@ -115,14 +169,15 @@ async def record_job(
     waker: Waker | None = None,
 ) -> tuple[JobState, list[RecordedEvent]]:
     """Append job events (expecting `before.version`) and write the job's row and load."""
+    first = new_job(before, events, metadata)
+    if first is not None:
+        recorded = await _record_new_job(conn, first.after, first.event, metadata)
+        await _wake(conn, waker, first.after.job_id)
+        return first.after, recorded
+
     after = before
     for event in events:
         after = evolve(after, event)
-
-    if before.version == 0 and len(events) == 1 and after.status != "PROGRESS":
-        recorded = await _record_new_job(conn, after, events[0], metadata)
-        await _wake(conn, waker, after.job_id)
-        return after, recorded
 
     async def project(recorded: list[RecordedEvent]) -> None:
         await write_job(conn, before, after, recorded[-1].position)

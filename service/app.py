@@ -36,9 +36,11 @@ from service.api.ops import OPS_ROUTES
 from service.api.runtime import Runtime
 from service.capacity import CapacityReader
 from service.database import create_pool, migrate, resolve_database_url
+from service.directory import KeyLookup
 from service.fireworks import FireworksClient
 from service.logging import RequestContext, configure_logging
 from service.settings import Settings
+from service.submissions import Submitter
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +98,9 @@ def lifespan_for(
             await migrate(pool)
             waker = Waker(pool, on_error=_wake_failed)
             stack.push_async_callback(waker.close)
+            submitter, keys = Submitter(pool, waker), KeyLookup(pool)
+            stack.push_async_callback(submitter.close)  # before the waker's close: LIFO
+            stack.push_async_callback(keys.close)
             watcher = LogWatcher(url)
             await watcher.start()
             stack.push_async_callback(watcher.stop)
@@ -124,6 +129,8 @@ def lifespan_for(
                 database_url=url,
                 pool=pool,
                 waker=waker,
+                submitter=submitter,
+                keys=keys,
                 watcher=watcher,
                 session=session,
                 client=client,

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ import msgspec
 from events.directory import AddUser, IssueKey, RevokeKey, SetUserCap
 from events.directory_events import Role
 from events.rejections import UnknownStream
+from service.batcher import Batcher
 from service.commands import run_user_command
 from service.sql import QUERIES
 
@@ -110,12 +112,38 @@ async def revoke_key(pool: asyncpg.Pool, key_id: str, metadata: dict[str, Any]) 
     await run_user_command(pool, email, RevokeKey(at=_now(), key_id=key_id), metadata)
 
 
+def _active_user(row: asyncpg.Record | None, digest: str) -> User | None:
+    if row is None or not hmac.compare_digest(row[4], digest):
+        return None
+    return User(row[0], row[1], row[2], row[3])
+
+
 async def authenticate(pool: asyncpg.Pool, key: str) -> User | None:
     """The active user owning `key`, or None (malformed, unknown or revoked)."""
     if not looks_like_key(key):
         return None
     digest = hash_key(key)
-    row = await pool.fetchrow(QUERIES["active_key"], digest)
-    if row is None or not hmac.compare_digest(row[4], digest):
-        return None
-    return User(row[0], row[1], row[2], row[3])
+    return _active_user(await pool.fetchrow(QUERIES["active_key"], digest), digest)
+
+
+class KeyLookup:
+    """`authenticate` for a server's many concurrent requests: lookups that arrive together
+    share one query (service.batcher). Nothing is cached: each lookup's query starts after
+    the lookup was asked for, so a key revoked before that is refused."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._batcher: Batcher[str, User | None] = Batcher(self._lookup, name="ftq-key-lookup")
+
+    async def authenticate(self, key: str) -> User | None:
+        if not looks_like_key(key):
+            return None
+        return await self._batcher.call(hash_key(key))
+
+    async def close(self) -> None:
+        await self._batcher.close()
+
+    async def _lookup(self, digests: Sequence[str]) -> list[User | None]:
+        rows = await self._pool.fetch(QUERIES["active_keys"], sorted(set(digests)))
+        by_digest = {row[4]: row for row in rows}
+        return [_active_user(by_digest.get(digest), digest) for digest in digests]

@@ -35,6 +35,31 @@ SELECT $1::uuid, $6, $7, $8, $9, $10, $11, $12::text::jsonb, $13, $14, $15, $16,
        $19, $20, $21, $22, $23, $24, $25, appended.position
 FROM appended;
 
+-- name: insert_new_jobs
+-- The rows of several new jobs whose first events the enclosing statement appends in its
+-- CTE `appended` (projections.recorder.NEW_JOBS): $6.. are the columns of
+-- projections.writers.job_columns as arrays, one element per job; $6 holds the job ids.
+INSERT INTO jobs (id, user_id, user_email, kind, state, display_name, gpu_count,
+                  fireworks_payload, created_at, started_at, completed_at, error,
+                  fireworks_job_id, fireworks_job_name, fireworks_state, progress,
+                  admission_open, cancel_requested_by, idempotency_key, request_fingerprint,
+                  version, last_position)
+SELECT new.id::uuid, new.user_id::uuid, new.user_email, new.kind, new.state, new.display_name,
+       new.gpu_count, new.fireworks_payload::jsonb, new.created_at, new.started_at,
+       new.completed_at, new.error, new.fireworks_job_id, new.fireworks_job_name,
+       new.fireworks_state, new.progress, new.admission_open, new.cancel_requested_by,
+       new.idempotency_key, new.request_fingerprint, new.version, appended.position
+FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+            $12::int[], $13::text[], $14::timestamptz[], $15::timestamptz[],
+            $16::timestamptz[], $17::text[], $18::text[], $19::text[], $20::text[],
+            $21::float8[], $22::bool[], $23::text[], $24::text[], $25::text[], $26::int[])
+        AS new (id, user_id, user_email, kind, state, display_name, gpu_count,
+                fireworks_payload, created_at, started_at, completed_at, error,
+                fireworks_job_id, fireworks_job_name, fireworks_state, progress,
+                admission_open, cancel_requested_by, idempotency_key, request_fingerprint,
+                version)
+JOIN appended ON appended.stream_id = new.id COLLATE "C";
+
 -- name: add_user_load
 -- The CHECKs apply to the proposed row before ON CONFLICT, so it carries no negative values;
 -- the signed change is applied in DO UPDATE.

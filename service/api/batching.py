@@ -21,7 +21,13 @@ class SharedRun(Generic[T]):
         self._running: asyncio.Future[T] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def get(self) -> T:
+    @property
+    def running(self) -> bool:
+        """Whether a run is under way or about to start."""
+        return self._running is not None or self._pending is not None
+
+    def start(self) -> asyncio.Future[T]:
+        """Make sure a run that starts after this call is scheduled; its future."""
         if self._pending is None:
             future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
             future.add_done_callback(_retrieve)
@@ -29,7 +35,10 @@ class SharedRun(Generic[T]):
             task = asyncio.create_task(self._run(future))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(self._pending)
+        return self._pending
+
+    async def get(self) -> T:
+        return await asyncio.shield(self.start())
 
     async def get_any(self) -> T:
         """The result of the run under way if there is one (it may have started before this

@@ -23,7 +23,6 @@ from service.api.schemas import CancelResult, JobStatus, JobSubmission, JobView,
 from service.api.validation import payload_problems
 from service.api.views import JobRow, job_row, job_views, row_of_state
 from service.cancellation import cancel_job
-from service.commands import run_job_command
 from service.sql import QUERIES
 
 IDEMPOTENCY_KEY: Final = r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"
@@ -121,14 +120,7 @@ async def submit_job(
         request_fingerprint=fp,
     )
     try:
-        state, _ = await run_job_command(
-            runtime.pool,
-            command.job_id,
-            command,
-            metadata(caller),
-            waker=runtime.waker,
-            new_stream=True,
-        )
+        state = await runtime.submitter.submit(command, metadata(caller))
     except asyncpg.UniqueViolationError:
         # A concurrent request with the same key won; our append rolled back.
         assert idempotency_key is not None

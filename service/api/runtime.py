@@ -12,8 +12,10 @@ from events.tail import LogWatcher
 from events.waker import Waker
 from service.api.batching import SharedRun
 from service.capacity import CapacityReader
+from service.directory import KeyLookup
 from service.fireworks import FireworksClient
 from service.settings import Settings
+from service.submissions import Submitter
 
 if TYPE_CHECKING:
     from service.admission.loop import AdmissionLoop
@@ -30,6 +32,8 @@ class Runtime:
         database_url: str,
         pool: asyncpg.Pool,
         waker: Waker,
+        submitter: Submitter,
+        keys: KeyLookup,
         watcher: LogWatcher,
         session: aiohttp.ClientSession,
         client: FireworksClient,
@@ -40,6 +44,8 @@ class Runtime:
         self.database_url = database_url
         self.pool = pool
         self.waker = waker  # every API write wakes the log's tailers through it
+        self.submitter = submitter  # POST /jobs records through it, in groups
+        self.keys = keys  # bearer keys are looked up through it, in groups
         self.watcher = watcher
         self.session = session
         self.client = client

@@ -161,13 +161,25 @@ async def _fresh(runtime: Runtime) -> PlanSnapshot:
 
 
 async def _recent(runtime: Runtime) -> PlanSnapshot:
-    """The latest plan if it is fresh enough (`PlanSnapshot.fresh_for_s`), else the one
-    being made (it started at most a run ago), else a new one: at most one run at a time on
-    this path."""
+    """The latest plan if it is fresh enough (`PlanSnapshot.fresh_for_s`). A plan up to twice
+    that old is still used while a new one is made in the background, so under steady load no
+    request waits for a re-plan. Older than that: the one being made (it started at most a run
+    ago), else a new one. At most one run at a time on this path."""
     snapshot: PlanSnapshot | None = runtime.plan_snapshot
-    if snapshot is not None and time.monotonic() - snapshot.taken_at <= snapshot.fresh_for_s:
-        return snapshot
+    if snapshot is not None:
+        age, fresh_for = time.monotonic() - snapshot.taken_at, snapshot.fresh_for_s
+        if age <= fresh_for:
+            return snapshot
+        if age <= 2 * fresh_for:
+            _refresh_in_background(runtime)
+            return snapshot
     return await _plans(runtime).get_any()
+
+
+def _refresh_in_background(runtime: Runtime) -> None:
+    plans = _plans(runtime)
+    if not plans.running:
+        plans.start()
 
 
 async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> Placement:
@@ -214,7 +226,11 @@ async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
     queue = await load_queue(conn)
     load, _ = await load_user_load(conn, settings.user_cap)
     paused = await is_paused(conn)
-    plan = make_plan(queue, load, available, policy=settings.policy, paused=paused)
+    # In a thread: planning a long queue takes milliseconds of CPU, and on the event loop
+    # every request in flight would wait them out; in a thread they interleave (GIL slices).
+    plan = await asyncio.to_thread(
+        make_plan, queue, load, available, policy=settings.policy, paused=paused
+    )
     out: Placement = {}
     for admission in plan.admit:
         out[admission.job.job_id] = (admission.queue_position, ADMIT_REASON)

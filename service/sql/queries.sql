@@ -30,6 +30,12 @@ SELECT u.id::text, u.email, u.role, u.cap, k.key_hash
 FROM api_keys k JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
 
+-- name: active_keys
+-- `active_key` for several hashes at once (service.directory.KeyLookup).
+SELECT u.id::text, u.email, u.role, u.cap, k.key_hash
+FROM api_keys k JOIN users u ON u.id = k.user_id
+WHERE k.key_hash = ANY($1::text[]) AND k.revoked_at IS NULL;
+
 -- name: keys
 SELECT k.id::text, u.email, k.label, k.created_at, k.revoked_at
 FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.created_at;

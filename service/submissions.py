@@ -1,0 +1,68 @@
+"""New jobs, recorded in groups: the submits that arrive together share one statement, one
+commit and one pool checkout (service.batcher), which is most of what a submit costs the
+database and a good part of what it costs this process.
+
+A group is all or nothing (projections.recorder.record_new_jobs). If it is refused as a
+whole (one job reused an Idempotency-Key, say), each of its jobs is recorded on its own, so
+each caller gets the answer its own job deserves. A submit is answered only once its event
+is committed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from events.job import JobState, decide, initial_state
+from events.job_commands import SubmitJob
+from events.waker import Waker
+from projections.recorder import NewJob, new_job, record_new_jobs
+from service.batcher import Batcher
+from service.commands import run_job_command
+
+
+class Submitter:
+    def __init__(self, pool: asyncpg.Pool, waker: Waker | None, *, max_batch: int = 256) -> None:
+        self._pool = pool
+        self._waker = waker
+        self._batcher: Batcher[tuple[SubmitJob, NewJob], JobState] = Batcher(
+            self._record, name="ftq-submit", max_size=max_batch
+        )
+
+    @property
+    def batches(self) -> int:
+        return self._batcher.batches
+
+    async def submit(self, command: SubmitJob, metadata: Mapping[str, Any]) -> JobState:
+        """Record the job `command` submits (a new stream); its state once committed.
+        Raises `CommandRejected` when the rules refuse it, asyncpg's `UniqueViolationError`
+        when the caller's Idempotency-Key is taken."""
+        job = new_job(initial_state(), decide(command, initial_state()), metadata)
+        if job is None:  # not a plain new job: recorded on its own
+            return await self._one(command, metadata)
+        return await self._batcher.call((command, job))
+
+    async def close(self) -> None:
+        """Wait for every submit under way to be answered."""
+        await self._batcher.close()
+
+    async def _record(
+        self, items: Sequence[tuple[SubmitJob, NewJob]]
+    ) -> Sequence[JobState | BaseException]:
+        try:
+            async with self._pool.acquire() as conn:
+                await record_new_jobs(conn, [job for _, job in items], self._waker)
+        except Exception:  # the group was refused: each job on its own, each its own answer
+            return await asyncio.gather(
+                *(self._one(command, job.metadata) for command, job in items),
+                return_exceptions=True,
+            )
+        return [job.after for _, job in items]
+
+    async def _one(self, command: SubmitJob, metadata: Mapping[str, Any]) -> JobState:
+        state, _ = await run_job_command(
+            self._pool, command.job_id, command, metadata, waker=self._waker, new_stream=True
+        )
+        return state

@@ -1,0 +1,129 @@
+"""Group-committed submits (service.submissions) and key lookups (service.directory.KeyLookup)
+on a real PostgreSQL: a group records exactly what one-by-one submits would, all or nothing;
+a refused group falls back so each caller gets its own answer; a revoked key is refused by
+the very next lookup."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+from events.job import JobState, decide, initial_state
+from events.job_events import JobEvent
+from events.store import Cursor, read_all
+from projections.rebuild import verify
+from projections.recorder import load_job, new_job, record_new_jobs
+from service.directory import KeyLookup, add_user, issue_key, revoke_key
+from service.submissions import Submitter
+from tests.integration.test_projections import META, submit
+
+
+async def test_submits_that_arrive_together_are_one_statement_and_match_a_replay(
+    pool: asyncpg.Pool,
+) -> None:
+    submitter = Submitter(pool, None)
+    user = str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in range(40)]
+    states = await asyncio.gather(*(submitter.submit(submit(i, user), META) for i in ids))
+    assert [s.job_id for s in states] == ids
+    assert all(s.status == "QUEUED" and s.version == 1 for s in states)
+    assert submitter.batches < len(ids) / 4, submitter.batches  # grouped, not one by one
+    async with pool.acquire() as conn:
+        assert await verify(conn) == []
+        events = await read_all(conn, Cursor.START, 1000)
+        for job_id, state in zip(ids, states, strict=True):
+            assert await load_job(conn, job_id) == state
+    assert sorted(e.stream_id for e in events) == sorted(ids)
+    positions = [e.position for e in events]
+    assert positions == sorted(positions) and len(set(positions)) == len(ids)
+    rows = await pool.fetch("SELECT id::text, state, last_position FROM jobs")
+    by_stream = {e.stream_id: e.position for e in events}
+    assert {r[0]: r[2] for r in rows} == by_stream and {r[1] for r in rows} == {"QUEUED"}
+
+
+async def test_a_group_with_a_reused_idempotency_key_records_the_others(
+    pool: asyncpg.Pool,
+) -> None:
+    submitter = Submitter(pool, None)
+    user = str(uuid.uuid4())
+    first = str(uuid.uuid4())
+    await submitter.submit(submit(first, user, key="k1"), META)
+    ok = [str(uuid.uuid4()) for _ in range(5)]
+    dup = str(uuid.uuid4())
+    results = await asyncio.gather(
+        *(submitter.submit(submit(i, user), META) for i in ok[:2]),
+        submitter.submit(submit(dup, user, key="k1"), META),
+        *(submitter.submit(submit(i, user), META) for i in ok[2:]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], asyncpg.UniqueViolationError)
+    assert [r.job_id for r in results if not isinstance(r, BaseException)] == ok
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE stream_id = $1", dup) == 0
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 1 + len(ok)
+    async with pool.acquire() as conn:
+        assert await verify(conn) == []
+
+
+async def test_two_submits_with_one_key_in_one_group_record_one_job(pool: asyncpg.Pool) -> None:
+    submitter = Submitter(pool, None)
+    user = str(uuid.uuid4())
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    results = await asyncio.gather(
+        submitter.submit(submit(a, user, key="same"), META),
+        submitter.submit(submit(b, user, key="same"), META),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, asyncpg.UniqueViolationError) for r in results) == 1
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE idempotency_key = 'same'") == 1
+    assert await pool.fetchval("SELECT count(*) FROM events") == 1
+
+
+async def test_a_group_is_all_or_nothing(pool: asyncpg.Pool) -> None:
+    user = str(uuid.uuid4())
+    taken = str(uuid.uuid4())
+    await Submitter(pool, None).submit(submit(taken, user), META)
+    fresh = str(uuid.uuid4())
+    jobs = []
+    for job_id in (fresh, taken):  # the second stream exists already
+        job = new_job(*_decided(job_id, user))
+        assert job is not None
+        jobs.append(job)
+    async with pool.acquire() as conn:
+        with pytest.raises(Exception, match="2 new jobs"):
+            await record_new_jobs(conn, jobs)
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE stream_id = $1", fresh) == 0
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE id = $1", fresh) == 0
+
+
+def _decided(job_id: str, user: str) -> tuple[JobState, list[JobEvent], dict[str, str]]:
+    return initial_state(), decide(submit(job_id, user), initial_state()), META
+
+
+async def test_a_revoked_key_is_refused_by_the_next_lookup(pool: asyncpg.Pool) -> None:
+    await add_user(pool, "ada@example.com", "member", META)
+    await add_user(pool, "bob@example.com", "admin", META)
+    ada = await issue_key(pool, "ada@example.com", None, META)
+    bob = await issue_key(pool, "bob@example.com", None, META)
+    keys = KeyLookup(pool)
+    found = await asyncio.gather(
+        keys.authenticate(ada.key),
+        keys.authenticate(bob.key),
+        keys.authenticate(ada.key),
+        keys.authenticate("sftq_" + "A" * 43),  # well formed, unknown
+        keys.authenticate("not a key"),
+    )
+    assert [u.email if u else None for u in found] == [
+        "ada@example.com",
+        "bob@example.com",
+        "ada@example.com",
+        None,
+        None,
+    ]
+    assert found[1] is not None and found[1].role == "admin"
+    await revoke_key(pool, ada.id, META)
+    assert await keys.authenticate(ada.key) is None
+    assert await keys.authenticate(bob.key) is not None
+    await keys.close()
