@@ -37,6 +37,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = 1024 * 1024
+    workers: int = 1
 
     @property
     def uses_simulator(self) -> bool:
@@ -73,6 +74,7 @@ ENV_NAMES: dict[str, str] = {
     "log_level": "FTQ_LOG_LEVEL",
     "log_format": "FTQ_LOG_FORMAT",
     "max_body_bytes": "FTQ_MAX_BODY_BYTES",
+    "workers": "FTQ_WORKERS",
 }
 
 
@@ -98,6 +100,8 @@ def load_settings(
         raise SettingsError("FTQ_RECONCILE_SECONDS must be positive")
     if settings.fireworks_gpu_quota is not None and settings.fireworks_gpu_quota < 0:
         raise SettingsError("FIREWORKS_GPU_QUOTA must be 0 or more")
+    if settings.workers < 1:
+        raise SettingsError("FTQ_WORKERS must be 1 or more")
     return settings
 
 

@@ -32,6 +32,8 @@ def test_environment_overrides_env_file(tmp_path: Path) -> None:
         ("FTQ_RECONCILE_SECONDS", "0"),
         ("FTQ_POLICY", "lottery"),
         ("FIREWORKS_GPU_QUOTA", "-4"),
+        ("FTQ_WORKERS", "0"),
+        ("FTQ_WORKERS", "two"),
     ],
 )
 def test_bad_values_name_their_variable(name: str, value: str) -> None:
