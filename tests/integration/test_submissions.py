@@ -10,6 +10,8 @@ import uuid
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from events.job import JobState, decide, initial_state
 from events.job_events import JobEvent
@@ -127,3 +129,63 @@ async def test_a_revoked_key_is_refused_by_the_next_lookup(pool: asyncpg.Pool) -
     assert await keys.authenticate(ada.key) is None
     assert await keys.authenticate(bob.key) is not None
     await keys.close()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    waves=st.lists(
+        st.lists(
+            st.tuples(st.integers(0, 2), st.sampled_from([None, None, "a", "b", "c"])),
+            min_size=1,
+            max_size=12,
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+async def test_random_waves_of_concurrent_submits_keep_the_invariants(
+    pool: asyncpg.Pool, waves: list[list[tuple[int, str | None]]]
+) -> None:
+    """Each wave's submits run concurrently through one Submitter, so they share groups, and
+    some reuse Idempotency-Keys (within the wave and across waves). After every wave: one
+    job per (user, key); every answered submit is committed, row and event; every refused
+    one left nothing; the projections equal a replay of the log."""
+    submitter = Submitter(pool, None, max_batch=4)  # small groups: more group boundaries
+    users = [str(uuid.uuid4()) for _ in range(3)]
+    recorded: dict[str, tuple[str, str | None]] = {}  # job id -> (user, key)
+    for wave in waves:
+        ids = [str(uuid.uuid4()) for _ in wave]
+        results = await asyncio.gather(
+            *(
+                submitter.submit(submit(job_id, users[user], key=key), META)
+                for job_id, (user, key) in zip(ids, wave, strict=True)
+            ),
+            return_exceptions=True,
+        )
+        answers = list(zip(ids, wave, results, strict=True))
+        for job_id, (user, key), result in answers:  # the answered submits first
+            if not isinstance(result, BaseException):
+                assert result.job_id == job_id and result.status == "QUEUED"
+                assert key is None or (users[user], key) not in recorded.values()
+                recorded[job_id] = (users[user], key)
+        for job_id, (user, key), result in answers:  # then the refused ones
+            if isinstance(result, BaseException):
+                assert isinstance(result, asyncpg.UniqueViolationError), result
+                assert key is not None and (users[user], key) in recorded.values()
+                left = await pool.fetchval(
+                    "SELECT count(*) FROM events WHERE stream_id = $1", job_id
+                )
+                assert left == 0
+        # (the database outlives one example: look only at this example's users and jobs)
+        rows = await pool.fetch(
+            "SELECT id::text, user_id::text, idempotency_key FROM jobs"
+            " WHERE user_id = ANY($1::uuid[])",
+            users,
+        )
+        assert {r[0]: (r[1], r[2]) for r in rows} == recorded
+        streams = await pool.fetch(
+            "SELECT stream_id FROM events WHERE data->>'user_id' = ANY($1::text[])", users
+        )
+        assert sorted(r[0] for r in streams) == sorted(recorded)
+        async with pool.acquire() as conn:
+            assert await verify(conn) == []
