@@ -217,35 +217,52 @@ class AdmissionLoop:
         return summary
 
     async def _admit_planned(self, counts: Counter[str]) -> Capacity:
+        """Admit what the plan allows, one job at a time, planning afresh before each.
+
+        The queue, the user load and the pause flag are read again before every admission,
+        because the pass's own outcomes (a job Fireworks rejects or deletes at once) and what
+        other writers commit meanwhile (a cancel that frees a user's slot) change which job
+        FIFO puts first: a plan made once per pass went on admitting jobs that had stopped
+        being first (`make soak` caught it: the audit's `fifo` check). The headroom is read
+        once per pass, and what the pass admits is subtracted from it, so a Fireworks usage
+        reading that does not show this pass's jobs yet can never over-commit the quota."""
         settings = self._settings
-        async with self._pool.acquire() as conn:
-            self._paused = await is_paused(conn)
-            load, ftq_gpus = await load_user_load(conn, settings.user_cap)
-            capacity = await self._capacity.read(conn, ftq_in_use=ftq_gpus)
-            if capacity.note:
-                log.warning("admission.capacity_degraded", note=capacity.note)
-            if self._paused:
+        capacity: Capacity | None = None
+        taken = 0  # GPUs of this pass's admissions, not in `capacity`
+        tried: set[str] = set()  # each job at most once a pass (no livelock on a stuck one)
+        while True:
+            async with self._pool.acquire() as conn:
+                self._paused = await is_paused(conn)
+                load, ftq_gpus = await load_user_load(conn, settings.user_cap)
+                if capacity is None:
+                    capacity = await self._capacity.read(conn, ftq_in_use=ftq_gpus)
+                    if capacity.note:
+                        log.warning("admission.capacity_degraded", note=capacity.note)
+                if self._paused:
+                    return capacity
+                chosen, _ = await plan_admissions(
+                    conn, load, max(0, capacity.available - taken), policy=settings.policy
+                )
+            if not chosen.admit or chosen.admit[0].job.job_id in tried:
                 return capacity
-            chosen, _ = await plan_admissions(
-                conn, load, capacity.available, policy=settings.policy
-            )
-        for admission in chosen.admit:
-            before = admission.available_before
+            first = chosen.admit[0]
+            tried.add(first.job.job_id)
             reason = AdmissionReason(
                 policy=settings.policy,
                 quota=capacity.quota,
-                in_use=capacity.in_use + (capacity.available - before),
-                available=before,
-                queue_position=admission.queue_position,
+                in_use=capacity.in_use + taken,
+                available=first.available_before,
+                queue_position=first.queue_position,
                 headroom_source=capacity.source,
             )
-            outcome = await admit(self._ctx, admission.job.job_id, reason)
+            outcome = await admit(self._ctx, first.job.job_id, reason)
             counts[outcome] += 1
+            if outcome in ("admitted", "cancelled"):  # created on Fireworks: its GPUs count
+                taken += first.job.gpu_count
             if outcome == "returned":
                 self._capacity.invalidate()  # Fireworks knows better than our reading
             if outcome in ("returned", "open"):
-                break  # quota refused or Fireworks unreachable: end the pass
-        return capacity
+                return capacity  # quota refused or Fireworks unreachable: end the pass
 
 
 def _observe_metrics(summary: TickSummary, counts: Counter[str]) -> None:

@@ -513,6 +513,10 @@ async def check_invariants(cluster: Cluster, ledger: Ledger, jobs: dict[str, Any
     assert not ledger.server_errors, ledger.server_errors[:5]
     # the whole history, by the replay/audit tool (FIFO, cap, budget, state machine)
     code, out, err = await cluster.run_cli("audit")
+    if code != 0:  # keep the history for the post-mortem (the database is dropped)
+        kept = cluster.env.home / "audit-failed-events.ndjson"
+        await cluster.run_cli("replay", "--export", str(kept))
+        out += f"\nthe log is kept in {kept}"
     assert code == 0, f"ftq audit failed:\n{out}\n{err}"
     code, out, err = await cluster.run_cli("replay", "--verify")
     assert code == 0, f"ftq replay --verify failed:\n{out}\n{err}"

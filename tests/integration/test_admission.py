@@ -6,7 +6,11 @@ import uuid
 
 import msgspec
 
+from events.job_commands import ConfirmCancelled, RequestCancel
+from events.store import Cursor, read_all
+from projections.audit import audit
 from service.capacity import CapacityReader
+from service.commands import run_job_command
 from service.directory import add_user, set_cap
 from service.settings import Settings
 from tests.integration.admission_env import ACCOUNT, META, PAYLOAD, Env, env
@@ -189,3 +193,70 @@ async def test_paused_scheduler_reconciles_but_admits_nothing(env: Env) -> None:
 
 async def test_payloads_cover_every_kind() -> None:
     assert set(PAYLOAD) == {"SFT", "DPO", "RFT"}
+
+
+async def _audited(env: Env) -> list[str]:
+    """`ftq audit` over this database's whole log: the violations' messages ([] = clean)."""
+    async with env.pool.acquire() as conn:
+        rows = await read_all(conn, Cursor.START, 100_000)
+    return [v.message for v in audit(rows, default_cap=1)]
+
+
+async def _positions(env: Env, *job_ids: str) -> list[int]:
+    """Where each job's admission started in the log."""
+    return [
+        await env.pool.fetchval(
+            "SELECT position FROM events WHERE stream_id = $1 AND type = $2",
+            job_id,
+            "job.admission_started",
+        )
+        for job_id in job_ids
+    ]
+
+
+async def test_a_job_refused_mid_pass_frees_its_users_next_job_before_later_users(
+    env: Env,
+) -> None:
+    """Regression (`make soak`): a pass planned once went on admitting its plan after one of
+    its own admissions failed, past an earlier job of that user which had become eligible."""
+    alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
+    refused = await env.submit("SFT", 4, user=alice, payload={"dataset": "d"})  # no baseModel
+    second = await env.submit("SFT", 4, user=alice)  # waits: alice's cap is 1
+    later = await env.submit("SFT", 4, user=bob)
+    summary = await env.loop().tick()
+    assert (summary.failed, summary.admitted) == (1, 2)
+    assert await env.states(refused, second, later) == ["FAIL", "PROGRESS", "PROGRESS"]
+    first, then = await _positions(env, second, later)
+    assert first < then  # FIFO: alice's second job was first once her slot was free
+    assert await _audited(env) == []
+
+
+async def test_a_slot_freed_by_a_cancel_during_a_pass_counts_for_the_rest_of_it(
+    env: Env,
+) -> None:
+    """Regression (`make soak`): a user's PROGRESS job cancelled while a pass was admitting
+    did not make that user's queued job eligible for the rest of the pass."""
+    alice, bob, carol = (str(uuid.uuid4()) for _ in range(3))
+    running = await env.submit("SFT", 2, user=alice)
+    await env.loop().tick()
+    assert await env.states(running) == ["PROGRESS"]
+    waiting = await env.submit("SFT", 2, user=alice)  # waits: alice's cap is 1
+    bobs = await env.submit("SFT", 2, user=bob)
+    carols = await env.submit("SFT", 2, user=carol)
+
+    async def cancel_alices_running_job(step: str, job_id: str) -> None:
+        if step == "admission_started" and job_id == bobs:  # mid-pass, from outside
+            await run_job_command(env.pool, running, RequestCancel(at=env.clock(), by="x"), META)
+            await run_job_command(env.pool, running, ConfirmCancelled(at=env.clock()), META)
+
+    await env.loop(checkpoint=cancel_alices_running_job).tick()
+    assert await env.states(running, waiting, bobs, carols) == [
+        "CANCELLED",
+        "PROGRESS",
+        "PROGRESS",
+        "PROGRESS",
+    ]
+    assert await _positions(env, bobs, waiting, carols) == sorted(
+        await _positions(env, bobs, waiting, carols)
+    )
+    assert await _audited(env) == []
