@@ -20,7 +20,13 @@ from events.directory import (
     evolve_scheduler,
     evolve_user,
 )
-from events.directory_events import SCHEDULER_STREAM, SchedulerEvent, UserEvent, user_stream
+from events.directory_events import (
+    SCHEDULER_STREAM,
+    SchedulerEvent,
+    UserCapSet,
+    UserEvent,
+    user_stream,
+)
 from events.job import JobState, evolve, initial_state
 from events.job_events import JobEvent
 from events.sql import QUERIES as EVENT_QUERIES
@@ -29,6 +35,8 @@ from events.waker import Waker
 from projections.sql import QUERIES
 from projections.writers import job_columns, write_directory, write_job
 
+# The advisory lock of the admission gate (queries `admission_gate*`): "ftq_adm".
+ADMISSION_GATE: Final = 0x6674715F61646D
 S = TypeVar("S")
 E = TypeVar("E", bound=codec.AnyEvent)
 
@@ -67,14 +75,24 @@ async def _record(
     metadata: Mapping[str, Any],
     project: Callable[[list[RecordedEvent]], Awaitable[None]],
     waker: Waker | None,
+    *,
+    gate: bool = False,
 ) -> list[RecordedEvent]:
     if not events:
         return []
     async with conn.transaction():
+        if gate:  # first: see the query's comment
+            await conn.execute(QUERIES["admission_gate_shared"], ADMISSION_GATE)
         recorded = await store.append(conn, stream_id, version, to_new_events(events), metadata)
         await project(recorded)
     await _wake(conn, waker, stream_id)
     return recorded
+
+
+async def hold_admission_gate(conn: Connection) -> None:
+    """Hold the admission gate exclusively until the current transaction ends: the admission
+    loop, around each admission decision (query `admission_gate_shared` says why)."""
+    await conn.execute(QUERIES["admission_gate"], ADMISSION_GATE)
 
 
 async def _wake(conn: Connection, waker: Waker | None, stream_id: str) -> None:
@@ -182,7 +200,10 @@ async def record_job(
     async def project(recorded: list[RecordedEvent]) -> None:
         await write_job(conn, before, after, recorded[-1].position)
 
-    recorded = await _record(conn, after.job_id, before.version, events, metadata, project, waker)
+    frees_a_slot = before.status == "PROGRESS" and after.status != "PROGRESS"
+    recorded = await _record(
+        conn, after.job_id, before.version, events, metadata, project, waker, gate=frees_a_slot
+    )
     return after, recorded
 
 
@@ -201,8 +222,16 @@ async def record_user(
         for event in events:
             await write_directory(conn, event)
 
+    sets_a_cap = any(isinstance(event, UserCapSet) for event in events)
     recorded = await _record(
-        conn, user_stream(after.email), before.version, events, metadata, project, waker
+        conn,
+        user_stream(after.email),
+        before.version,
+        events,
+        metadata,
+        project,
+        waker,
+        gate=sets_a_cap,
     )
     return after, recorded
 

@@ -123,3 +123,13 @@ INSERT INTO public.api_keys SELECT * FROM pg_temp.api_keys;
 INSERT INTO public.jobs SELECT * FROM pg_temp.jobs;
 INSERT INTO public.user_load SELECT * FROM pg_temp.user_load;
 INSERT INTO public.scheduler_state SELECT * FROM pg_temp.scheduler_state;
+
+-- name: admission_gate_shared
+-- Taken first (before any write, so before the transaction has an id) by a transaction that
+-- frees a user's PROGRESS slot or sets a cap. The admission loop takes the same lock
+-- exclusively around each admission decision (service.admission.loop): a decision never
+-- overlaps such a change, and the log orders the two as they happened.
+SELECT pg_advisory_xact_lock_shared($1);
+
+-- name: admission_gate
+SELECT pg_advisory_xact_lock($1);

@@ -12,7 +12,8 @@ from typing import Any, Literal
 import asyncpg
 import structlog
 
-from events.job import JobState
+from events.errors import StreamVersionConflict
+from events.job import JobState, decide
 from events.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
@@ -25,7 +26,8 @@ from events.job_commands import (
 )
 from events.job_events import AdmissionReason
 from events.rejections import CommandRejected
-from projections.recorder import load_job
+from events.store import Connection
+from projections.recorder import load_job, record_job
 from service.cancellation import carry_out_cancel
 from service.commands import run_job_command
 from service.fireworks import (
@@ -90,28 +92,23 @@ async def record(ctx: AdmissionContext, job_id: str, command: JobCommand) -> Job
     return state
 
 
-async def admit(ctx: AdmissionContext, job_id: str, reason: AdmissionReason) -> Outcome:
-    """Admit one planned job; "returned" (quota) and "open" (Fireworks unreachable) end the pass."""
-    start = StartAdmission(
-        at=ctx.clock(),
-        fireworks_job_id=job_id,
-        fireworks_job_name=fireworks_job_name(ctx.client.account_id, "SFT", job_id),
-        reason=reason,
+async def start(
+    ctx: AdmissionContext, conn: Connection, job_id: str, reason: AdmissionReason
+) -> JobState | None:
+    """Record AdmissionStarted for a planned job on `conn`, inside the caller's transaction
+    (the loop's admission gate); None when the job changed since the plan was read (it was
+    cancelled, say). The caller then checkpoints "admission_started" and calls `create`."""
+    state = await load_job(conn, job_id)
+    name = fireworks_job_name(ctx.client.account_id, state.kind, job_id)
+    command = StartAdmission(
+        at=ctx.clock(), fireworks_job_id=job_id, fireworks_job_name=name, reason=reason
     )
-
-    def start_for(state: JobState) -> StartAdmission:
-        name = fireworks_job_name(ctx.client.account_id, state.kind, job_id)
-        return StartAdmission(
-            at=start.at, fireworks_job_id=job_id, fireworks_job_name=name, reason=reason
-        )
-
     try:
-        state, _ = await run_job_command(ctx.pool, job_id, start_for, ctx.metadata)
-    except CommandRejected as exc:  # cancelled or admitted since the plan was made
-        log.info("admission.skipped", job_id=job_id, reason=exc.message)
-        return "skipped"
-    await ctx.checkpoint("admission_started", job_id)
-    return await create(ctx, state)
+        after, _ = await record_job(conn, state, decide(command, state), ctx.metadata)
+    except (CommandRejected, StreamVersionConflict) as exc:
+        log.info("admission.skipped", job_id=job_id, reason=str(exc))
+        return None
+    return after
 
 
 async def create(ctx: AdmissionContext, state: JobState) -> Outcome:

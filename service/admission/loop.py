@@ -21,8 +21,16 @@ import structlog
 
 from events.job_events import AdmissionReason
 from events.tail import LogWatcher, Subscription
+from projections.recorder import hold_admission_gate
 from service import metrics
-from service.admission.admit import STEPS, AdmissionContext, Checkpoint, admit, no_checkpoint
+from service.admission.admit import (
+    STEPS,
+    AdmissionContext,
+    Checkpoint,
+    create,
+    no_checkpoint,
+    start,
+)
 from service.admission.leader import Leadership
 from service.admission.queue import is_paused, load_user_load, plan_admissions
 from service.admission.reconcile import reconcile
@@ -217,45 +225,56 @@ class AdmissionLoop:
         return summary
 
     async def _admit_planned(self, counts: Counter[str]) -> Capacity:
-        """Admit what the plan allows, one job at a time, planning afresh before each.
+        """Admit what the plan allows, one job at a time, deciding each under the gate.
 
-        The queue, the user load and the pause flag are read again before every admission,
-        because the pass's own outcomes (a job Fireworks rejects or deletes at once) and what
-        other writers commit meanwhile (a cancel that frees a user's slot) change which job
-        FIFO puts first: a plan made once per pass went on admitting jobs that had stopped
-        being first (`make soak` caught it: the audit's `fifo` check). The headroom is read
-        once per pass, and what the pass admits is subtracted from it, so a Fireworks usage
-        reading that does not show this pass's jobs yet can never over-commit the quota."""
+        Each admission is decided afresh, in one transaction holding the admission gate
+        exclusively: read the queue, the user load and the pause flag, plan, and record
+        AdmissionStarted for the plan's first job. The transitions that free a user's slot
+        and cap changes take the gate too (projections.recorder), so none of them overlaps a
+        decision, and the log orders each before or after it as it happened; the audit's
+        FIFO check reads the log in that order. A plan made once per pass went on admitting
+        jobs that had stopped being first when one of its own admissions was refused or an
+        outside cancel freed a slot (`make soak` caught it).
+
+        The headroom is read once per pass, outside the gate (it may ask Fireworks), and what
+        the pass admits is subtracted from it, so a Fireworks usage reading that does not show
+        this pass's jobs yet can never over-commit the quota."""
         settings = self._settings
-        capacity: Capacity | None = None
+        async with self._pool.acquire() as conn:
+            _, ftq_gpus = await load_user_load(conn, settings.user_cap)
+            capacity = await self._capacity.read(conn, ftq_in_use=ftq_gpus)
+        if capacity.note:
+            log.warning("admission.capacity_degraded", note=capacity.note)
         taken = 0  # GPUs of this pass's admissions, not in `capacity`
         tried: set[str] = set()  # each job at most once a pass (no livelock on a stuck one)
         while True:
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await hold_admission_gate(conn)
                 self._paused = await is_paused(conn)
-                load, ftq_gpus = await load_user_load(conn, settings.user_cap)
-                if capacity is None:
-                    capacity = await self._capacity.read(conn, ftq_in_use=ftq_gpus)
-                    if capacity.note:
-                        log.warning("admission.capacity_degraded", note=capacity.note)
                 if self._paused:
                     return capacity
+                load, _ = await load_user_load(conn, settings.user_cap)
                 chosen, _ = await plan_admissions(
                     conn, load, max(0, capacity.available - taken), policy=settings.policy
                 )
-            if not chosen.admit or chosen.admit[0].job.job_id in tried:
-                return capacity
-            first = chosen.admit[0]
-            tried.add(first.job.job_id)
-            reason = AdmissionReason(
-                policy=settings.policy,
-                quota=capacity.quota,
-                in_use=capacity.in_use + taken,
-                available=first.available_before,
-                queue_position=first.queue_position,
-                headroom_source=capacity.source,
-            )
-            outcome = await admit(self._ctx, first.job.job_id, reason)
+                if not chosen.admit or chosen.admit[0].job.job_id in tried:
+                    return capacity
+                first = chosen.admit[0]
+                tried.add(first.job.job_id)
+                reason = AdmissionReason(
+                    policy=settings.policy,
+                    quota=capacity.quota,
+                    in_use=capacity.in_use + taken,
+                    available=first.available_before,
+                    queue_position=first.queue_position,
+                    headroom_source=capacity.source,
+                )
+                state = await start(self._ctx, conn, first.job.job_id, reason)
+            if state is None:
+                counts["skipped"] += 1
+                continue
+            await self._ctx.checkpoint("admission_started", state.job_id)
+            outcome = await create(self._ctx, state)
             counts[outcome] += 1
             if outcome in ("admitted", "cancelled"):  # created on Fireworks: its GPUs count
                 taken += first.job.gpu_count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import msgspec
@@ -9,6 +10,7 @@ import msgspec
 from events.job_commands import ConfirmCancelled, RequestCancel
 from events.store import Cursor, read_all
 from projections.audit import audit
+from projections.recorder import hold_admission_gate
 from service.capacity import CapacityReader
 from service.commands import run_job_command
 from service.directory import add_user, set_cap
@@ -260,3 +262,35 @@ async def test_a_slot_freed_by_a_cancel_during_a_pass_counts_for_the_rest_of_it(
         await _positions(env, bobs, waiting, carols)
     )
     assert await _audited(env) == []
+
+
+async def test_the_admission_gate_holds_back_only_what_frees_a_slot(env: Env) -> None:
+    """While an admission decision holds the gate, a transition that frees a user's slot (a
+    PROGRESS job cancelled) and a cap change wait for it, so the log orders them after the
+    decision; a cancel of a QUEUED job, which frees no slot, does not wait."""
+    alice = str(uuid.uuid4())
+    running = await env.submit("SFT", 2, user=alice)
+    await env.loop().tick()
+    queued = await env.submit("SFT", 2, user=alice)
+    await add_user(env.pool, "cap@example.com", "member", META)
+    async with env.pool.acquire() as conn, conn.transaction():
+        await hold_admission_gate(conn)
+        free_slot = asyncio.create_task(
+            run_job_command(env.pool, running, RequestCancel(at=env.clock(), by="x"), META)
+        )
+        await free_slot  # a cancel *request* frees nothing: the job is still in PROGRESS
+        confirm = asyncio.create_task(
+            run_job_command(env.pool, running, ConfirmCancelled(at=env.clock()), META)
+        )
+        cap = asyncio.create_task(set_cap(env.pool, "cap@example.com", 3, META))
+        other = run_job_command(env.pool, queued, RequestCancel(at=env.clock(), by="x"), META)
+        await asyncio.wait_for(other, 5)  # QUEUED -> CANCELLED: not held back
+        await asyncio.sleep(0.3)
+        assert not confirm.done() and not cap.done()
+        held_at = await conn.fetchval("SELECT max(position) FROM events")
+    await asyncio.wait_for(asyncio.gather(confirm, cap), 5)
+    assert await env.states(running, queued) == ["CANCELLED", "CANCELLED"]
+    after = await env.pool.fetch(
+        "SELECT type FROM events WHERE position > $1 ORDER BY position", held_at
+    )
+    assert sorted(r[0] for r in after) == ["job.cancelled", "user.cap_set"]
