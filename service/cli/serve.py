@@ -6,7 +6,7 @@ import os
 import signal
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import typer
@@ -56,18 +56,20 @@ def serve(
         asgi = create_app(config, run_scheduler=not no_scheduler)
     except SettingsError as exc:
         fail(str(exc), 2)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            asgi,
-            host=config.host,
-            port=config.port,
-            log_level=config.log_level,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=GRACE_SECONDS,
-        )
-    )
+    server = uvicorn.Server(uvicorn.Config(asgi, **_uvicorn_options(config)))
     exit_quietly_on_signals(server, server.run)
+
+
+def _uvicorn_options(config: Settings) -> dict[str, Any]:
+    """What every `ftq serve` passes uvicorn, with one worker or several."""
+    return {
+        "host": config.host,
+        "port": config.port,
+        "log_level": config.log_level,
+        "access_log": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": GRACE_SECONDS,
+    }
 
 
 def serve_workers(config: Settings, no_scheduler: bool) -> None:
@@ -96,13 +98,8 @@ def serve_workers(config: Settings, no_scheduler: bool) -> None:
         uvicorn.run(
             "service.cli.serve:worker_app",
             factory=True,
-            host=config.host,
-            port=config.port,
             workers=config.workers,
-            log_level=config.log_level,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=GRACE_SECONDS,
+            **_uvicorn_options(config),
         )
     finally:
         stop_embedded()

@@ -206,24 +206,35 @@ async def issue(env: Env, email: str, role: str) -> str:
     return issued.last_line
 
 
-@pytest.fixture
-async def stack(env: Env, db_url: str) -> Stack:
-    sim_port, port = free_port(), free_port()
+async def with_simulator(
+    env: Env, db_url: str, job_seconds: float = 2, **values: str
+) -> tuple[Proc, Env, str]:
+    """`ftq fireworks-sim` started, and `env` pointing ftq at it and at `db_url` (plus
+    `values`); also the simulator's URL."""
+    sim_port = free_port()
     sim = await env.start(
-        "fireworks-sim", "--port", str(sim_port), "--quota", "8", "--job-seconds", "2"
+        "fireworks-sim", "--port", str(sim_port), "--quota", "8", "--job-seconds", str(job_seconds)
     )
+    sim_url = f"http://127.0.0.1:{sim_port}"
     served = env.with_(
         DATABASE_URL=db_url,
-        FIREWORKS_BASE_URL=f"http://127.0.0.1:{sim_port}",
+        FIREWORKS_BASE_URL=sim_url,
         FIREWORKS_API_KEY="sim-key",
         FIREWORKS_ACCOUNT_ID="ftq-sim",
         FTQ_RECONCILE_SECONDS="0.5",
+        **values,
     )
+    return sim, served, sim_url
+
+
+@pytest.fixture
+async def stack(env: Env, db_url: str) -> Stack:
+    port = free_port()
+    sim, served, sim_url = await with_simulator(env, db_url)
     admin = await issue(served, "root@e2e.test", "admin")
     alice = await issue(served, "alice@e2e.test", "member")
     server = await served.start("serve", "--port", str(port))
     url = f"http://127.0.0.1:{port}"
     await wait_for(lambda: healthy(url), "ftq serve", server)
     assert sim.proc.returncode is None, sim.err
-    sim_url = f"http://127.0.0.1:{sim_port}"
     return Stack(served.with_(FTQ_URL=url), url, admin, alice, server, sim_url)

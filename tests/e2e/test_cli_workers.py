@@ -6,22 +6,21 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from tests.e2e.conftest import SFT_JOB, Env, free_port, healthy, http, issue, wait_for
+from tests.e2e.conftest import (
+    SFT_JOB,
+    Env,
+    free_port,
+    healthy,
+    http,
+    issue,
+    wait_for,
+    with_simulator,
+)
 
 
 async def test_two_workers_serve_one_port_and_admit_every_job(env: Env, db_url: str) -> None:
-    sim_port, port = free_port(), free_port()
-    sim = await env.start(
-        "fireworks-sim", "--port", str(sim_port), "--quota", "8", "--job-seconds", "1"
-    )
-    served = env.with_(
-        DATABASE_URL=db_url,
-        FIREWORKS_BASE_URL=f"http://127.0.0.1:{sim_port}",
-        FIREWORKS_API_KEY="sim-key",
-        FIREWORKS_ACCOUNT_ID="ftq-sim",
-        FTQ_RECONCILE_SECONDS="0.5",
-        FTQ_USER_CAP="2",
-    )
+    port = free_port()
+    sim, served, _ = await with_simulator(env, db_url, job_seconds=1, FTQ_USER_CAP="2")
     keys = [await issue(served, f"u{i}@e2e.test", "member") for i in range(3)]
     server = await served.start("serve", "--port", str(port), "--workers", "2")
     url = f"http://127.0.0.1:{port}"
