@@ -10,7 +10,7 @@ from as many asyncpg connections. Then:
   is reported next to the offered one);
 - **framework ceiling**: `bench/minimal_app.py`, a Litestar app doing one plain INSERT per
   POST and nothing else, at 64 connections: what the framework reaches here before ftq does
-  any of its work;
+  any of its work; and the same as a bare ASGI app, what uvicorn alone reaches;
 - `GET /healthz` on ftq's server (no database work).
 Targets: throughput >= 40 % of the baseline; p99 < 25 ms at half the maximum rate.
 Run: `python -m bench.http_api [seconds]` (DATABASE_URL, or an embedded server)."""
@@ -46,6 +46,7 @@ WORKERS = (1, 2)
 PACED_CONNECTIONS = 16
 FTQ_APP = "bench.http_api:app_from_env"
 MINIMAL_APP = "bench.minimal_app:create"
+RAW_APP = "bench.minimal_app:create_raw"
 TARGET_RATIO = 0.40
 TARGET_P99_MS = 25.0
 META = {"actor": "bench"}
@@ -233,16 +234,12 @@ def _pacing(mean_ms: float) -> str:
     return PACING.format(mean_ms=f"{mean_ms:.3f}", seed=7)
 
 
-async def _ceiling(server_url: str, seconds: int) -> dict[str, object]:
+async def _ceiling(server_url: str, seconds: int, app: str, what: str) -> dict[str, object]:
     connections = CONNECTIONS[-1]
-    async with (
-        fresh_database(server_url) as db_url,
-        _server(db_url, app=MINIMAL_APP) as base,
-    ):
+    async with fresh_database(server_url) as db_url, _server(db_url, app=app) as base:
         http = await _wrk(base, "/jobs", connections, seconds, _post_lua("unused"))
         baseline = await plain_insert_baseline(db_url, connections, seconds)
-    name = f"framework ceiling: minimal Litestar POST, one INSERT c={connections} (not ftq)"
-    return _result(name, http, baseline)
+    return _result(f"{what}, one INSERT per POST c={connections} (not ftq)", http, baseline)
 
 
 async def _health(server_url: str, seconds: int) -> dict[str, object]:
@@ -264,7 +261,8 @@ async def measure(server_url: str, seconds: int = 5) -> list[dict[str, object]]:
     for workers in WORKERS:  # each configuration at half of its own best rate
         own = max((row for row in posts if row["workers"] == workers), key=lambda r: _num(r, "rps"))
         rows.append(await _half_rate(server_url, own, seconds))
-    rows.append(await _ceiling(server_url, seconds))
+    rows.append(await _ceiling(server_url, seconds, MINIMAL_APP, "framework ceiling: Litestar"))
+    rows.append(await _ceiling(server_url, seconds, RAW_APP, "no framework: raw ASGI"))
     rows.append(await _health(server_url, seconds))
     return rows
 
