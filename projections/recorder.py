@@ -106,28 +106,8 @@ def _embedded(sql: str) -> str:
     return sql.rstrip().removesuffix(";")
 
 
-# A new job's first event and its row in one statement: atomic without BEGIN/COMMIT, so a
-# submit costs one round trip instead of four (the hottest write path).
-NEW_JOB: Final = (
-    f"WITH appended AS (\n{_embedded(EVENT_QUERIES['append_new_stream'])}\n),\n"
-    f"job AS (\n{_embedded(QUERIES['insert_new_job'])}\n)\n"
-    "SELECT position, transaction_id, recorded_at FROM appended"
-)
-
-
-async def _record_new_job(
-    conn: Connection, after: JobState, event: JobEvent, metadata: Mapping[str, Any]
-) -> list[RecordedEvent]:
-    """Record the first event of a job that is not in PROGRESS (no user load moves)."""
-    prepared = store.prepare(to_new_events([event]), metadata)
-    args = store.new_stream_args(after.job_id, prepared)
-    columns = job_columns(after)
-    with store.append_errors(after.job_id, 0):
-        rows = await conn.fetch(NEW_JOB, *args, *columns[1:])
-    return store.recorded(after.job_id, 0, prepared, rows)
-
-
-# Several new jobs at once, each as `_record_new_job` records one: the API's group commit.
+# New jobs' first events and their rows in one statement: atomic without BEGIN/COMMIT, one
+# round trip for a whole group of submits (the hottest write path; service.submissions).
 NEW_JOBS: Final = (
     f"WITH appended AS (\n{_embedded(EVENT_QUERIES['append_new_streams'])}\n),\n"
     f"job AS (\n{_embedded(QUERIES['insert_new_jobs'])}\n)\n"
@@ -189,8 +169,7 @@ async def record_job(
     """Append job events (expecting `before.version`) and write the job's row and load."""
     first = new_job(before, events, metadata)
     if first is not None:
-        recorded = await _record_new_job(conn, first.after, first.event, metadata)
-        await _wake(conn, waker, first.after.job_id)
+        (recorded,) = await record_new_jobs(conn, [first], waker)
         return first.after, recorded
 
     after = before

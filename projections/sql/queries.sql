@@ -22,19 +22,6 @@ ON CONFLICT (id) DO UPDATE SET
     version = excluded.version,
     last_position = excluded.last_position;
 
--- name: insert_new_job
--- The row of a job whose first event the enclosing statement appends in its CTE `appended`
--- (projections.recorder): $1 is the job id (the stream id, text there), $6.. the other
--- columns as projections.writers.job_columns gives them.
-INSERT INTO jobs (id, user_id, user_email, kind, state, display_name, gpu_count,
-                  fireworks_payload, created_at, started_at, completed_at, error,
-                  fireworks_job_id, fireworks_job_name, fireworks_state, progress,
-                  admission_open, cancel_requested_by, idempotency_key, request_fingerprint,
-                  version, last_position)
-SELECT $1::uuid, $6, $7, $8, $9, $10, $11, $12::text::jsonb, $13, $14, $15, $16, $17, $18,
-       $19, $20, $21, $22, $23, $24, $25, appended.position
-FROM appended;
-
 -- name: insert_new_jobs
 -- The rows of several new jobs whose first events the enclosing statement appends in its
 -- CTE `appended` (projections.recorder.NEW_JOBS): $6.. are the columns of
