@@ -16,6 +16,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
+    InternalServerException,
     NotFoundException,
     ValidationException,
 )
@@ -24,6 +25,8 @@ from litestar.types import ExceptionHandlersMap
 from events.rejections import CommandRejected
 
 log = structlog.get_logger(__name__)
+
+CLIENT_GONE: Final = "client disconnected prematurely"  # litestar.connection.Request.stream
 
 CODE_BY_STATUS: Final[dict[int, str]] = {
     400: "VALIDATION_ERROR",
@@ -154,6 +157,13 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorResponse]:
     status = exc.status_code
+    if isinstance(exc, InternalServerException) and exc.detail == CLIENT_GONE:
+        # Litestar's word for an `http.disconnect` while the body was read: the client left
+        # (a timeout, a killed load generator), nothing of ours failed. Nobody reads this answer.
+        log.info("http.client_disconnected")
+        return error_response(
+            400, "VALIDATION_ERROR", "client disconnected before its body was read"
+        )
     if status >= 500 and status != 503:
         log.error("http.internal_error", error=exc.detail)
         return error_response(500, "INTERNAL", "internal error")

@@ -3,6 +3,7 @@ redacting log processor, and the history routes mounted under both prefixes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -69,3 +70,44 @@ async def test_history_routes_mounted(
     other = await app_client.get(f"{prefix}/jobs/{job_id}/events", headers=bearer(users.bob))
     assert_error(other, 404, "NOT_FOUND")
     assert_error(await app_client.get(f"{prefix}/jobs/{job_id}/events"), 401, "UNAUTHENTICATED")
+
+
+async def test_a_client_gone_before_its_body_is_read_is_not_an_internal_error(
+    api_settings: Settings, pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = msgspec.structs.replace(api_settings, log_level="info")
+    _, key = await make_user(pool, "leaver@example.com")
+    app = create_app(settings, run_scheduler=False)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/jobs",
+        "raw_path": b"/jobs",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-type", b"application/json"),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}  # what uvicorn answers once the socket is closed
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async with AsyncTestClient(app=app) as client:  # the app runs on the client's portal loop
+        await asyncio.to_thread(client.blocking_portal.call, app, scope, receive, send)
+    logged = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    events = {line["event"]: line for line in logged}
+    assert "http.internal_error" not in events and "http.unexpected_exception" not in events
+    assert events["http.client_disconnected"]["level"] == "info"
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400
+    assert await pool.fetchval("SELECT count(*) FROM events WHERE type = 'job.submitted'") == 0
