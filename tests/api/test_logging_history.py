@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from litestar.types import Receive, Scope, Send
 
 from service.app import create_app
 from service.logging import redact_event
@@ -104,7 +106,8 @@ async def test_a_client_gone_before_its_body_is_read_is_not_an_internal_error(
         sent.append(message)
 
     async with AsyncTestClient(app=app) as client:  # the app runs on the client's portal loop
-        await asyncio.to_thread(client.blocking_portal.call, app, scope, receive, send)
+        asgi = (cast(Scope, scope), cast(Receive, receive), cast(Send, send))
+        await asyncio.to_thread(lambda: client.blocking_portal.call(app, *asgi))
     logged = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     events = {line["event"]: line for line in logged}
     assert "http.internal_error" not in events and "http.unexpected_exception" not in events
