@@ -15,7 +15,9 @@ the admission planner. One pass, incremental state, O(n log n). What is checked,
   QUEUED at that position with (created_at, job id) before J's and K's user under their cap
   then (PROGRESS jobs at that position); with `backfill` only if moreover `K.gpu_count <=
   reason.available` (K fit the headroom J got). Other policies state their own guarantee and
-  are not checked. A submission whose commit raced a pass can show up as a false alarm.
+  are not checked. No decision overlaps a transaction that records new jobs, frees a slot
+  or sets a cap (the admission gate, projections.recorder), so the log before a decision is
+  the queue it saw.
 - `exactly-once` — every `job.admission_started` of a job carries the same Fireworks job id,
   and no two jobs share one.
 - `state-machine` — each job stream starts with `job.submitted` (naming the stream's job),

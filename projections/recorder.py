@@ -106,8 +106,8 @@ def _embedded(sql: str) -> str:
     return sql.rstrip().removesuffix(";")
 
 
-# New jobs' first events and their rows in one statement: atomic without BEGIN/COMMIT, one
-# round trip for a whole group of submits (the hottest write path; service.submissions).
+# New jobs' first events and their rows in one statement: one round trip for a whole group
+# of submits (the hottest write path; service.submissions), after the admission gate.
 NEW_JOBS: Final = (
     f"WITH appended AS (\n{_embedded(EVENT_QUERIES['append_new_streams'])}\n),\n"
     f"job AS (\n{_embedded(QUERIES['insert_new_jobs'])}\n)\n"
@@ -139,13 +139,18 @@ async def record_new_jobs(
 ) -> list[list[RecordedEvent]]:
     """Record several new jobs in one statement, all or none: if any job's stream exists
     (StreamVersionConflict) or any row is refused (e.g. a reused Idempotency-Key), nothing
-    is recorded. The events get consecutive positions in the order given."""
+    is recorded. The events get consecutive positions in the order given. The transaction
+    holds the admission gate shared: no admission decision overlaps it."""
     prepared = [store.prepare(to_new_events([job.event]), job.metadata) for job in jobs]
     ids = [job.after.job_id for job in jobs]
     columns = list(zip(*(job_columns(job.after)[1:] for job in jobs), strict=True))
     args = store.new_streams_args(list(zip(ids, prepared, strict=True)))
-    with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
-        rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns))
+    async with conn.transaction():
+        # A new job is one the next admission decision must either see or come after in the
+        # log: the gate first, before the append gives the transaction an id and positions.
+        await conn.execute(QUERIES["admission_gate_shared"], ADMISSION_GATE)
+        with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
+            rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns))
     by_stream = {row[0]: (row[1], row[2], row[3]) for row in rows}
     if len(by_stream) != len(ids):
         raise RuntimeError(f"{len(ids)} new jobs, {len(by_stream)} recorded")  # cannot happen

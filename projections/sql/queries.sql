@@ -113,9 +113,10 @@ INSERT INTO public.scheduler_state SELECT * FROM pg_temp.scheduler_state;
 
 -- name: admission_gate_shared
 -- Taken first (before any write, so before the transaction has an id) by a transaction that
--- frees a user's PROGRESS slot or sets a cap. The admission loop takes the same lock
--- exclusively around each admission decision (service.admission.loop): a decision never
--- overlaps such a change, and the log orders the two as they happened.
+-- records new jobs, frees a user's PROGRESS slot or sets a cap. The admission loop takes the
+-- same lock exclusively around each admission decision (service.admission.loop): a decision
+-- never overlaps such a change, and the log orders the two as they happened (so `ftq audit`
+-- judges each decision on exactly the queue it saw).
 SELECT pg_advisory_xact_lock_shared($1);
 
 -- name: admission_gate

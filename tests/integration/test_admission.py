@@ -264,6 +264,25 @@ async def test_a_slot_freed_by_a_cancel_during_a_pass_counts_for_the_rest_of_it(
     assert await _audited(env) == []
 
 
+async def test_a_submit_during_an_admission_decision_comes_after_it_in_the_log(env: Env) -> None:
+    """A decision sees every job committed before it; a submit committed while it is made
+    waits for the gate, so in the log's read order (transaction id, position) it follows the
+    decision even though its `created_at` is older than what the decision admitted."""
+    async with env.pool.acquire() as conn, conn.transaction():
+        await hold_admission_gate(conn)
+        decision = await conn.fetchval("SELECT pg_current_xact_id()")  # the decision's id
+        submit = asyncio.create_task(env.submit("SFT", 2))
+        await asyncio.sleep(0.3)
+        assert not submit.done()
+        held_at = await conn.fetchval("SELECT max(position) FROM events")
+    job_id = await asyncio.wait_for(submit, 5)
+    row = await env.pool.fetchrow(
+        "SELECT position, transaction_id FROM events WHERE stream_id = $1", job_id
+    )
+    assert row is not None
+    assert row["position"] > (held_at or 0) and row["transaction_id"] > decision
+
+
 async def test_the_admission_gate_holds_back_only_what_frees_a_slot(env: Env) -> None:
     """While an admission decision holds the gate, a transition that frees a user's slot (a
     PROGRESS job cancelled) and a cap change wait for it, so the log orders them after the
