@@ -28,7 +28,14 @@ from events.tail import LogWatcher
 from events.waker import Waker
 from service.admission.loop import AdmissionLoop
 from service.api.admin import ADMIN_ROUTES
-from service.api.auth import BEARER_SCHEME, CALLER, SECURITY, admin_only, authenticated
+from service.api.auth import (
+    BEARER_SCHEME,
+    CALLER,
+    SECURITY,
+    admin_only,
+    authenticate_request,
+    authenticated,
+)
 from service.api.common import RUNTIME
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.jobs import JOB_ROUTES
@@ -176,7 +183,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
     configure_logging(settings)
     history = history_routes()
     deps = {**CALLER, **RUNTIME}
-    guarded: dict[str, Any] = {"guards": [authenticated], "security": SECURITY}
+    guarded: dict[str, Any] = {"before_request": authenticate_request, "security": SECURITY}
     routers = [
         Router("/", route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
         Router(LEGACY_PREFIX, route_handlers=JOB_ROUTES, dependencies=deps, **guarded),

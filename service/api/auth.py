@@ -1,5 +1,6 @@
-"""Bearer `sftq_` keys. A guard authenticates before anything else (so a bad body from an
-unknown caller is 401, not 400) and leaves the `Caller` for the `caller` dependency."""
+"""Bearer `sftq_` keys. A guard (or its `before_request` twin) authenticates before anything
+else (so a bad body from an unknown caller is 401, not 400) and leaves the `Caller` for the
+`caller` dependency."""
 
 from __future__ import annotations
 
@@ -58,6 +59,14 @@ async def authenticated(
     await authenticate_connection(connection)
 
 
+async def authenticate_request(request: Request[Any, Any, Any]) -> None:
+    """`authenticated` as a `before_request` hook, for the routers of the busiest routes: it
+    runs at the same point (before the body or any parameter is read), but Litestar calls a
+    guard with a copy of the route handler, about 5% of the CPU of a `POST /jobs` (py-spy
+    over `bench/http_api.py`)."""
+    await authenticate_connection(request)
+
+
 async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: 403 for members (after authentication)."""
     caller = await authenticate_connection(connection)
@@ -66,11 +75,12 @@ async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
 
 
 def provide_caller(request: Request[Any, Any, Any], runtime: Any) -> Caller:
-    """The caller the `authenticated` guard found (every route with this dependency has the
-    guard). It takes `runtime` only to be resolved after it: Litestar resolves independent
-    dependencies concurrently, in an anyio task group per request, which cost POST /jobs
-    about 8% of its CPU (a py-spy profile of `bench/http_api.py`) for two dependencies
-    that do no I/O. Synchronous, so it runs inline."""
+    """The caller the `authenticated` guard (or `authenticate_request`) found: every route
+    with this dependency has one of them. It takes `runtime` only to be resolved after it:
+    Litestar resolves independent dependencies concurrently, in an anyio task group per
+    request, which cost POST /jobs about 8% of its CPU (a py-spy profile of
+    `bench/http_api.py`) for two dependencies that do no I/O. Synchronous, so it runs
+    inline."""
     cached = request.scope.get("state", {}).get(_STATE_KEY)
     if not isinstance(cached, Caller):
         raise _unauthenticated("authentication required")  # a route without the guard

@@ -102,8 +102,9 @@ async def submit_job(
     problems = payload_problems(data.kind, data.fireworks_payload)
     if problems:
         raise invalid(f"fireworks_payload is not a valid {data.kind} job", problems)
-    fp = fingerprint(data)
+    fp = None  # what a retry with the same Idempotency-Key must match; none without a key
     if idempotency_key is not None:
+        fp = fingerprint(data)
         earlier = await _replay(runtime, caller, idempotency_key, fp)
         if earlier is not None:
             return earlier
@@ -123,7 +124,7 @@ async def submit_job(
         state = await runtime.submitter.submit(command, metadata(caller))
     except asyncpg.UniqueViolationError:
         # A concurrent request with the same key won; our append rolled back.
-        assert idempotency_key is not None
+        assert idempotency_key is not None and fp is not None
         earlier = await _replay(runtime, caller, idempotency_key, fp)
         if earlier is None:
             raise
