@@ -12,6 +12,7 @@ RETURNING position, transaction_id, recorded_at;
 -- The first event of each of several new streams, in one statement (a group commit): $1
 -- stream ids, $2 types, $3 schema versions, $4 data, $5 metadata, one element per stream.
 -- If any stream exists, the whole statement raises a unique violation and appends nothing.
+-- (projections.recorder.NEW_JOBS embeds it, and joins its row source to a lock taken first.)
 INSERT INTO events (stream_id, stream_version, type, schema_version, data, metadata)
 SELECT new.stream_id, 1, new.type, new.schema_version, new.data::jsonb, new.metadata::jsonb
 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::text[])
