@@ -32,14 +32,20 @@ async def plan_admissions(
     """The admissions a pass makes now, and how many queued jobs it read.
 
     Without explanations a pass stops at the first job that blocks (strict FIFO) or when the
-    GPUs run out, so it reads the head of the queue in growing chunks instead of all of it;
-    the result equals planning over the whole queue."""
+    GPUs run out, so it reads the head of the queue in growing chunks, each one going on
+    after the last job of the one before (no row is read twice), instead of all of it; the
+    result equals planning over the whole queue."""
+    queue: list[QueuedJob] = []
     limit = FIRST_CHUNK
     while True:
-        rows = await conn.fetch(QUERIES["queue_head"], limit)
-        queue = [QueuedJob(r[0], r[1], r[2], r[3]) for r in rows]
+        if queue:
+            last = queue[-1]
+            rows = await conn.fetch(QUERIES["queue_after"], limit, last.created_at, last.job_id)
+        else:
+            rows = await conn.fetch(QUERIES["queue_head"], limit)
+        queue.extend(QueuedJob(r[0], r[1], r[2], r[3]) for r in rows)
         chosen = plan(queue, load, available, policy=policy, explain=False)
         stopped = chosen.available_after <= 0 or chosen.blocker is not None
-        if len(queue) < limit or stopped:
+        if len(rows) < limit or stopped:
             return chosen, len(queue)
         limit *= 4

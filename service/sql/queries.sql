@@ -121,3 +121,9 @@ SELECT 1;
 -- The first $1 QUEUED jobs in FIFO order (an index scan of jobs_queue_idx).
 SELECT id::text, user_id::text, created_at, gpu_count
 FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id LIMIT $1;
+
+-- name: queue_after
+-- The next $1 QUEUED jobs in FIFO order after the one created at $2 with id $3.
+SELECT id::text, user_id::text, created_at, gpu_count
+FROM jobs WHERE state = 'QUEUED' AND (created_at, id) > ($2, $3::uuid)
+ORDER BY created_at, id LIMIT $1;

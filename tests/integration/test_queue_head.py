@@ -1,5 +1,6 @@
 """An admission pass reads only the head of the queue, and plans exactly what planning over
-the whole queue would (checked with tiny chunks, so several reads are needed)."""
+the whole queue would (checked with tiny chunks, so several reads are needed, each going on
+after the last job of the one before, also between jobs created at the same instant)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ async def test_chunked_head_plans_like_the_whole_queue(
     for n in range(60):
         job = str(uuid.uuid4())
         submit = SubmitJob(
-            at=T0 + timedelta(seconds=n), job_id=job, user_id=rng.choice(users),
+            # n // 3: jobs created at the same instant, which FIFO orders by id
+            at=T0 + timedelta(seconds=n // 3), job_id=job, user_id=rng.choice(users),
             user_email="u@x.io", kind="SFT", display_name=None, gpu_count=rng.randint(1, 6),
             fireworks_payload={"dataset": "d"},
         )  # fmt: skip
