@@ -3,6 +3,8 @@ pagination and cancel."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -376,3 +378,27 @@ async def test_odd_bodies_are_400(
     r = await app_client.post("/jobs", content=raw, headers=headers)
     assert_error(r, 400, "VALIDATION_ERROR")
     assert await count_events(pool) == 6  # 3 users x (added, key issued): nothing more
+
+
+PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")  # probes and the Prometheus scrape
+
+
+@pytest.mark.parametrize("key", [None, "sftq_" + "A" * 43])
+async def test_every_route_but_the_public_ones_refuses_an_unauthenticated_caller(
+    app: Litestar, app_client: Client, key: str | None
+) -> None:
+    """Walks the app's own route table, so a route added later without authentication is
+    caught too (a body that is invalid as well still gets 401: authentication comes first)."""
+    headers = {} if key is None else bearer(key)
+    checked = 0
+    for route in app.routes:
+        path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), route.path)
+        if route.path in PUBLIC_PATHS or route.path.startswith("/schema"):
+            continue
+        for method in sorted(getattr(route, "methods", set()) - {"OPTIONS", "HEAD"}):
+            body = {"not": "a valid body"} if method in ("POST", "PUT") else None
+            r = await app_client.request(method, path, headers=headers, json=body)
+            assert r.status_code == 401, (method, route.path, r.status_code, r.text)
+            assert r.json()["error"]["code"] == "UNAUTHENTICATED"
+            checked += 1
+    assert checked >= 20  # the job, admin, queue, capacity and history routes, both prefixes
