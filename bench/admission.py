@@ -12,6 +12,7 @@ Run: `python -m bench.admission [jobs]` (DATABASE_URL, or an embedded server).""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import statistics
 import sys
@@ -66,6 +67,7 @@ async def latency(db_url: str, jobs: int = 200, rate: float = 50.0) -> dict[str,
                 async with asyncio.timeout(10):
                     while not loop.status().leader:  # noqa: ASYNC110 - polling a status, deliberately
                         await asyncio.sleep(0.01)
+                gc.freeze()  # as the server does once it has started (service.app)
                 start = time.perf_counter()
                 for i in range(jobs):
                     await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))

@@ -32,7 +32,7 @@ from service.admission.admit import (
     start,
 )
 from service.admission.leader import Leadership
-from service.admission.queue import is_paused, load_user_load, plan_admissions
+from service.admission.queue import load_planner_inputs, load_user_load, plan_admissions
 from service.admission.reconcile import reconcile
 from service.capacity import Capacity, CapacityReader, utcnow
 from service.fireworks import FireworksClient
@@ -250,12 +250,12 @@ class AdmissionLoop:
         while True:
             async with self._pool.acquire() as conn, conn.transaction():
                 await hold_admission_gate(conn)
-                self._paused = await is_paused(conn)
+                inputs = await load_planner_inputs(conn, settings.user_cap)
+                self._paused = inputs.paused
                 if self._paused:
                     return capacity
-                load, _ = await load_user_load(conn, settings.user_cap)
                 chosen, _ = await plan_admissions(
-                    conn, load, max(0, capacity.available - taken), policy=settings.policy
+                    conn, inputs.load, max(0, capacity.available - taken), policy=settings.policy
                 )
                 if not chosen.admit or chosen.admit[0].job.job_id in tried:
                     return capacity

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from events.store import Connection
 from service.admission.plan import Load, Plan, QueuedJob, plan
 from service.sql import QUERIES
@@ -11,12 +13,29 @@ async def load_queue(conn: Connection) -> list[QueuedJob]:
     return [QueuedJob(r[0], r[1], r[2], r[3]) for r in await conn.fetch(QUERIES["queue"])]
 
 
+class PlannerInputs(msgspec.Struct, frozen=True):
+    """What a plan needs besides the queue, read together (query `planner_inputs`)."""
+
+    paused: bool
+    load: Load
+    ftq_gpus: int  # GPUs of ftq's own jobs in PROGRESS
+
+
+async def load_planner_inputs(conn: Connection, default_cap: int) -> PlannerInputs:
+    rows = await conn.fetch(QUERIES["planner_inputs"])
+    progress = {r[1]: r[2] for r in rows if r[2]}
+    caps = {r[1]: r[4] for r in rows if r[4] is not None}
+    return PlannerInputs(
+        paused=bool(rows[0][0]),
+        load=Load(progress=progress, caps=caps, default_cap=default_cap),
+        ftq_gpus=sum(r[3] or 0 for r in rows),
+    )
+
+
 async def load_user_load(conn: Connection, default_cap: int) -> tuple[Load, int]:
     """Per-user PROGRESS counts and caps, and the GPUs of ftq's own jobs in PROGRESS."""
-    rows = await conn.fetch(QUERIES["user_load"])
-    caps = {r[0]: r[1] for r in await conn.fetch(QUERIES["user_caps"])}
-    progress = {r[0]: r[1] for r in rows}
-    return Load(progress=progress, caps=caps, default_cap=default_cap), sum(r[2] for r in rows)
+    inputs = await load_planner_inputs(conn, default_cap)
+    return inputs.load, inputs.ftq_gpus
 
 
 async def is_paused(conn: Connection) -> bool:

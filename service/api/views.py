@@ -16,7 +16,7 @@ from events.job import JobState
 from events.store import Connection
 from service.admission.plan import Admission, Load, Pending, Plan, PlanEnd, QueuedJob, place_last
 from service.admission.plan import plan as make_plan
-from service.admission.queue import is_paused, load_queue, load_user_load
+from service.admission.queue import load_planner_inputs, load_queue
 from service.api.batching import SharedRun
 from service.api.runtime import Runtime
 from service.api.schemas import JobView
@@ -224,8 +224,8 @@ async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
     taken_at = time.monotonic()
     available = await available_gpus(conn, runtime)
     queue = await load_queue(conn)
-    load, _ = await load_user_load(conn, settings.user_cap)
-    paused = await is_paused(conn)
+    inputs = await load_planner_inputs(conn, settings.user_cap)
+    load, paused = inputs.load, inputs.paused
     # In a thread: planning a long queue takes milliseconds of CPU, and on the event loop
     # every request in flight would wait them out; in a thread they interleave (GIL slices).
     plan = await asyncio.to_thread(

@@ -4,11 +4,17 @@
 SELECT id::text, user_id::text, created_at, gpu_count
 FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id;
 
--- name: user_load
-SELECT user_id::text, progress_count, progress_gpus FROM user_load WHERE progress_count > 0;
-
--- name: user_caps
-SELECT id::text, cap FROM users WHERE cap IS NOT NULL;
+-- name: planner_inputs
+-- What a plan needs besides the queue, in one round trip: whether the scheduler is paused (on
+-- every row, and on the one row there is when no user has load or a cap), then one row per
+-- user with PROGRESS jobs or a cap: user id, PROGRESS count and GPUs (NULL: none), cap.
+SELECT s.paused, u.user_id, u.progress_count, u.progress_gpus, u.cap
+FROM (SELECT coalesce((SELECT paused FROM scheduler_state), false) AS paused) AS s
+LEFT JOIN (
+    SELECT coalesce(l.user_id, c.id)::text AS user_id, l.progress_count, l.progress_gpus, c.cap
+    FROM (SELECT * FROM user_load WHERE progress_count > 0) AS l
+    FULL JOIN (SELECT id, cap FROM users WHERE cap IS NOT NULL) AS c ON c.id = l.user_id
+) AS u ON true;
 
 -- name: scheduler_paused
 SELECT paused FROM scheduler_state;

@@ -11,11 +11,18 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from events.directory import PauseScheduler
 from events.job_commands import SubmitJob
 from service.admission import queue as queue_module
 from service.admission.plan import Load, plan
-from service.admission.queue import load_queue, plan_admissions
-from service.commands import run_job_command
+from service.admission.queue import (
+    PlannerInputs,
+    load_planner_inputs,
+    load_queue,
+    plan_admissions,
+)
+from service.commands import run_job_command, run_scheduler_command
+from service.directory import add_user, set_cap
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -49,3 +56,27 @@ async def test_chunked_head_plans_like_the_whole_queue(
                 reads.append(read)
     assert min(reads) < len(whole)  # small headroom: only the head was read
     assert max(reads) == len(whole)  # large headroom: read to the end
+
+
+async def test_planner_inputs_in_one_read(pool: asyncpg.Pool) -> None:
+    """Paused flag, PROGRESS load and caps together: users with load only, a cap only or
+    both, and the paused flag even when no user has either."""
+    async with pool.acquire() as conn:
+        empty = await load_planner_inputs(conn, default_cap=2)
+    assert empty == PlannerInputs(paused=False, load=Load({}, {}, 2), ftq_gpus=0)
+
+    capped = await add_user(pool, "capped@x.io", "member", {})
+    both = await add_user(pool, "both@x.io", "member", {})
+    await set_cap(pool, "capped@x.io", 5, {})
+    await set_cap(pool, "both@x.io", 0, {})
+    loaded = str(uuid.uuid4())  # jobs of a user id the users table does not have
+    await pool.executemany(
+        "INSERT INTO user_load (user_id, progress_count, progress_gpus) VALUES ($1, $2, $3)",
+        [(loaded, 2, 6), (both.id, 1, 4), (str(uuid.uuid4()), 0, 0)],
+    )
+    await run_scheduler_command(pool, PauseScheduler(at=T0, by="admin@x.io"), {})
+    async with pool.acquire() as conn:
+        inputs = await load_planner_inputs(conn, default_cap=2)
+    assert inputs.paused is True
+    assert inputs.load == Load({loaded: 2, both.id: 1}, {capped.id: 5, both.id: 0}, 2)
+    assert inputs.ftq_gpus == 10
