@@ -12,7 +12,8 @@ SELECT s.paused, u.user_id, u.progress_count, u.progress_gpus, u.cap
 FROM (SELECT coalesce((SELECT paused FROM scheduler_state), false) AS paused) AS s
 LEFT JOIN (
     SELECT coalesce(l.user_id, c.id)::text AS user_id, l.progress_count, l.progress_gpus, c.cap
-    FROM (SELECT * FROM user_load WHERE progress_count > 0) AS l
+    FROM (SELECT user_id, progress_count, progress_gpus FROM user_load
+          WHERE progress_count > 0) AS l
     FULL JOIN (SELECT id, cap FROM users WHERE cap IS NOT NULL) AS c ON c.id = l.user_id
 ) AS u ON true;
 
