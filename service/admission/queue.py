@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
 
 from events.store import Connection
 from service.admission.plan import Load, Plan, QueuedJob, plan
 from service.sql import QUERIES
 
+QUEUE_PAGE: Final = 500
 
-async def load_queue(conn: Connection) -> list[QueuedJob]:
-    return [QueuedJob(r[0], r[1], r[2], r[3]) for r in await conn.fetch(QUERIES["queue"])]
+
+async def _queue_page(conn: Connection, limit: int, after: QueuedJob | None) -> list[QueuedJob]:
+    """The next `limit` QUEUED jobs in FIFO order after `after` (from the head if None)."""
+    if after is None:
+        rows = await conn.fetch(QUERIES["queue_head"], limit)
+    else:
+        rows = await conn.fetch(QUERIES["queue_after"], limit, after.created_at, after.job_id)
+    return [QueuedJob(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def load_queue(conn: Connection, page: int = QUEUE_PAGE) -> list[QueuedJob]:
+    """The whole queue in FIFO order, `page` jobs a read. Read at once, a long queue's rows
+    are decoded in one go that holds the event loop, and every request in flight with it
+    (100k queued: about 0.3 s every time the queue-position plan was refreshed). In a
+    REPEATABLE READ transaction the pages are one snapshot."""
+    queue: list[QueuedJob] = []
+    while True:
+        got = await _queue_page(conn, page, queue[-1] if queue else None)
+        queue += got
+        if len(got) < page:
+            return queue
 
 
 class PlannerInputs(msgspec.Struct, frozen=True):
@@ -57,14 +79,10 @@ async def plan_admissions(
     queue: list[QueuedJob] = []
     limit = FIRST_CHUNK
     while True:
-        if queue:
-            last = queue[-1]
-            rows = await conn.fetch(QUERIES["queue_after"], limit, last.created_at, last.job_id)
-        else:
-            rows = await conn.fetch(QUERIES["queue_head"], limit)
-        queue.extend(QueuedJob(r[0], r[1], r[2], r[3]) for r in rows)
+        got = await _queue_page(conn, limit, queue[-1] if queue else None)
+        queue += got
         chosen = plan(queue, load, available, policy=policy, explain=False)
         stopped = chosen.available_after <= 0 or chosen.blocker is not None
-        if len(rows) < limit or stopped:
+        if len(got) < limit or stopped:
             return chosen, len(queue)
         limit *= 4

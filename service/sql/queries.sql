@@ -1,9 +1,5 @@
 -- Named read queries of the service (service.sql.QUERIES). Values are always parameters.
 
--- name: queue
-SELECT id::text, user_id::text, created_at, gpu_count
-FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id;
-
 -- name: planner_inputs
 -- What a plan needs besides the queue, in one round trip: whether the scheduler is paused (on
 -- every row, and on the one row there is when no user has load or a cap), then one row per

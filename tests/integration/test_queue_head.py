@@ -45,6 +45,10 @@ async def test_chunked_head_plans_like_the_whole_queue(
         await run_job_command(pool, job, submit, {})
     async with pool.acquire() as conn:
         whole = await load_queue(conn)
+        fifo = "SELECT id::text FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id"
+        expected = [r[0] for r in await conn.fetch(fifo)]
+        assert [j.job_id for j in whole] == expected
+        assert await load_queue(conn, page=7) == whole  # read in pages, ties between them
         reads = []
         for available in (0, 1, 5, 17, 40, 400):
             for caps in ({}, {users[0]: 0, users[1]: 3}):
