@@ -5,8 +5,9 @@
    are submitted at a steady rate; latency = recorded_at(job.admitted) - recorded_at
    (job.submitted), both stamped by PostgreSQL (targets p50 < 10 ms, p99 < 50 ms).
 2. One pass over 100k queued jobs of 10k users (target < 50 ms): the pure planner, and the
-   DB read a tick does (queue + user load + paused). The 100k rows are COPYed straight into
-   the `jobs` projection (no events): only the read is measured, not how the rows got there.
+   DB reads an admission decision does (paused flag, user load and caps; the queue's head).
+   The 100k rows are COPYed straight into the `jobs` projection (no events): only the read is
+   measured, not how the rows got there.
 Run: `python -m bench.admission [jobs]` (DATABASE_URL, or an embedded server)."""
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import structlog
 
 from bench.databases import fresh_database
 from events.job_commands import SubmitJob
+from events.store import Connection
 from events.tail import LogWatcher
 from service.admission.loop import AdmissionLoop
 from service.admission.plan import Load, QueuedJob, plan
-from service.admission.queue import is_paused, load_queue, load_user_load, plan_admissions
+from service.admission.queue import load_planner_inputs, load_queue, plan_admissions
 from service.capacity import CapacityReader
 from service.commands import run_job_command
 from service.database import resolve_database_url
@@ -142,33 +144,41 @@ def planner(jobs: int = 100_000, users: int = 10_000, repeat: int = 5) -> list[d
     return out
 
 
-async def tick_read(db_url: str, jobs: int = 100_000, users: int = 10_000) -> dict[str, object]:
+async def fill_queue(
+    conn: Connection, jobs: int = 100_000, users: int = 10_000
+) -> tuple[list[QueuedJob], Load]:
+    """COPY `_workload`'s queue straight into the `jobs` projection (no events) and its load
+    into `user_load`: a long queue to measure reads and plans against."""
     queue, load = _workload(jobs, users)
+    await conn.copy_records_to_table(
+        "jobs",
+        columns=["id", "user_id", "user_email", "kind", "state", "gpu_count",
+                 "fireworks_payload", "created_at", "version", "last_position"],
+        records=[
+            (uuid.UUID(j.job_id), uuid.UUID(j.user_id), "b@example.com", "SFT",
+             "QUEUED", j.gpu_count, "{}", j.created_at, 1, 0)
+            for j in queue
+        ],
+    )  # fmt: skip
+    await conn.copy_records_to_table(
+        "user_load",
+        columns=["user_id", "progress_count", "progress_gpus"],
+        records=[(uuid.UUID(u), 1, 1) for u in load.progress],
+    )
+    await conn.execute("ANALYZE jobs; ANALYZE user_load")
+    return queue, load
+
+
+async def tick_read(db_url: str, jobs: int = 100_000, users: int = 10_000) -> dict[str, object]:
     async with asyncpg.create_pool(db_url, min_size=1, max_size=2) as pool:
         async with pool.acquire() as conn:
-            await conn.copy_records_to_table(
-                "jobs",
-                columns=["id", "user_id", "user_email", "kind", "state", "gpu_count",
-                         "fireworks_payload", "created_at", "version", "last_position"],
-                records=[
-                    (uuid.UUID(j.job_id), uuid.UUID(j.user_id), "b@example.com", "SFT",
-                     "QUEUED", j.gpu_count, "{}", j.created_at, 1, 0)
-                    for j in queue
-                ],
-            )  # fmt: skip
-            await conn.copy_records_to_table(
-                "user_load",
-                columns=["user_id", "progress_count", "progress_gpus"],
-                records=[(uuid.UUID(u), 1, 1) for u in load.progress],
-            )
-            await conn.execute("ANALYZE jobs; ANALYZE user_load")
+            await fill_queue(conn, jobs, users)
         pass_times, whole_times, read = [], [], 0
         for _ in range(5):
             t0 = time.perf_counter()
             async with pool.acquire() as conn:  # what a pass does: the queue's head only
-                await is_paused(conn)
-                read_load, _ = await load_user_load(conn, 1)
-                _, read = await plan_admissions(conn, read_load, 64, policy="strict-fifo")
+                inputs = await load_planner_inputs(conn, 1)
+                _, read = await plan_admissions(conn, inputs.load, 64, policy="strict-fifo")
             pass_times.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             async with pool.acquire() as conn:  # for comparison: reading the whole queue

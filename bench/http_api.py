@@ -11,6 +11,8 @@ from as many asyncpg connections. Then:
 - **framework ceiling**: `bench/minimal_app.py`, a Litestar app doing one plain INSERT per
   POST and nothing else, at 64 connections: what the framework reaches here before ftq does
   any of its work; and the same as a bare ASGI app, what uvicorn alone reaches;
+- `POST /jobs` paced at about 200 req/s with 100k jobs already queued (what the background
+  plan of a long queue costs the requests);
 - `GET /healthz` on ftq's server (no database work).
 Targets: throughput >= 40 % of the baseline; p99 < 25 ms at half the maximum rate.
 Run: `python -m bench.http_api [seconds]` (DATABASE_URL, or an embedded server)."""
@@ -34,6 +36,7 @@ import aiohttp
 import asyncpg
 from litestar import Litestar
 
+from bench.admission import fill_queue
 from bench.databases import fresh_database
 from bench.event_store import plain_insert_baseline
 from service import directory
@@ -242,6 +245,24 @@ async def _ceiling(server_url: str, seconds: int, app: str, what: str) -> dict[s
     return _result(f"{what}, one INSERT per POST c={connections} (not ftq)", http, baseline)
 
 
+async def _long_queue(server_url: str, seconds: int) -> dict[str, object]:
+    """`POST /jobs` paced (8 connections, about 200 req/s offered) with 100k jobs already
+    queued: every answer carries a queue position, from a plan of the whole queue that is
+    remade in the background (service.api.views), so this is what that costs the requests."""
+    async with fresh_database(server_url) as db_url:
+        conn = await asyncpg.connect(db_url)
+        try:
+            queue, _ = await fill_queue(conn)
+        finally:
+            await conn.close()
+        async with _server(db_url) as base:
+            post = _post_lua(await _key(db_url))
+            await _wrk(base, "/jobs", 1, 1, post)  # the first plan is made before the run
+            http = await _wrk(base, "/jobs", 8, seconds, post + _pacing(40.0))
+    row = _result(f"http POST /jobs paced, {len(queue) // 1000}k jobs queued", http, None)
+    return row | {"queued": len(queue)}
+
+
 async def _health(server_url: str, seconds: int) -> dict[str, object]:
     async with fresh_database(server_url) as db_url, _server(db_url) as base:
         http = await _wrk(base, "/healthz", CONNECTIONS[0], seconds)
@@ -263,6 +284,7 @@ async def measure(server_url: str, seconds: int = 5) -> list[dict[str, object]]:
         rows.append(await _half_rate(server_url, own, seconds))
     rows.append(await _ceiling(server_url, seconds, MINIMAL_APP, "framework ceiling: Litestar"))
     rows.append(await _ceiling(server_url, seconds, RAW_APP, "no framework: raw ASGI"))
+    rows.append(await _long_queue(server_url, seconds))
     rows.append(await _health(server_url, seconds))
     return rows
 
