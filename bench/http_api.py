@@ -252,15 +252,15 @@ async def _long_queue(server_url: str, seconds: int) -> dict[str, object]:
     async with fresh_database(server_url) as db_url:
         conn = await asyncpg.connect(db_url)
         try:
-            queue, _ = await fill_queue(conn)
+            queued = await fill_queue(conn)
         finally:
             await conn.close()
         async with _server(db_url) as base:
             post = _post_lua(await _key(db_url))
             await _wrk(base, "/jobs", 1, 1, post)  # the first plan is made before the run
             http = await _wrk(base, "/jobs", 8, seconds, post + _pacing(40.0))
-    row = _result(f"http POST /jobs paced, {len(queue) // 1000}k jobs queued", http, None)
-    return row | {"queued": len(queue)}
+    row = _result(f"http POST /jobs paced, {queued // 1000}k jobs queued", http, None)
+    return row | {"queued": queued}
 
 
 async def _health(server_url: str, seconds: int) -> dict[str, object]:

@@ -35,7 +35,6 @@ from service.api.auth import (
     SECURITY,
     admin_only,
     authenticate_request,
-    authenticated,
 )
 from service.api.common import RUNTIME
 from service.api.errors import EXCEPTION_HANDLERS
@@ -198,7 +197,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
             "/admin",
             route_handlers=ADMIN_ROUTES,
             dependencies=deps,
-            guards=[authenticated, admin_only],
+            guards=[admin_only],  # authenticates first: 401 before 403
             security=SECURITY,
         ),
         Router("/", route_handlers=OPS_ROUTES, dependencies=deps),

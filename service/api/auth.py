@@ -1,6 +1,6 @@
-"""Bearer `sftq_` keys. A guard (or its `before_request` twin) authenticates before anything
-else (so a bad body from an unknown caller is 401, not 400) and leaves the `Caller` for the
-`caller` dependency."""
+"""Bearer `sftq_` keys. A `before_request` hook (or, on admin routes, the `admin_only` guard)
+authenticates before anything else (so a bad body from an unknown caller is 401, not 400)
+and leaves the `Caller` for the `caller` dependency."""
 
 from __future__ import annotations
 
@@ -52,18 +52,11 @@ async def authenticate_connection(connection: ASGIConnection[Any, Any, Any, Any]
     return caller
 
 
-async def authenticated(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """Guard: 401 unless the connection carries a valid, active key."""
-    await authenticate_connection(connection)
-
-
 async def authenticate_request(request: Request[Any, Any, Any]) -> None:
-    """`authenticated` as a `before_request` hook, for the routers of the busiest routes: it
-    runs at the same point (before the body or any parameter is read), but Litestar calls a
-    guard with a copy of the route handler, about 5% of the CPU of a `POST /jobs` (py-spy
-    over `bench/http_api.py`)."""
+    """`before_request` hook: 401 unless the request carries a valid, active key. It runs
+    before the body or any parameter is read. (Not a guard: Litestar calls a guard with a copy
+    of the route handler, about 5% of the CPU of a `POST /jobs`; py-spy over
+    `bench/http_api.py`.)"""
     await authenticate_connection(request)
 
 
@@ -75,15 +68,15 @@ async def admin_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
 
 
 def provide_caller(request: Request[Any, Any, Any], runtime: Any) -> Caller:
-    """The caller the `authenticated` guard (or `authenticate_request`) found: every route
-    with this dependency has one of them. It takes `runtime` only to be resolved after it:
+    """The caller `authenticate_request` (or `admin_only`) found: every route with this
+    dependency has one of them. It takes `runtime` only to be resolved after it:
     Litestar resolves independent dependencies concurrently, in an anyio task group per
     request, which cost POST /jobs about 8% of its CPU (a py-spy profile of
     `bench/http_api.py`) for two dependencies that do no I/O. Synchronous, so it runs
     inline."""
     cached = request.scope.get("state", {}).get(_STATE_KEY)
     if not isinstance(cached, Caller):
-        raise _unauthenticated("authentication required")  # a route without the guard
+        raise _unauthenticated("authentication required")  # a route without either
     return cached
 
 

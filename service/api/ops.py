@@ -10,7 +10,7 @@ import structlog
 from litestar import MediaType, Response, get
 
 from service.admission.queue import is_paused
-from service.api.auth import CallerDep, authenticated
+from service.api.auth import CallerDep, authenticate_request
 from service.api.common import RuntimeDep, errors
 from service.api.errors import ApiError
 from service.api.schemas import CapacityView, Health, QueueEntry
@@ -36,7 +36,7 @@ READY_TIMEOUT_S: Final = 3.0
 @get(
     "/queue",
     summary="QUEUED jobs in admission order",
-    guards=[authenticated],
+    before_request=authenticate_request,
     responses=errors(),
 )
 async def queue(caller: CallerDep, runtime: RuntimeDep) -> list[QueueEntry]:
@@ -71,7 +71,7 @@ async def queue(caller: CallerDep, runtime: RuntimeDep) -> list[QueueEntry]:
 @get(
     "/capacity",
     summary="GPU headroom now",
-    guards=[authenticated],
+    before_request=authenticate_request,
     responses=errors(503),
 )
 async def capacity(runtime: RuntimeDep) -> CapacityView:
