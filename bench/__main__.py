@@ -43,7 +43,7 @@ QUICK: Final[dict[str, object]] = {
 FULL: Final[dict[str, object]] = {
     "event_store_seconds": 2.0,
     "event_store_warmup": 0.5,
-    "event_store_rounds": 5,
+    "event_store_rounds": 7,
 }
 # Where a row's headline number may be, in order of preference, with its unit.
 VALUE_KEYS: Final = (

@@ -6,8 +6,9 @@ service's tailers do, and every variant that wakes tailers is checked afterwards
 stream appended to must have been notified (``missing wake-ups`` must be 0).
 
 Measured in the same run and database, each for a fixed duration after a short warm-up,
-all variants interleaved and repeated (5 rounds by default); rates are medians over rounds,
-ratios the median of the ratios within each round:
+all variants interleaved and repeated (7 rounds by default); rates are medians over rounds,
+ratios the median of the ratios within each round (``ratio_range``: the lowest and the
+highest of those):
 
 - ``plain``: a single-row autocommit ``INSERT`` of the same event JSON into a bare table
   (``bench_plain``), the baseline; 1 and 8 writers.
@@ -245,7 +246,7 @@ async def _measure_fresh(
 
 
 async def measure(
-    server_url: str, seconds: float = 2.0, warmup: float = 0.5, rounds: int = 5
+    server_url: str, seconds: float = 2.0, warmup: float = 0.5, rounds: int = 7
 ) -> list[dict[str, object]]:
     """Every variant at 1 and 8 writers, interleaved, ``rounds`` times; medians and ratios.
 
@@ -271,10 +272,14 @@ async def measure(
                     missing[variant] = missing.get(variant, 0) + lost
     rates = {key: statistics.median(values) for key, values in samples.items()}
 
+    def per_round(variant: str, base: str, writers: int) -> list[float]:
+        """The ratio within each round."""
+        pairs = zip(samples[variant, writers], samples[base, writers], strict=True)
+        return [v / b if b else 0.0 for v, b in pairs]
+
     def paired(variant: str, base: str, writers: int) -> float:
         """Median over rounds of the ratio within each round (robust to a slow round)."""
-        pairs = zip(samples[variant, writers], samples[base, writers], strict=True)
-        return statistics.median(v / b if b else 0.0 for v, b in pairs)
+        return statistics.median(per_round(variant, base, writers))
 
     labels = {
         "plain": "plain INSERT (baseline)",
@@ -298,6 +303,9 @@ async def measure(
                 ok=ratio >= TARGET_RATIO if gated else None,
             )
             row["samples"] = "/".join(str(round(v)) for v in samples[variant, writers])
+            if variant != "plain":
+                ratios = per_round(variant, "plain", writers)
+                row["ratio_range"] = f"{min(ratios):.2f}-{max(ratios):.2f}"
             rows.append(row)
     for writers in WRITERS:
         if ("notify_in_tx", writers) not in samples or ("store_tx", writers) not in samples:
@@ -333,13 +341,13 @@ async def measure(
 async def run(ctx: object) -> list[dict[str, object]]:
     """Entry point for `bench/__main__.py`; `ctx.database_url` (a server to create fresh
     databases on, one per measurement), `ctx.event_store_seconds` (per measurement, default 2),
-    `ctx.event_store_warmup` and `ctx.event_store_rounds` (default 5; medians reported)."""
+    `ctx.event_store_warmup` and `ctx.event_store_rounds` (default 7; medians reported)."""
     server_url = getattr(ctx, "database_url", None) or os.environ.get("DATABASE_URL")
     if not server_url:
         server_url = await asyncio.to_thread(resolve_database_url, None)
     seconds = float(getattr(ctx, "event_store_seconds", 2.0))
     warmup = float(getattr(ctx, "event_store_warmup", 0.5))
-    rounds = int(getattr(ctx, "event_store_rounds", 5))
+    rounds = int(getattr(ctx, "event_store_rounds", 7))
     return await measure(server_url, seconds, warmup, rounds)
 
 

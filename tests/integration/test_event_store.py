@@ -169,6 +169,18 @@ async def test_log_refuses_change_even_for_its_owner(pool: asyncpg.Pool, sql: st
         assert len(await read_stream(conn, "s")) == 1
 
 
+@pytest.mark.parametrize("version", [0, -1])
+async def test_log_refuses_a_stream_version_below_one(pool: asyncpg.Pool, version: int) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(asyncpg.CheckViolationError, match="event_stream_version"):
+            await conn.execute(
+                "INSERT INTO events (stream_id, stream_version, type, data)"
+                " VALUES ('s', $1, 't', '{}')",
+                version,
+            )
+        assert await conn.fetchval("SELECT count(*) FROM events") == 0
+
+
 async def test_append_and_notify_wakes_listeners(pool: asyncpg.Pool, db_url: str) -> None:
     got: asyncio.Queue[object] = asyncio.Queue()
     listener = await asyncpg.connect(db_url)  # its own connection: listeners outlive a borrow

@@ -6,6 +6,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+import events.migrations
 from events.migrations import apply_migrations, discover
 from service.database import MIGRATION_SOURCES, is_migrated, migrate
 
@@ -66,6 +67,46 @@ async def test_runner_orders_records_and_rolls_back_failures(
         assert await conn.fetchval("SELECT array_agg(n ORDER BY n) FROM demo") == [1, 2]
         recorded = await conn.fetch("SELECT component, version, name FROM schema_migrations")
         assert sorted(tuple(r) for r in recorded) == [("demo", 1, "first"), ("demo", 2, "second")]
+    finally:
+        await conn.close()
+
+
+async def test_the_stream_version_domain_keeps_the_log_in_place(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """0003 moves the version check into a domain on a log that already has events, without
+    rewriting the table, and the log refuses what it refused before."""
+    events_dir = Path(events.migrations.__file__).parent / "sql" / "migrations"
+    before = tmp_path / "events"
+    before.mkdir()
+    for name in ("0001_event_log.sql", "0002_stream_id_collate_c.sql"):
+        (before / name).write_text((events_dir / name).read_text())
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await apply_migrations(conn, [("events", before)])
+        await conn.execute(
+            "INSERT INTO events (stream_id, stream_version, type, data)"
+            " SELECT 's-' || n, 1, 't', '{}' FROM generate_series(1, 50) AS n"
+        )
+        files = (
+            "SELECT array_agg(pg_relation_filenode(c.oid) ORDER BY c.relname) FROM pg_class c"
+            " WHERE c.relname = 'events' OR c.oid IN"
+            "  (SELECT indexrelid FROM pg_index WHERE indrelid = 'events'::regclass)"
+        )
+        files_before = await conn.fetchval(files)
+        assert len(files_before) == 4  # the table and its three indexes
+        assert "events/0003_stream_version_domain" in await migrate(conn)
+        assert await conn.fetchval(files) == files_before
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE stream_version = 1") == 50
+        insert = (
+            "INSERT INTO events (stream_id, stream_version, type, data) VALUES ($1, $2, 't', '{}')"
+        )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(insert, "x", 0)
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await conn.execute(insert, "s-1", 1)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("UPDATE events SET type = 'u'")
     finally:
         await conn.close()
 
