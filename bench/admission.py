@@ -26,6 +26,7 @@ import asyncpg
 import structlog
 
 from bench.databases import fresh_database
+from events.ids import new_job_id
 from events.job_commands import SubmitJob
 from events.store import Connection
 from events.tail import LogWatcher
@@ -73,7 +74,7 @@ async def latency(db_url: str, jobs: int = 200, rate: float = 50.0) -> dict[str,
                 start = time.perf_counter()
                 for i in range(jobs):
                     await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-                    job_id = str(uuid.uuid4())
+                    job_id = new_job_id()
                     command = SubmitJob(
                         at=datetime.now(UTC), job_id=job_id, user_id=str(uuid.uuid4()),
                         user_email="b@example.com", kind="SFT", display_name=None,
@@ -120,7 +121,7 @@ def _workload(jobs: int, users: int) -> tuple[list[QueuedJob], Load]:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     user_ids = [str(uuid.UUID(int=u + 1)) for u in range(users)]
     queue = [
-        QueuedJob(str(uuid.uuid4()), user_ids[i % users], t0 + timedelta(milliseconds=i), 1 + i % 8)
+        QueuedJob(new_job_id(), user_ids[i % users], t0 + timedelta(milliseconds=i), 1 + i % 8)
         for i in range(jobs)
     ]
     progress = {u: 1 for u in user_ids[: users // 2]}  # half the users are at their cap

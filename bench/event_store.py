@@ -1,7 +1,8 @@
 """Benchmark: event-store appends/s against a plain INSERT, and the design alternatives.
 
 Every writer has its own connection. Each append goes to a fresh stream (expected_version
-0), so there are no conflicts. One connection LISTENs on the channel throughout, as the
+0), so there are no conflicts, with an id made as the service makes job ids
+(``events.ids.new_job_id``). One connection LISTENs on the channel throughout, as the
 service's tailers do, and every variant that wakes tailers is checked afterwards: each
 stream appended to must have been notified (``missing wake-ups`` must be 0).
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -43,6 +43,7 @@ import asyncpg
 
 from bench.databases import fresh_database
 from events.codec import encode, event_type, schema_version
+from events.ids import new_job_id
 from events.job_events import JobSubmitted
 from events.store import (
     CHANNEL,
@@ -171,18 +172,16 @@ async def _measure(
     waker = Waker(waker_pool)
     stream_ids: list[str] = []
     try:
-        prefix = secrets.token_hex(4)
         start = time.perf_counter() + 0.05
         measure_from = start + warmup
         until = measure_from + seconds
         counts = [0] * writers
 
         async def writer(i: int) -> None:
-            conn, n = conns[i], 0
+            conn = conns[i]
             await asyncio.sleep(max(0.0, start - time.perf_counter()))
             while (now := time.perf_counter()) < until:
-                n += 1
-                stream_id = f"bench-{prefix}-{i}-{n}"
+                stream_id = new_job_id()
                 await op(conn, waker, stream_id)
                 stream_ids.append(stream_id)
                 if now >= measure_from and time.perf_counter() <= until:

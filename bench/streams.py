@@ -16,7 +16,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ import asyncpg
 import uvicorn
 
 from bench.databases import fresh_database
+from events.ids import new_job_id
 from events.job_commands import SubmitJob
 from service import directory
 from service.app import create_app
@@ -124,7 +124,7 @@ async def measure(
             start = time.perf_counter()
             for i in range(events):
                 await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
-                job_id = str(uuid.uuid4())
+                job_id = new_job_id()
                 command = SubmitJob(
                     at=datetime.now(UTC),
                     job_id=job_id,

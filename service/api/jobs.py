@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
@@ -13,6 +12,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
+from events.ids import new_job_id
 from events.job_commands import SubmitJob
 from service.api.auth import Caller, CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
@@ -110,7 +110,7 @@ async def submit_job(
             return earlier
     command = SubmitJob(
         at=datetime.now(UTC),
-        job_id=str(uuid.uuid4()),
+        job_id=new_job_id(),
         user_id=caller.user_id,
         user_email=caller.email,
         kind=data.kind,

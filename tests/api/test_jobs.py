@@ -61,6 +61,18 @@ async def test_submit_each_kind(app_client: Client, users: Users, kind: str, pay
     assert got.status_code == 200 and got.json()["id"] == job["id"]
 
 
+async def test_job_ids_are_time_ordered_uuids(app_client: Client, users: Users) -> None:
+    """Version 7: each new id sorts after the last, so the log's stream index and the jobs
+    table's primary key grow at their right edge (events.ids)."""
+    ids = []
+    for _ in range(3):
+        r = await app_client.post("/jobs", json=sft(), headers=bearer(users.alice))
+        assert r.status_code == 201, r.text
+        ids.append(uuid.UUID(r.json()["id"]))
+    assert [i.version for i in ids] == [7, 7, 7]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+
+
 async def test_defaults_gpu_count_4(app_client: Client, users: Users) -> None:
     r = await app_client.post("/jobs", json=sft(), headers=bearer(users.alice))
     assert r.status_code == 201 and r.json()["gpu_count"] == 4
