@@ -11,8 +11,9 @@ all variants interleaved and repeated (7 rounds by default); rates are medians o
 ratios the median of the ratios within each round (``ratio_range``: the lowest and the
 highest of those):
 
-- ``plain``: a single-row autocommit ``INSERT`` of the same event JSON into a bare table
-  (``bench_plain``), the baseline; 1 and 8 writers.
+- ``plain``: a single-row autocommit ``INSERT`` of the same stream id and event JSON into a
+  table with nothing else but a bigserial primary key (``bench_plain``), the baseline; 1 and 8
+  writers.
 - ``store``: what the service does: ``events.store.append`` (one autocommitted statement),
   then ``Waker.wake`` (the process's coalesced NOTIFY, sent in the background); 1 and 8
   writers. Target: at 8 writers at least 80 % of ``plain``.

@@ -13,6 +13,6 @@ def new_job_id() -> str:
     random leaf of each on every submit, and after each checkpoint that leaf's first change
     writes the whole page to the WAL: measured ad hoc with bench/event_store.py's writers on a
     log of 500k events, just after a checkpoint, an append wrote 2.1-2.3 kB of WAL with
-    version 4 ids against 0.94 kB with these, and ran 2-9 % fewer appends/s (3 runs).
+    version 4 ids against 0.94 kB with these, and ran 2-8 % fewer appends/s (3 runs).
     """
     return str(uuid7())
