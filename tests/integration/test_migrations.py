@@ -6,7 +6,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-import events.migrations
 from events.migrations import apply_migrations, discover
 from service.database import MIGRATION_SOURCES, is_migrated, migrate
 
@@ -76,7 +75,7 @@ async def test_the_stream_version_domain_keeps_the_log_in_place(
 ) -> None:
     """0003 moves the version check into a domain on a log that already has events, without
     rewriting the table, and the log refuses what it refused before."""
-    events_dir = Path(events.migrations.__file__).parent / "sql" / "migrations"
+    events_dir = dict(MIGRATION_SOURCES)["events"]
     before = tmp_path / "events"
     before.mkdir()
     for name in ("0001_event_log.sql", "0002_stream_id_collate_c.sql"):
