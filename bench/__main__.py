@@ -28,12 +28,22 @@ from typing import Any, Final, cast
 from bench.databases import fresh_database
 from service.database import resolve_database_url, stop_embedded
 
-MODULES: Final = ("event_store", "replay", "rebuild", "admission", "streams", "http_api")
+MODULES: Final = (
+    "event_store",
+    "append_costs",
+    "replay",
+    "rebuild",
+    "admission",
+    "streams",
+    "http_api",
+)
 RESULTS_DIR: Final = Path(__file__).parent / "results"
 QUICK: Final[dict[str, object]] = {
     "event_store_seconds": 1.0,
     "event_store_warmup": 0.2,
     "event_store_rounds": 1,
+    "append_costs_rounds": 1,
+    "append_costs_prefill": 10_000,
     "replay_events": 100_000,
     "admission_jobs": 50,
     "stream_events": 100,
