@@ -41,7 +41,7 @@ from events.waker import Waker
 from service.database import resolve_database_url
 
 WRITERS: Final = 8
-NO_RETURNING: Final = QUERIES["append_new_stream"].split("RETURNING")[0]
+NO_RETURNING: Final = QUERIES["append_new_stream"].rsplit("RETURNING", 1)[0]
 TABLE_CHECK: Final = (
     "ALTER TABLE events ALTER COLUMN stream_version TYPE int;"
     " ALTER TABLE events ADD CONSTRAINT events_stream_version_check CHECK (stream_version > 0)"
@@ -58,6 +58,8 @@ async def _no_returning(conn: asyncpg.Connection, waker: Waker, stream_id: str) 
 
 
 async def _random_id(conn: asyncpg.Connection, waker: Waker, _: str) -> None:
+    """The store's append under a version 4 id (the loop's own id, made anyway, is unused:
+    about 3 µs of client CPU an append that the version 7 side does not pay twice)."""
     await _store(conn, waker, str(uuid.uuid4()))
 
 
