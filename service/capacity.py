@@ -16,7 +16,7 @@ import msgspec
 import structlog
 
 from events.store import Connection
-from service.admission.queue import load_user_load
+from service.admission.queue import load_planner_inputs
 from service.fireworks import FireworksClient, FireworksError, Quota
 from service.settings import Settings
 
@@ -84,7 +84,7 @@ class CapacityReader:
     async def read(self, conn: Connection, *, ftq_in_use: int | None = None) -> Capacity:
         """The headroom now; `ftq_in_use` saves a query when the caller already has it."""
         if ftq_in_use is None:
-            _, ftq_in_use = await load_user_load(conn, self._settings.user_cap)
+            ftq_in_use = (await load_planner_inputs(conn, self._settings.user_cap)).ftq_gpus
         reading = await self._fireworks()
         configured = self._settings.fireworks_gpu_quota
         note: str | None = None

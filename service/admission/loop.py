@@ -32,7 +32,7 @@ from service.admission.admit import (
     start,
 )
 from service.admission.leader import Leadership
-from service.admission.queue import load_planner_inputs, load_user_load, plan_admissions
+from service.admission.queue import load_planner_inputs, plan_admissions
 from service.admission.reconcile import reconcile
 from service.capacity import Capacity, CapacityReader, utcnow
 from service.fireworks import FireworksClient
@@ -241,8 +241,8 @@ class AdmissionLoop:
         this pass's jobs yet can never over-commit the quota."""
         settings = self._settings
         async with self._pool.acquire() as conn:
-            _, ftq_gpus = await load_user_load(conn, settings.user_cap)
-            capacity = await self._capacity.read(conn, ftq_in_use=ftq_gpus)
+            inputs = await load_planner_inputs(conn, settings.user_cap)
+            capacity = await self._capacity.read(conn, ftq_in_use=inputs.ftq_gpus)
         if capacity.note:
             log.warning("admission.capacity_degraded", note=capacity.note)
         taken = 0  # GPUs of this pass's admissions, not in `capacity`

@@ -54,12 +54,6 @@ async def load_planner_inputs(conn: Connection, default_cap: int) -> PlannerInpu
     )
 
 
-async def load_user_load(conn: Connection, default_cap: int) -> tuple[Load, int]:
-    """Per-user PROGRESS counts and caps, and the GPUs of ftq's own jobs in PROGRESS."""
-    inputs = await load_planner_inputs(conn, default_cap)
-    return inputs.load, inputs.ftq_gpus
-
-
 async def is_paused(conn: Connection) -> bool:
     return bool(await conn.fetchval(QUERIES["scheduler_paused"]))
 
