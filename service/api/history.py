@@ -31,6 +31,7 @@ from service.api.streams import (
     LogFilter,
     LogSource,
     OwnedJobs,
+    OwnerEmails,
     Source,
     Wire,
     canonical_uuids,
@@ -67,13 +68,14 @@ def _position(value: str | None, name: str) -> int | None:
     return int(text)
 
 
-async def _visible_job(runtime: Runtime, caller: Caller, job_id: str) -> str:
-    """The canonical id of a job the caller may see; 404 otherwise (never 403)."""
+async def _visible_job(runtime: Runtime, caller: Caller, job_id: str) -> tuple[str, str | None]:
+    """The canonical id of a job the caller may see, and its owner's email for an admin
+    (None for a member); 404 otherwise (never 403)."""
     canonical = checked_uuid(job_id)
-    owner = await runtime.pool.fetchval(QUERIES["history_job_owner"], canonical)
-    if owner is None or (owner != caller.user_id and not caller.is_admin):
+    owner = await runtime.pool.fetchrow(QUERIES["history_job_owner"], canonical)
+    if owner is None or (owner[0] != caller.user_id and not caller.is_admin):
         raise not_found("no such job")
-    return canonical
+    return canonical, (str(owner[1]) if caller.is_admin else None)
 
 
 def _heartbeat_s(request: Request[Any, Any, Any]) -> float:
@@ -95,10 +97,10 @@ def _stream(request: Request[Any, Any, Any], source: Source, wire: Wire) -> Stre
     dependencies={**CALLER, **RUNTIME},
 )
 async def job_events(id: str, caller: Caller, runtime: Runtime) -> list[HistoryEvent]:
-    job_id = await _visible_job(runtime, caller, id)
+    job_id, user = await _visible_job(runtime, caller, id)
     async with runtime.pool.acquire() as conn:
         rows = await read_stream(conn, job_id)
-    return [history_event(r) for r in rows]
+    return [history_event(r, user) for r in rows]
 
 
 @get(
@@ -117,8 +119,9 @@ async def job_event_stream(
     last_event_id: LastEventId = None,
 ) -> Stream:
     after = _position(last_event_id, "Last-Event-ID") or 0
-    job_id = await _visible_job(runtime, caller, id)
-    return _stream(request, JobSource(runtime.pool, runtime.watcher, job_id, after, SSE), SSE)
+    job_id, user = await _visible_job(runtime, caller, id)
+    source = JobSource(runtime.pool, runtime.watcher, job_id, after, SSE, user)
+    return _stream(request, source, SSE)
 
 
 def _log_filter(job: list[str] | None, type_: list[str] | None) -> LogFilter:
@@ -173,7 +176,8 @@ async def event_stream(
     except UnknownPosition:
         raise invalid(f"no event at position {start}") from None
     keep = None if caller.is_admin else OwnedJobs(runtime.pool, caller.user_id).keep
-    source = LogSource(runtime.pool, runtime.watcher, cursor, wire, keep, wanted)
+    emails = OwnerEmails(runtime.pool) if caller.is_admin else None
+    source = LogSource(runtime.pool, runtime.watcher, cursor, wire, keep, wanted, emails)
     return _stream(request, source, wire)
 
 

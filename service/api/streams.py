@@ -43,13 +43,17 @@ NDJSON_MEDIA_TYPE: Final = "application/x-ndjson"
 STREAM_HEADERS: Final = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-class HistoryEvent(msgspec.Struct, frozen=True):
-    """One event as the history routes show it (data redacted, current schema)."""
+class HistoryEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One event as the history routes show it (data redacted, current schema). `job_id` is
+    the event's stream id for every `job.*` event; `user`, the job owner's email, is shown
+    to admins only."""
 
     position: int
     version: int
     type: str
     recorded_at: datetime
+    job_id: str | None = None
+    user: str | None = None
     data: dict[str, Any]
 
 
@@ -67,14 +71,42 @@ def _data(row: RecordedEvent) -> dict[str, Any]:
     return cleaned
 
 
-def history_event(row: RecordedEvent) -> HistoryEvent:
+def is_job_event(row: RecordedEvent) -> bool:
+    return row.type.startswith("job.")
+
+
+def history_event(row: RecordedEvent, user: str | None = None) -> HistoryEvent:
     return HistoryEvent(
         position=row.position,
         version=row.stream_version,
         type=row.type,
         recorded_at=row.recorded_at,
+        job_id=row.stream_id if is_job_event(row) else None,
+        user=user,
         data=_data(row),
     )
+
+
+class OwnerEmails:
+    """The owner's email of each job stream (for admins' history items), asked of `jobs`
+    once per batch for unseen ids and kept (an owner never changes)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._known: dict[str, str | None] = {}
+
+    async def of(self, rows: list[RecordedEvent]) -> dict[str, str | None]:
+        ids = {r.stream_id for r in rows if is_job_event(r) and _is_uuid(r.stream_id)}
+        unseen = sorted(ids - self._known.keys())
+        if unseen:
+            found = dict(
+                (rec[0], rec[1])
+                for rec in await self._pool.fetch(QUERIES["history_job_emails"], unseen)
+            )
+            if len(self._known) + len(unseen) > _OWNED_CACHE_MAX:
+                self._known.clear()
+            self._known.update((job_id, found.get(job_id)) for job_id in unseen)
+        return {job_id: self._known.get(job_id) for job_id in ids}
 
 
 _encoder: Final = msgspec.json.Encoder()
@@ -119,9 +151,16 @@ class JobSource:
     version to commit), so "after position" is a plain filter."""
 
     def __init__(
-        self, pool: asyncpg.Pool, watcher: LogWatcher, job_id: str, after: int, wire: Wire
+        self,
+        pool: asyncpg.Pool,
+        watcher: LogWatcher,
+        job_id: str,
+        after: int,
+        wire: Wire,
+        user: str | None = None,
     ) -> None:
         self._pool = pool
+        self._user = user
         self._watcher = watcher
         self._job_id = job_id
         self._after = after
@@ -143,7 +182,7 @@ class JobSource:
             self._ended = any(r.type in TERMINAL_TYPES for r in rows)
             fresh = [r for r in rows if r.position > self._after]
             if fresh:
-                return b"".join(self._wire.frame(history_event(r)) for r in fresh)
+                return b"".join(self._wire.frame(history_event(r, self._user)) for r in fresh)
         return None
 
     async def close(self) -> None:
@@ -215,7 +254,9 @@ class LogSource:
         wire: Wire,
         keep: Callable[[list[RecordedEvent]], Awaitable[list[RecordedEvent]]] | None = None,
         wanted: LogFilter | None = None,
+        emails: OwnerEmails | None = None,
     ) -> None:
+        self._emails = emails
         self._tail = LogTail(
             pool, after, batch=BATCH, fallback_poll_s=FALLBACK_POLL_S, watcher=watcher
         )
@@ -231,7 +272,10 @@ class LogSource:
         while True:
             rows = await self._keep([r for r in await anext(self._tail) if self._wanted.wants(r)])
             if rows:
-                return b"".join(self._wire.frame(history_event(r)) for r in rows)
+                users = await self._emails.of(rows) if self._emails is not None else {}
+                return b"".join(
+                    self._wire.frame(history_event(r, users.get(r.stream_id))) for r in rows
+                )
 
     async def close(self) -> None:
         if self._entered:

@@ -87,8 +87,12 @@ SELECT count(*) FROM jobs WHERE state = 'PROGRESS';
 SELECT 1;
 
 -- name: history_job_owner
--- The owner of a job (history routes: members see only their own jobs).
-SELECT user_id::text FROM jobs WHERE id = $1::uuid;
+-- The owner of a job and their email (history routes: members see only their own jobs).
+SELECT user_id::text, user_email FROM jobs WHERE id = $1::uuid;
+
+-- name: history_job_emails
+-- The owners' emails of the given jobs (admins' history items carry `user`).
+SELECT id::text, user_email FROM jobs WHERE id = ANY($1::uuid[]);
 
 -- name: history_owned_jobs
 -- Of the given job ids, those the user owns (member filtering of /events/stream).

@@ -177,7 +177,8 @@ async def test_history_is_ordered_shaped_and_redacted(
     assert [e["type"] for e in events] == ["job.submitted", "job.cancelled"]
     assert [e["version"] for e in events] == [1, 2]
     assert events[0]["position"] < events[1]["position"]
-    assert all(set(e) == {"position", "version", "type", "recorded_at", "data"} for e in events)
+    keys = {"position", "version", "type", "recorded_at", "job_id", "data"}
+    assert all(set(e) == keys and e["job_id"] == job_id for e in events)
     assert datetime.fromisoformat(events[0]["recorded_at"]).tzinfo is not None
     submitted = events[0]["data"]
     assert submitted["job_id"] == job_id and "type" not in submitted
@@ -311,7 +312,7 @@ async def test_member_sees_only_own_jobs_as_ndjson_with_filters(
     async with open_stream(http, "/events/stream", people.alice, **ndjson) as frames:
         assert frames.resp.headers["Content-Type"].startswith("application/x-ndjson")
         first = await frames.ndjson()
-        assert set(first) == {"position", "version", "type", "recorded_at", "data"}
+        assert set(first) == {"position", "version", "type", "recorded_at", "job_id", "data"}
         assert first["type"] == "job.submitted" and first["data"]["job_id"] == mine
         await submit(http, people.bob)  # live, not hers
         later = await submit(http, people.alice)  # live, submitted after the stream began
@@ -412,3 +413,39 @@ async def test_a_stalled_client_is_cleaned_up_on_disconnect(
     async with asyncio.timeout(READ_S):
         while STREAM_CLIENTS._value.get() != clients:
             await asyncio.sleep(0.05)
+
+
+async def test_every_history_item_names_its_job_and_admins_see_its_owner(
+    http: aiohttp.ClientSession, people: Users, pool: asyncpg.Pool
+) -> None:
+    """Issue 13 item 2: with two jobs interleaved, each item says whose job it is."""
+    first, second = await submit(http, people.alice), await submit(http, people.bob)
+    await admit(pool, first)
+    await cancel(http, people.bob, second)
+    owners = {first: "alice@example.com", second: "bob@example.com"}
+    ndjson = {"Accept": "application/x-ndjson"}
+    types = "job.submitted,job.admission_started,job.cancelled"
+    async with open_stream(http, f"/events/stream?type={types}", people.admin, **ndjson) as frames:
+        got = [await frames.ndjson() for _ in range(4)]
+    assert {(e["type"], e["job_id"], e["user"]) for e in got} >= {
+        ("job.submitted", first, owners[first]),
+        ("job.submitted", second, owners[second]),
+        ("job.cancelled", second, owners[second]),
+    }
+    async with open_stream(http, "/events/stream", people.admin) as frames:
+        events = [await frames.event() for _ in range(10)]
+    for event in events:
+        if event["type"].startswith("job."):
+            assert owners[event["job_id"]] == event["user"], event
+        else:
+            assert "job_id" not in event and "user" not in event
+    async with open_stream(http, "/events/stream", people.alice, **ndjson) as frames:
+        mine = [await frames.ndjson() for _ in range(2)]
+    assert all(e["job_id"] == first and "user" not in e for e in mine)
+    for key, user in ((people.admin, owners[first]), (people.alice, None)):
+        async with http.get(f"/jobs/{first}/events", headers=bearer(key)) as resp:
+            history = await resp.json()
+        assert all(e["job_id"] == first and e.get("user") == user for e in history)
+    async with open_stream(http, f"/jobs/{second}/events/stream", people.admin) as frames:
+        live = await frames.event()
+    assert (live["job_id"], live["user"]) == (second, owners[second])
