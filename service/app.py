@@ -21,9 +21,6 @@ import anyio.to_thread
 import structlog
 from litestar import Litestar, Router
 from litestar.exceptions import LitestarDeprecationWarning
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
 
 from events.tail import LogWatcher
 from events.waker import Waker
@@ -37,6 +34,7 @@ from service.api.auth import (
     authenticate_request,
 )
 from service.api.common import RUNTIME
+from service.api.docs import docs_routers, openapi_config
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.jobs import JOB_ROUTES
 from service.api.ops import OPS_ROUTES
@@ -165,24 +163,6 @@ def lifespan_for(
     return lifespan
 
 
-def _openapi() -> OpenAPIConfig:
-    return OpenAPIConfig(
-        title="ftq",
-        version="1",
-        description="A fair, event-sourced queue in front of a Fireworks account's "
-        "fine-tuning GPUs. Every non-2xx body is {error: {code, message, details}}.",
-        path="/schema",
-        render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
-        components=Components(
-            security_schemes={
-                BEARER_SCHEME: SecurityScheme(
-                    type="http", scheme="bearer", description="sftq_<token>"
-                )
-            }
-        ),
-    )
-
-
 def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
     """The ftq HTTP app; nothing connects until the lifespan starts."""
     settings.check_production()  # refuse at once rather than at the first request
@@ -201,6 +181,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
             security=SECURITY,
         ),
         Router("/", route_handlers=OPS_ROUTES, dependencies=deps),
+        *docs_routers(),
     ]
     if history:
         # The history handlers declare their own `caller`/`runtime` dependencies; Litestar
@@ -215,7 +196,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
             exception_handlers=EXCEPTION_HANDLERS,
             lifespan=[lifespan_for(settings, run_scheduler)],
             request_max_body_size=settings.max_body_bytes,
-            openapi_config=_openapi(),
+            openapi_config=openapi_config(BEARER_SCHEME),
             logging_config=None,
         )
     app.asgi_handler = RequestContext(app.asgi_handler)

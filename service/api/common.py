@@ -65,7 +65,7 @@ async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
     except msgspec.ValidationError as exc:
         message = str(exc)
         detail = field_detail("", message)
-        raise invalid(f"invalid body: {detail['problem']}", [detail]) from None
+        raise invalid(f"{detail['field']} {detail['problem']}", [detail]) from None
     except msgspec.DecodeError:
         raise invalid(
             "body is not valid JSON", [{"field": "body", "problem": "invalid JSON"}]

@@ -23,6 +23,7 @@ from litestar.exceptions import (
 from litestar.types import ExceptionHandlersMap
 
 from events.rejections import CommandRejected
+from service.api.messages import json_problem, plain
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,11 @@ STATUS_BY_REJECTION: Final[dict[str, int]] = {
     "NOT_FOUND": 404,
     "ALREADY_EXISTS": 409,
 }
+
+
+def public_code(exc: CommandRejected) -> str:
+    """The contract's code for a decider's rejection (the CLI prints the same)."""
+    return "CONFLICT" if exc.code == "ALREADY_EXISTS" else exc.code
 
 
 class ErrorDetail(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -107,13 +113,14 @@ def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorRespon
 
 def _rejected(_: Request[Any, Any, Any], exc: CommandRejected) -> Response[ErrorResponse]:
     status = STATUS_BY_REJECTION.get(exc.code, 409)
-    code = "INVALID_STATE" if exc.code == "ALREADY_EXISTS" else exc.code
+    code = public_code(exc)
     if code == "NOT_FOUND":
         return error_response(404, "NOT_FOUND", exc.message)
     return error_response(status, code, exc.message)
 
 
-_PUBLIC_NAMES: Final = {"job_state": "state"}  # Python names of renamed parameters
+# Python names of renamed parameters
+_PUBLIC_NAMES: Final = {"job_state": "state", "idempotency_key": "Idempotency-Key"}
 _AT = re.compile(r"^(?P<problem>.*?) - at `\$\.?(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
@@ -132,8 +139,8 @@ def field_detail(key: str, message: str) -> dict[str, Any]:
         return {"field": ".".join(p for p in (field, match["field"]) if p), "problem": "required"}
     if match := _UNKNOWN.match(message):
         name = ".".join(p for p in (field, match["field"]) if p)
-        return {"field": name, "problem": "unknown field"}
-    return {"field": field or "body", "problem": message}
+        return {"field": name, "problem": "unknown field (check its spelling)"}
+    return {"field": field or "body", "problem": plain(field, message)}
 
 
 def _validation_details(extra: Any) -> list[dict[str, Any]]:
@@ -150,9 +157,16 @@ def _validation_details(extra: Any) -> list[dict[str, Any]]:
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[ErrorResponse]:
     details = _validation_details(exc.extra)
     message = exc.detail if isinstance(exc.detail, str) else "invalid request"
+    if (words := json_problem(message)) is not None:
+        return _not_json(words)
     if details and details[0].get("problem"):
-        message = f"{message}: {details[0]['problem']}"
+        message = "; ".join(f"{d['field']} {d['problem']}" for d in details)
     return error_response(400, "VALIDATION_ERROR", message, details)
+
+
+def _not_json(words: str) -> Response[ErrorResponse]:
+    detail = {"field": "body", "problem": words}
+    return error_response(400, "VALIDATION_ERROR", f"body: {words}", [detail])
 
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorResponse]:
@@ -169,6 +183,8 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorRespon
         return error_response(500, "INTERNAL", "internal error")
     code = CODE_BY_STATUS.get(status, "VALIDATION_ERROR" if status < 500 else "UNAVAILABLE")
     message = exc.detail or "error"
+    if status == 400 and (words := json_problem(message)) is not None:
+        return _not_json(words)
     if status == 413:
         message = "request body too large"
     elif isinstance(exc, NotFoundException) and not exc.detail:
@@ -221,7 +237,8 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     401: "UNAUTHENTICATED",
     403: "FORBIDDEN",
     404: "NOT_FOUND",
-    409: "INVALID_STATE or IDEMPOTENCY_CONFLICT",
+    405: "METHOD_NOT_ALLOWED",
+    409: "INVALID_STATE, IDEMPOTENCY_CONFLICT or CONFLICT (already exists)",
     413: "PAYLOAD_TOO_LARGE",
     503: "UNAVAILABLE",
 }

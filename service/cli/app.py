@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from events.rejections import CommandRejected
+from service.api.errors import public_code
 from service.database import create_pool, migrate, resolve_database_url, stop_embedded
 from service.settings import Settings, SettingsError, load_settings
 
@@ -102,7 +103,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except Failure as exc:
         fail(exc.message, exc.code)
     except CommandRejected as exc:
-        fail(f"{exc.code}: {exc.message}")
+        fail(f"{public_code(exc)}: {exc.message}")
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         fail(f"database: {type(exc).__name__}: {exc}")
 

@@ -28,7 +28,7 @@ async def test_admin_issues_and_revokes_keys(app_client: Client, users: Users) -
     carol = made.json()
     assert carol["email"] == "carol@example.com" and carol["role"] == "member"
     dup = await app_client.post("/admin/users", json={"email": "carol@example.com"}, headers=admin)
-    assert_error(dup, 409, "INVALID_STATE")
+    assert_error(dup, 409, "CONFLICT")
     issued = await app_client.post(
         f"/admin/users/{carol['id']}/keys", json={"label": "ci"}, headers=admin
     )

@@ -82,7 +82,7 @@ async def test_users_cap_and_list(env: Env, db_url: str) -> None:
     missing = await db.run("users", "cap", "nobody@e2e.test", "2")
     assert missing.code == 1 and "NOT_FOUND" in missing.err
     duplicate = await db.run("users", "add", "bo@e2e.test")
-    assert duplicate.code == 1 and "ALREADY_EXISTS" in duplicate.err
+    assert duplicate.code == 1 and "CONFLICT: " in duplicate.err
 
 
 async def test_scheduler_pause_and_resume_are_recorded(

@@ -264,7 +264,10 @@ async def test_bad_arguments_are_tool_errors_and_the_server_keeps_going(stack: S
         assert unknown["details"][0]["allowed"] == ["DPO", "RFT", "SFT"]
 
         text = await session.error("submit_job", sft_job() | {"gpu_count": "4"})
-        assert text["details"][0] == {"field": "gpu_count", "problem": "Expected `int`, got `str`"}
+        assert text["details"][0] == {
+            "field": "gpu_count",
+            "problem": "must be an integer, not a string",
+        }
         typo = await session.error("submit_job", sft_job() | {"gpus": 4})
         assert typo["details"] == [{"field": "gpus", "problem": "unknown argument"}]
         missing = await session.error("submit_job", {"kind": "SFT"})

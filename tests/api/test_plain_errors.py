@@ -1,0 +1,56 @@
+"""Every 400 says in plain words what was wrong and what is allowed (issue 13 item 12), and
+the error codes are the contract's list (item 11)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from tests.api.conftest import SFT_PAYLOAD, Users, bearer, sft
+
+CASES: list[tuple[str, str, Any, dict[str, str], str, str]] = [
+    ("POST", "/jobs", {**sft(), "kind": "XYZ"}, {}, "kind", "must be one of SFT, DPO, RFT"),
+    ("POST", "/jobs", sft(gpu_type="a100"), {}, "gpu_type", "must be one of h200, b200, h100"),
+    ("POST", "/jobs", sft(), {"Idempotency-Key": " "}, "Idempotency-Key", "printable ASCII"),
+    ("POST", "/admin/users", {"email": "not-an-email"}, {}, "email", "name@example.com"),
+    ("POST", "/jobs", b'{"kind":"SFT"', {}, "body", "truncated"),
+    ("GET", "/jobs?state=NOPE", None, {}, "state", "QUEUED, PROGRESS, SUCCESS, FAIL, CANCELLED"),
+    ("GET", "/jobs?limit=0", None, {}, "limit", "at least 1"),
+    ("POST", "/jobs", sft(gpu_count="4"), {}, "gpu_count", "must be an integer, not a string"),
+    ("POST", "/jobs", sft(gpu_count=0), {}, "gpu_count", "at least 1"),
+    ("POST", "/jobs", sft(display_name="x" * 201), {}, "display_name", "at most 200 characters"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "field", "words"), CASES)
+async def test_validation_errors_are_plain_words(
+    app_client: AsyncTestClient[Litestar],
+    users: Users,
+    method: str,
+    path: str,
+    body: Any,
+    headers: dict[str, str],
+    field: str,
+    words: str,
+) -> None:
+    kw: dict[str, Any] = {"content": body} if isinstance(body, bytes) else {"json": body}
+    all_headers = {**bearer(users.admin), **headers, "Content-Type": "application/json"}
+    resp = await app_client.request(method, path, headers=all_headers, **kw)
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert {"field": field, "problem": error["details"][0]["problem"]} == error["details"][0]
+    assert words in error["details"][0]["problem"] and words in error["message"], error
+    for raw in ("regex", "Expected `", "Invalid enum", "Input data", "\\x"):
+        assert raw not in resp.text, (raw, resp.text)
+
+
+async def test_a_wrong_method_is_405_in_the_error_shape(
+    app_client: AsyncTestClient[Litestar], users: Users
+) -> None:
+    resp = await app_client.put("/jobs", headers=bearer(users.alice), json=SFT_PAYLOAD)
+    assert resp.status_code == 405
+    assert resp.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
