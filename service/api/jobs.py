@@ -130,7 +130,9 @@ async def submit_job(
             raise
         return earlier
     _wake(runtime)
-    return Response(await _one_view(runtime, row_of_state(state)), status_code=201)
+    view = await _one_view(runtime, row_of_state(state))
+    location = f"{request.url.path.rstrip('/')}/{view.id}"  # under the alias too
+    return Response(view, status_code=201, headers={"Location": location})
 
 
 @get(

@@ -54,3 +54,15 @@ async def test_a_wrong_method_is_405_in_the_error_shape(
     resp = await app_client.put("/jobs", headers=bearer(users.alice), json=SFT_PAYLOAD)
     assert resp.status_code == 405
     assert resp.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_a_201_names_the_new_job_in_location(
+    app_client: AsyncTestClient[Litestar], users: Users
+) -> None:
+    """Issue 13 item 14: `Location` on 201, under the compatibility alias too."""
+    for prefix in ("", "/functions/v1/jobs-api"):
+        made = await app_client.post(f"{prefix}/jobs", json=sft(), headers=bearer(users.alice))
+        assert made.status_code == 201, made.text
+        assert made.headers["Location"] == f"{prefix}/jobs/{made.json()['id']}"
+        shown = await app_client.get(made.headers["Location"], headers=bearer(users.alice))
+        assert shown.json()["id"] == made.json()["id"]
