@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli.app import Failure, app, note, out, run, table
+from service.cli.app import Failure, app, fail, note, out, run, table
 from service.cli.http import DEFAULT_URL, Key, Url, api
 
 
@@ -38,8 +38,12 @@ def submit(
     url: Url = DEFAULT_URL,
     key: Key = None,
 ) -> None:
-    """Submit a job: FILE is `{kind, fireworks_payload, gpu_count?, display_name?}`."""
-    body = _read_body(file)
+    """Submit a job: FILE is `{kind, fireworks_payload, gpu_count?, display_name?}`.
+    Exit 2 for an unreadable file or a body the API refuses (every problem is printed)."""
+    try:
+        body = _read_body(file)
+    except Failure as exc:
+        fail(exc.message, exc.code)
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
 
     async def go() -> Any:

@@ -25,12 +25,23 @@ Key = Annotated[
 ]
 
 
+INPUT_ERROR_EXIT: Final = 2  # usage and input errors (a 400 or 413 from the API)
+
+
 def error_text(status: int, body: bytes) -> str:
-    """`CODE: message` from an ftq error body, or the status when the body is not one."""
+    """`CODE: message (field: problem; ...)` from an ftq error body, every `details` entry
+    included, on one line; the status when the body is not one."""
     try:
         error = msgspec.json.decode(body)["error"]
-        return f"{error['code']}: {error['message']}"
-    except (msgspec.DecodeError, KeyError, TypeError):
+        text = f"{error['code']}: {error['message']}"
+        details = [
+            ": ".join(str(d[k]) for k in ("field", "problem") if d.get(k))
+            for d in error.get("details") or []
+            if isinstance(d, dict)
+        ]
+        details = [d for d in details if d]
+        return f"{text} ({'; '.join(details)})" if details else text
+    except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
         text = body.decode(errors="replace").strip()[:200]
         return f"HTTP {status}: {text}" if text else f"HTTP {status}"
 
@@ -64,7 +75,8 @@ class Api:
             ) as resp:
                 raw = await resp.read()
                 if resp.status >= 300:
-                    raise Failure(error_text(resp.status, raw))
+                    code = INPUT_ERROR_EXIT if resp.status in (400, 413) else 1
+                    raise Failure(error_text(resp.status, raw), code)
                 return resp.status, msgspec.json.decode(raw) if raw else None
         except aiohttp.ClientError as exc:
             raise Failure(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import msgspec
 import pytest
 import typer
+from typer.testing import CliRunner
 
+from service.cli.app import app as cli_app
 from service.cli.admin import _parse_cap
 from service.cli.http import error_text
 from service.cli.watch import _parse
@@ -40,3 +45,36 @@ def test_cap_is_a_count_or_default() -> None:
     assert _parse_cap("default") is None
     with pytest.raises(typer.BadParameter):
         _parse_cap("-1")
+
+
+def test_every_error_detail_is_printed_on_one_line() -> None:
+    """Issue 13 item 8: the CLI shows each `details` entry (field and problem)."""
+    body = msgspec.json.encode(
+        {
+            "error": {
+                "code": "VALIDATION_ERROR",
+                "message": "fireworks_payload is not a valid SFT job",
+                "details": [
+                    {"field": "fireworks_payload.warmStartFrom", "problem": "give one, not both"},
+                    {"field": "fireworks_payload.dataset", "problem": "required"},
+                ],
+            }
+        }
+    )
+    text = error_text(400, body)
+    assert text == (
+        "VALIDATION_ERROR: fireworks_payload is not a valid SFT job "
+        "(fireworks_payload.warmStartFrom: give one, not both; "
+        "fireworks_payload.dataset: required)"
+    )
+    assert "\n" not in text
+
+
+def test_submit_of_a_missing_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """Issue 13 item 8: `ftq submit nofile.json` is one line on stderr, no traceback."""
+    import service.cli.client  # noqa: F401, PLC0415  (registers `submit`)
+
+    result = CliRunner().invoke(cli_app, ["submit", str(tmp_path / "nofile.json")])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "cannot read" in result.output and "nofile.json" in result.output
