@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from service.cli.app import app as cli_app
 from service.cli.admin import _parse_cap
+from service.cli.app import app as cli_app
 from service.cli.http import error_text
 from service.cli.watch import _parse
 
