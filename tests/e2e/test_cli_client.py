@@ -75,4 +75,4 @@ async def test_client_errors_are_code_and_message(stack: Stack) -> None:
     body = stack.env.home / "bad.json"
     body.write_text(json.dumps({"kind": "SFT", "fireworks_payload": {}}))
     invalid = await stack.env.with_(SFTQ_API_KEY=stack.alice).run("submit", str(body))
-    assert invalid.code == 1 and invalid.err.startswith("VALIDATION_ERROR: ")
+    assert invalid.code == 2 and invalid.err.startswith("VALIDATION_ERROR: ")
