@@ -51,9 +51,13 @@ def load_trace(path: Path) -> list[TraceJob]:
 
 @app.command("simulate")
 def simulate_command(
-    trace: Annotated[Path, typer.Argument(help="CSV: job_id,user,submitted_at,gpu_count,duration_s")],
+    trace: Annotated[
+        Path, typer.Argument(help="CSV: job_id,user,submitted_at,gpu_count,duration_s")
+    ],
     quota: Annotated[str, typer.Option(help="GPUs: N, or TYPE=N,... per gpu_type")],
-    policy: Annotated[list[str] | None, typer.Option(help="repeatable; default strict-fifo")] = None,
+    policy: Annotated[
+        list[str] | None, typer.Option(help="repeatable; default strict-fifo")
+    ] = None,
     user_cap: Annotated[str | None, typer.Option(help="per-user PROGRESS cap, or none")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="metrics as JSON")] = False,
     per_job: Annotated[Path | None, typer.Option(help="write each job's submit/start/end")] = None,
@@ -95,14 +99,16 @@ def simulate_command(
     if per_job is not None:
         with per_job.open("w", newline="") as file:
             writer = csv.writer(file)
-            writer.writerow(["policy", "job_id", "user", "gpu_count", "submitted_at", "start", "end"])
+            writer.writerow(
+                ["policy", "job_id", "user", "gpu_count", "submitted_at", "start", "end"]
+            )
             writer.writerows((p, j.job_id, j.user, j.gpu_count, j.submitted_at, s, e)
                              for p, j, s, e in rows)  # fmt: skip
     if as_json:
         out.print(json.dumps(report, indent=2, sort_keys=True), markup=False, highlight=False)
         return
     result = table("metric", *policies, title=f"{trace.name}: {len(jobs)} jobs, quota {quota}")
-    for key in next(iter(results.values())).keys():  # type: ignore[attr-defined]
+    for key in next(iter(results.values())):  # type: ignore[attr-defined]
         if key != "eta":
             result.add_row(key, *(_cell(results[p][key]) for p in policies))  # type: ignore[index]
     out.print(result)

@@ -137,7 +137,12 @@ def test_bad_traces_name_file_line_and_column(body: str, where: str, tmp_path: P
         parse_trace(body.splitlines(keepends=True), "t.csv")
     path = tmp_path / "t.csv"
     path.write_text(body)
-    done = subprocess.run([sys.executable, "-m", "service.cli", "simulate", str(path),
-                           "--quota", "8"], capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "simulate", str(path), "--quota", "8"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 2 and where in done.stderr and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1

@@ -76,7 +76,7 @@ class NaiveClock(msgspec.Struct):
         self.finished += 1
 
     def wait(self, position: int) -> float:
-        """queue position × mean runtime ÷ mean number of running jobs."""
+        """queue position x mean runtime ÷ mean number of running jobs."""
         mean_runtime = (
             self.finished_total / self.finished if self.finished else self.default_runtime_s
         )
@@ -112,7 +112,9 @@ def accuracy(records: Sequence[EtaRecord]) -> EtaAccuracy:
     return EtaAccuracy(
         jobs=len(records),
         waited_10min=len(long),
-        ftq_median_abs_error_h=median([abs(r.eta - r.start) / 3600 for r in known if r.eta is not None]),
+        ftq_median_abs_error_h=median(
+            [abs(r.eta - r.start) / 3600 for r in known if r.eta is not None]
+        ),
         naive_median_abs_error_h=median([abs(r.naive_eta - r.start) / 3600 for r in records]),
         ftq_median_rel_error=median(
             [abs(r.eta - r.start) / (r.start - r.submitted_at) for r in long if r.eta is not None]

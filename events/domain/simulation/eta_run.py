@@ -67,8 +67,9 @@ def measure_etas(
 
     outcome = simulate(jobs, watched, quota, observe_arrival=observe, on_moment=on_moment)
     records = [
-        EtaRecord(r.job.job_id, r.job.submitted_at, etas[r.job.job_id][1],
-                  etas[r.job.job_id][2], r.start)  # fmt: skip
+        EtaRecord(
+            r.job.job_id, r.job.submitted_at, etas[r.job.job_id][1], etas[r.job.job_id][2], r.start
+        )
         for r in outcome.runs
         if r.job.job_id in etas
     ]

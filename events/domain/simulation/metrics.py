@@ -49,16 +49,14 @@ def jain(values: Sequence[float]) -> float:
 
 
 def utilization(runs: Sequence[JobRun], capacity: int) -> float:
-    """GPU-seconds in use between the first and the last submission ÷ (capacity × span)."""
+    """GPU-seconds in use between the first and the last submission ÷ (capacity x span)."""
     if not runs or capacity <= 0:
         return 0.0
     first = min(r.job.submitted_at for r in runs)
     last = max(r.job.submitted_at for r in runs)
     if last <= first:
         return 0.0
-    used = sum(
-        r.job.gpu_count * max(0.0, min(r.end, last) - max(r.start, first)) for r in runs
-    )
+    used = sum(r.job.gpu_count * max(0.0, min(r.end, last) - max(r.start, first)) for r in runs)
     return used / (capacity * (last - first))
 
 

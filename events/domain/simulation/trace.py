@@ -51,7 +51,7 @@ def parse_trace(lines: Iterable[str], source: str = "<trace>") -> list[TraceJob]
             raise TraceError(
                 source, 1, None, f"missing column {name!r} (the header has {', '.join(names)})"
             )
-    index = {n: names.index(n) for n in (*REQUIRED, *OPTIONAL) if n in names}
+    index: dict[str, int] = {n: names.index(n) for n in (*REQUIRED, *OPTIONAL) if n in names}
     seen: dict[str, int] = {}
     jobs: list[TraceJob] = []
     for row in reader:
@@ -108,9 +108,7 @@ def _gpu_count(text: str, source: str, line: int, index: dict[str, int]) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise TraceError(
-            source, line, column, f"gpu_count: {text!r} is not an integer"
-        ) from None
+        raise TraceError(source, line, column, f"gpu_count: {text!r} is not an integer") from None
     if value < 1:
         raise TraceError(source, line, column, f"gpu_count: {value} (must be at least 1)")
     return value
