@@ -9,6 +9,7 @@ Run: `python -m bench.simulate`."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -28,7 +29,7 @@ def resample(jobs: list[TraceJob], n: int, seed: int = 16) -> tuple[list[TraceJo
     rng = random.Random(seed)
     factor = n / len(jobs)
     ordered = sorted(jobs, key=lambda j: j.submitted_at)
-    gaps = [b.submitted_at - a.submitted_at for a, b in zip(ordered, ordered[1:], strict=False)]
+    gaps = [b.submitted_at - a.submitted_at for a, b in itertools.pairwise(ordered)]
     replicas = math.ceil(factor)
     at = ordered[0].submitted_at
     out = []
