@@ -12,10 +12,11 @@ import msgspec
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from events.domain.simulation import TraceError, accuracy, measure_etas, metrics, simulate
+from events.domain.simulation import Outcome, TraceError, accuracy, measure_etas, metrics, simulate
 from events.domain.simulation.trace import TraceJob, parse_trace
 from service.cli.app import app, err, fail, out, table
 from service.simulation.live_planner import DEFAULT_RUNTIME_S, POLICIES, LivePlanner
+from service.simulation.plot import plot as draw
 
 
 def _quota(text: str) -> dict[str, int]:
@@ -62,6 +63,7 @@ def simulate_command(
     as_json: Annotated[bool, typer.Option("--json", help="metrics as JSON")] = False,
     per_job: Annotated[Path | None, typer.Option(help="write each job's submit/start/end")] = None,
     eta: Annotated[bool, typer.Option(help="measure ETA accuracy against the naive one")] = False,
+    plot: Annotated[Path | None, typer.Option(help="PNG: queue, GPUs in use, wait CDF")] = None,
 ) -> None:
     """Replay TRACE under each policy and report waits, utilization and fairness."""
     policies = policy or ["strict-fifo"]
@@ -74,6 +76,7 @@ def simulate_command(
     report: dict[str, object] = {"quota": capacity if "*" in pools else pools, "jobs": len(jobs)}
     results: dict[str, object] = {}
     rows: list[tuple[str, TraceJob, float, float]] = []
+    outcomes: dict[str, Outcome] = {}
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    console=err, disable=not sys.stderr.isatty(), transient=True)  # fmt: skip
     with bar:
@@ -89,7 +92,8 @@ def simulate_command(
                     jobs, planner, pools, default_runtime_s=DEFAULT_RUNTIME_S, on_moment=tick
                 )
             else:
-                outcome = simulate(jobs, planner, pools, on_moment=tick)
+                outcome = simulate(jobs, planner, pools, on_moment=tick, timeline=plot is not None)
+            outcomes[name] = outcome
             entry = msgspec.to_builtins(metrics(outcome, capacity))
             if eta:
                 entry["eta"] = msgspec.to_builtins(accuracy(records))
@@ -104,6 +108,8 @@ def simulate_command(
             )
             writer.writerows((p, j.job_id, j.user, j.gpu_count, j.submitted_at, s, e)
                              for p, j, s, e in rows)  # fmt: skip
+    if plot is not None:
+        draw(outcomes, plot)
     if as_json:
         out.print(json.dumps(report, indent=2, sort_keys=True), markup=False, highlight=False)
         return

@@ -146,3 +146,15 @@ def test_bad_traces_name_file_line_and_column(body: str, where: str, tmp_path: P
     )
     assert done.returncode == 2 and where in done.stderr and done.stdout == ""
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_plot_and_per_job_files_are_written(tmp_path: Path) -> None:
+    png, per_job = tmp_path / "s.png", tmp_path / "jobs.csv"
+    argv = [sys.executable, "-m", "service.cli", "simulate", str(TRACE), "--quota", "512",
+            "--policy", "strict-fifo", "--policy", "backfill",
+            "--plot", str(png), "--per-job", str(per_job)]  # fmt: skip
+    subprocess.run(argv, capture_output=True, check=True)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = per_job.read_text().splitlines()
+    assert lines[0] == "policy,job_id,user,gpu_count,submitted_at,start,end"
+    assert len(lines) == 1 + 2 * 1455
