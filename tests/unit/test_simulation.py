@@ -158,3 +158,15 @@ def test_plot_and_per_job_files_are_written(tmp_path: Path) -> None:
     lines = per_job.read_text().splitlines()
     assert lines[0] == "policy,job_id,user,gpu_count,submitted_at,start,end"
     assert len(lines) == 1 + 2 * 1455
+
+
+def test_etas_are_exact_when_every_runtime_equals_the_estimate() -> None:
+    from events.domain.simulation import accuracy, measure_etas  # noqa: PLC0415
+
+    jobs = [job(f"j{k}", f"u{k}", k, 8, 7200) for k in range(5)]  # default estimate: 2 h
+    _, records = measure_etas(jobs, LivePlanner("strict-fifo", 8, None), {"*": 8},
+                                default_runtime_s=7200, floor_s=0)  # fmt: skip
+    assert [r.job_id for r in records] == ["j1", "j2", "j3", "j4"]  # j0 started at once
+    assert all(r.eta == r.start for r in records)
+    assert accuracy(records).ftq_median_abs_error_h == 0
+    assert accuracy(records).naive_median_abs_error_h > 0
