@@ -36,6 +36,7 @@ MODULES: Final = (
     "admission",
     "streams",
     "http_api",
+    "simulate",
 )
 RESULTS_DIR: Final = Path(__file__).parent / "results"
 QUICK: Final[dict[str, object]] = {
