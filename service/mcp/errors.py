@@ -10,6 +10,8 @@ from typing import Any, Final
 
 import msgspec
 
+from service.api.messages import plain
+
 _AT: Final = re.compile(r"^(?P<problem>.*?) - at `\$\.?(?P<path>[^`]*)`$")
 _MISSING: Final = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _UNKNOWN: Final = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
@@ -57,10 +59,12 @@ def invalid_arguments(
     elif match := _UNKNOWN.match(problem):
         problem, field = "unknown argument", ".".join(p for p in (field, match["field"]) if p)
     prop = schema.get("properties", {}).get(field, {})
+    enums = [c["enum"] for c in [prop, *prop.get("anyOf", [])] if "enum" in c]
     if "matching regex" in problem and field in forms:
         problem = f"must be {forms[field]}"
+    elif not enums:
+        problem = plain(field, problem)
     detail: dict[str, Any] = {"field": field or "arguments", "problem": problem}
-    enums = [c["enum"] for c in [prop, *prop.get("anyOf", [])] if "enum" in c]
     if enums:
         detail["allowed"] = sorted(enums[0])
         detail["problem"] = f"{problem}; allowed: {', '.join(detail['allowed'])}"

@@ -23,8 +23,8 @@ def test_every_tool_has_a_handler_and_an_object_schema() -> None:
     ("arguments", "field", "problem"),
     [
         ({"kind": "SFT"}, "fireworks_payload", "required"),
-        ({"kind": "SFT", "fireworks_payload": {}, "gpu_count": 1025}, "gpu_count", "<= 1024"),
-        ({"kind": "SFT", "fireworks_payload": {}, "gpu_count": True}, "gpu_count", "got `bool`"),
+        ({"kind": "SFT", "fireworks_payload": {}, "gpu_count": 1025}, "gpu_count", "at most 1024"),
+        ({"kind": "SFT", "fireworks_payload": {}, "gpu_count": True}, "gpu_count", "true or false"),
         ({"kind": "SFT", "fireworks_payload": [], "gpu_count": 4}, "fireworks_payload", "object"),
         ({"kind": "SFT", "fireworks_payload": {}, "gpu_type": "a100"}, "gpu_type", "b200, h100"),
         (
