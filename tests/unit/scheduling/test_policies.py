@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from msgspec.structs import replace
+
 from events.domain.scheduling import (
-    Job,
     Limits,
     Policy,
     SchedulerState,
@@ -128,10 +129,6 @@ def test_scheduler_state_drives_the_same_planner() -> None:
     assert state.plan(later).admit == []
 
 
-def _one(queue: list[Job], name: str, free: int = 8) -> tuple[Policy, list[Job]]:
-    return Policy(name), queue  # type: ignore[arg-type]
-
-
 def test_audit_catches_each_broken_rule() -> None:
     """Admissions the planner would never make, each caught by its rule."""
     lim = Limits(big_job_gpus=8, cap_small=1, cap_big=1, big_job_reserve=4)
@@ -139,13 +136,13 @@ def test_audit_catches_each_broken_rule() -> None:
     queue = [job(1, "a", 4), job(2, "b", 4), job(3, "c", 8)]
     good = plan(queue, [], {"h200": 8}, lim, strict, T0).admit[0]
     assert check_admission(good, queue, [], lim, strict, T0) == []
-    over = good.__class__(**{**_fields(good), "available_before": 2})
+    over = replace(good, available_before=2)
     assert any(v.startswith("budget") for v in check_admission(over, queue, [], lim, strict, T0))
     capped = check_admission(good, queue, [running(9, "a")], lim, strict, T0)
     assert any(v.startswith("class-cap") for v in capped)
-    jumped = good.__class__(**{**_fields(good), "job": queue[1]})
+    jumped = replace(good, job=queue[1])
     assert any(v.startswith("order") for v in check_admission(jumped, queue, [], lim, strict, T0))
-    big = good.__class__(**{**_fields(good), "job": queue[2], "available_before": 10})
+    big = replace(good, job=queue[2], available_before=10)
     assert any(
         v.startswith("big-reserve") for v in check_admission(big, [queue[2]], [], lim, strict, T0)
     )
@@ -158,7 +155,7 @@ def test_audit_catches_each_broken_rule() -> None:
     )
     ok = done.admit[0]
     assert check_admission(ok, rq, run, Limits(cap_small=None), rp, T0) == []
-    late = ok.__class__(**{**_fields(ok), "estimate_s": 7200.0})
+    late = replace(ok, estimate_s=7200.0)
     assert any(
         v.startswith("reservation")
         for v in check_admission(late, rq, run, Limits(cap_small=None), rp, T0)
@@ -173,7 +170,3 @@ def test_audit_catches_each_broken_rule() -> None:
         v.startswith("order")
         for v in check_admission(wrong, fq, [], ANY, fp, T0, usage={"heavy": 1e6})
     )
-
-
-def _fields(a: object) -> dict[str, object]:
-    return {f: getattr(a, f) for f in a.__struct_fields__}  # type: ignore[attr-defined]

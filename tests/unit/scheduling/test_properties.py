@@ -99,9 +99,8 @@ def test_every_policy_keeps_the_invariants_and_passes_the_audit(
     estimate = constant_estimate(est_s)
     done = plan(queue, run, free, lim, policy, T0, estimate=estimate, usage=usage)
     assert len(done.admit) + len(done.pending) == len(queue)
-    assert sorted(e.queue_position for e in [*done.admit, *done.pending]) == list(
-        range(1, len(queue) + 1)
-    )
+    positions = [a.queue_position for a in done.admit] + [p.queue_position for p in done.pending]
+    assert sorted(positions) == list(range(1, len(queue) + 1))
     left = dict(free)
     load: dict[tuple[str, str], int] = {}
     for r in run:
