@@ -1,0 +1,54 @@
+"""Runtime estimates from observed history, kept current one finished job at a time.
+
+For a job: the median observed runtime (admitted → terminal) of the same user's finished
+jobs of the same kind and `gpu_count`, else of all users' jobs of that kind and `gpu_count`,
+else the default; capped by the job's `max_runtime_minutes`."""
+
+from __future__ import annotations
+
+from bisect import insort
+
+from events.domain.scheduling.model import Job
+
+DEFAULT_RUNTIME_MINUTES = 120
+
+
+def median(sorted_values: list[float]) -> float:
+    n = len(sorted_values)
+    mid = n // 2
+    if n % 2:
+        return sorted_values[mid]
+    return (sorted_values[mid - 1] + sorted_values[mid]) / 2.0
+
+
+class RuntimeEstimator:
+    """`observe` each finished job's runtime; `estimate` a job's runtime in seconds.
+    A pure function of the observations (their order does not matter)."""
+
+    def __init__(self, default_minutes: float = DEFAULT_RUNTIME_MINUTES) -> None:
+        self.default_s = default_minutes * 60.0
+        self._by_user: dict[tuple[str, str, int], list[float]] = {}
+        self._by_kind: dict[tuple[str, int], list[float]] = {}
+
+    def observe(self, user_id: str, kind: str, gpu_count: int, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        insort(self._by_user.setdefault((user_id, kind, gpu_count), []), seconds)
+        insort(self._by_kind.setdefault((kind, gpu_count), []), seconds)
+
+    def typical(self, user_id: str, kind: str, gpu_count: int) -> float:
+        """The uncapped estimate: same user, else all users, else the default."""
+        mine = self._by_user.get((user_id, kind, gpu_count))
+        if mine:
+            return median(mine)
+        everyone = self._by_kind.get((kind, gpu_count))
+        if everyone:
+            return median(everyone)
+        return self.default_s
+
+    def estimate(self, job: Job) -> float:
+        seconds = self.typical(job.user_id, job.kind, job.gpu_count)
+        if job.max_runtime_minutes is not None:
+            seconds = min(seconds, job.max_runtime_minutes * 60.0)
+        return seconds
+
+    __call__ = estimate

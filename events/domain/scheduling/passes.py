@@ -1,0 +1,266 @@
+"""One planning pass: walk the queue in the policy's order, admit what the rules allow.
+
+Rules, under every policy: per-user caps per size class (counted across GPU types), the
+big-job headroom reserve, the GPU budget of the job's own type. The policies differ in what a
+job that does not fit does to the jobs of its type behind it:
+
+- `strict-fifo`: stops them (a pass stops only the jobs of the type that does not fit). With
+  classes on, a job held by its class cap, and a big job held by the big-job reserve (or not
+  fitting at all), is *skipped*: it blocks nothing, so under the old service's rules a big job
+  can wait without bound.
+- `backfill`: nothing; later jobs that fit go ahead.
+- `reserve` (EASY backfill) and `fair-share`: the first blocked job of a type gets a
+  reservation (the earliest time, by the estimated ends of running jobs, that enough GPUs are
+  free for it); a later job starts now only if it fits now and ends before that time or uses
+  only GPUs the reservation leaves spare. The reserved job keeps its user's slot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from events.domain.scheduling import reasons
+from events.domain.scheduling.model import (
+    Admission,
+    Job,
+    Limits,
+    Pending,
+    Plan,
+    Policy,
+    Reservation,
+    Running,
+)
+from events.domain.scheduling.order import effective_priority, overdue, policy_order, usage_key
+
+Estimate = Callable[[Job], float]  # seconds a job is expected to run
+
+
+def constant_estimate(seconds: float = 7200.0) -> Estimate:
+    """The same estimate for every job, capped by its `max_runtime_minutes`."""
+
+    def estimate(job: Job) -> float:
+        if job.max_runtime_minutes is not None:
+            return min(seconds, job.max_runtime_minutes * 60.0)
+        return seconds
+
+    return estimate
+
+
+class Pass:
+    """The state of a pass after the jobs stepped so far. `step` takes the next job in the
+    policy's order; a job submitted after a plan can be placed by one more `step`."""
+
+    def __init__(
+        self,
+        running: Sequence[Running],
+        headroom: Mapping[str, int],
+        limits: Limits,
+        policy: Policy,
+        now: datetime,
+        *,
+        estimate: Estimate | None = None,
+        usage: Mapping[str, float] | None = None,
+        paused: bool = False,
+    ) -> None:
+        self.limits = limits
+        self.policy = policy
+        self.now = now
+        self.paused = paused
+        self.estimate = estimate or constant_estimate()
+        self.usage = usage or {}
+        self.budget: dict[str, int] = {t: max(0, n) for t, n in headroom.items()}
+        self.progress: dict[tuple[str, str], int] = {}
+        self.ends: dict[str, list[tuple[datetime, int]]] = {}
+        for r in running:
+            key = (r.user_id, limits.size_class(r.gpu_count))
+            self.progress[key] = self.progress.get(key, 0) + 1
+            self.ends.setdefault(r.gpu_type, []).append((max(r.expected_end, now), r.gpu_count))
+        self.slots = dict(self.progress)
+        self.stopped: dict[str, str] = {}  # gpu type -> the strict blocker's job id
+        self.reservations: dict[str, Reservation] = {}
+        self.spare: dict[str, int] = {}
+        self.admitted = 0
+        self.position = 0
+        self._easy = policy.name in ("reserve", "fair-share")
+        self._strict = policy.name == "strict-fifo"
+        self._classes_on = limits.big_job_gpus > 0
+        self._cap_reasons: dict[tuple[str, str], str] = {}
+        # fair share: (band, band's first position, first position of this usage key, usage key)
+        self._band: tuple[int, int, int, float] | None = None
+
+    def step(self, job: Job) -> Admission | Pending:
+        self.position += 1
+        position = self.position
+        limits = self.limits
+        size_class = limits.size_class(job.gpu_count)
+        key = (job.user_id, size_class)
+        held = self.slots.get(key, 0)
+        cap = limits.cap(job.user_id, size_class)
+        ahead = self._less_usage_ahead(job, position)
+        if cap is not None and held >= cap:
+            return Pending(job, position, self._cap_reason(key, cap))
+        if self.paused:
+            return Pending(job, position, reasons.PAUSED_REASON)
+        gpu_type = job.gpu_type
+        blocker = self.stopped.get(gpu_type)
+        if blocker is not None:
+            return Pending(job, position, reasons.behind(blocker))
+        free = self.budget.get(gpu_type, 0)
+        gpus = job.gpu_count
+        reserve = limits.reserve_for(size_class)
+        if size_class == "big" and free - gpus < reserve:
+            # (with reserve 0 too: as in the old service, a big job that does not fit is
+            # skipped, never stopping a strict pass)
+            base = reasons.big_reserve(gpus, free, reserve)
+            if self._easy:
+                return self._blocked(job, position, key, gpus + reserve, base, ahead)
+            return Pending(job, position, base)  # skipped: blocks nothing
+        if gpus > free:
+            base = reasons.no_fit(gpus, free)
+            if self._strict:
+                self.stopped[gpu_type] = job.job_id
+                return Pending(job, position, base)
+            if self._easy:
+                return self._blocked(job, position, key, gpus, base, ahead)
+            return Pending(job, position, reasons.less_usage(base, ahead))
+        reservation = self.reservations.get(gpu_type)
+        spare_before: int | None = None
+        estimate_s: float | None = None
+        if reservation is not None:
+            estimate_s = self.estimate(job)
+            spare_before = self.spare[gpu_type]
+            ends_before = self.now + timedelta(seconds=estimate_s) <= reservation.at
+            if not ends_before:
+                if gpus > spare_before:
+                    text = reasons.waiting_reservation(reservation.at, reservation.job_id)
+                    return Pending(job, position, reasons.less_usage(text, ahead))
+                self.spare[gpu_type] = spare_before - gpus
+        elif self._easy:
+            estimate_s = self.estimate(job)
+        self.budget[gpu_type] = free - gpus
+        self.slots[key] = held + 1
+        if self._easy:
+            assert estimate_s is not None
+            ends = self.ends.setdefault(gpu_type, [])
+            ends.append((self.now + timedelta(seconds=estimate_s), gpus))
+        self.admitted += 1
+        usage = None
+        if self.policy.name == "fair-share":
+            usage = usage_key(job.user_id, self.usage, self.policy)
+        return Admission(
+            job,
+            position,
+            free,
+            size_class,
+            cap,
+            held,
+            reservation=reservation,
+            spare_before=spare_before,
+            estimate_s=estimate_s,
+            usage=usage,
+            holders=tuple(r.job_id for r in self.reservations.values()),
+        )
+
+    def _blocked(
+        self, job: Job, position: int, key: tuple[str, str], need: int, base: str, ahead: int
+    ) -> Pending:
+        """A job that cannot start now under `reserve`/`fair-share`: the first of its type
+        gets the reservation and keeps its user's slot; the others wait behind it."""
+        gpu_type = job.gpu_type
+        current = self.reservations.get(gpu_type)
+        if current is not None:
+            text = reasons.waiting_reservation(current.at, current.job_id)
+            return Pending(job, position, reasons.less_usage(f"{base}; {text}", ahead))
+        found = self._reserve(job, need)
+        if found is None:
+            return Pending(job, position, reasons.never_fits(need, gpu_type))
+        self.reservations[gpu_type] = found
+        self.spare[gpu_type] = found.spare
+        self.slots[key] = self.slots.get(key, 0) + 1
+        return Pending(job, position, reasons.less_usage(reasons.reserved(base, found.at), ahead))
+
+    def _reserve(self, job: Job, need: int) -> Reservation | None:
+        free = self.budget.get(job.gpu_type, 0)
+        for at, gpus in sorted(self.ends.get(job.gpu_type, ())):
+            free += gpus
+            if free >= need:
+                return Reservation(job.job_id, job.gpu_type, at, free - need)
+        return None
+
+    def _cap_reason(self, key: tuple[str, str], cap: int) -> str:
+        text = self._cap_reasons.get(key)
+        if text is None:
+            in_progress = self.progress.get(key, 0)
+            text = reasons.cap_reason(cap, in_progress, key[1], self._classes_on)
+            self._cap_reasons[key] = text
+        return text
+
+    def _less_usage_ahead(self, job: Job, position: int) -> int:
+        """Fair share: how many jobs ahead of this one, in its band (same effective priority,
+        not overdue), belong to users with less usage. The band is sorted by usage, so they
+        are the jobs from the band's start to the first job with this job's usage."""
+        if self.policy.name != "fair-share":
+            return 0
+        policy = self.policy
+        if overdue(job, self.now, policy.max_wait_hours):
+            self._band = None
+            return 0
+        band_id = effective_priority(job, self.now, policy.aging_hours)
+        share = usage_key(job.user_id, self.usage, policy)
+        band = self._band
+        if band is None or band[0] != band_id:
+            self._band = band = (band_id, position, position, share)
+        elif share != band[3]:
+            self._band = band = (band_id, band[1], position, share)
+        return band[2] - band[1]
+
+    def plan(self, ordered: Sequence[Job], *, explain: bool = True) -> Plan:
+        admit: list[Admission] = []
+        pending: list[Pending] = []
+        for job in ordered:
+            entry = self.step(job)
+            if isinstance(entry, Admission):
+                admit.append(entry)
+            elif explain:
+                pending.append(entry)
+            elif self.exhausted():
+                break
+        return Plan(
+            admit=admit,
+            pending=pending,
+            order=[j.job_id for j in ordered] if explain else [],
+            reservations=dict(self.reservations),
+            available_after=dict(self.budget),
+            policy=self.policy.name,
+        )
+
+    def exhausted(self) -> bool:
+        """No further job of any known type can be admitted in this pass."""
+        if self.paused:
+            return True
+        return all(n <= 0 or t in self.stopped for t, n in self.budget.items())
+
+
+def plan(
+    queue: Sequence[Job],
+    running: Sequence[Running],
+    headroom: Mapping[str, int],
+    limits: Limits,
+    policy: Policy,
+    now: datetime,
+    *,
+    estimate: Estimate | None = None,
+    usage: Mapping[str, float] | None = None,
+    paused: bool = False,
+    explain: bool = True,
+) -> Plan:
+    """The admissions of one pass over `queue` (any order) and, with `explain`, every other
+    job's position in the policy's order and the binding constraint in plain words.
+
+    `headroom` is the free GPUs per type now; `running` the jobs in PROGRESS (their users'
+    slots, and when their GPUs free up); `usage` the users' decayed GPU-seconds at `now`
+    (fair-share); `estimate` the runtime estimate of a queued job (reserve, fair-share)."""
+    pass_ = Pass(
+        running, headroom, limits, policy, now, estimate=estimate, usage=usage, paused=paused
+    )
+    return pass_.plan(policy_order(queue, policy, now, usage or {}), explain=explain)
