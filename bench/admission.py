@@ -26,10 +26,10 @@ import asyncpg
 import structlog
 
 from bench.databases import fresh_database
-from events.ids import new_job_id
-from events.job_commands import SubmitJob
-from events.store import Connection
-from events.tail import LogWatcher
+from events.domain.job_commands import SubmitJob
+from events.store.ids import new_job_id
+from events.store.log import Connection
+from events.store.tail import LogWatcher
 from service.admission.loop import AdmissionLoop
 from service.admission.plan import Load, QueuedJob, plan
 from service.admission.queue import load_planner_inputs, load_queue, plan_admissions

@@ -1,6 +1,6 @@
 """Benchmark: what each part of an append costs, against the plain INSERT of bench.event_store.
 
-Each variant is the store's append (``events.store.append`` + the coalesced wake-up, 8
+Each variant is the store's append (``events.store.log.append`` + the coalesced wake-up, 8
 writers, as in ``bench.event_store``) on a fresh, migrated database with one thing taken away
 or put back; all variants and the plain INSERT are interleaved and repeated, and each is
 reported as appends/s, the median of its per-round ratio to the plain INSERT (and their
@@ -34,10 +34,10 @@ import asyncpg
 
 from bench.databases import fresh_database
 from bench.event_store import EVENT, META, Op, _create_plain_table, _measure, _plain, _store
-from events.ids import new_job_id
-from events.sql import QUERIES
-from events.store import prepare
-from events.waker import Waker
+from events.store.ids import new_job_id
+from events.store.log import prepare
+from events.store.sql import QUERIES
+from events.store.waker import Waker
 from service.database import resolve_database_url
 
 WRITERS: Final = 8

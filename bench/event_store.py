@@ -2,7 +2,7 @@
 
 Every writer has its own connection. Each append goes to a fresh stream (expected_version
 0), so there are no conflicts, with an id made as the service makes job ids
-(``events.ids.new_job_id``). One connection LISTENs on the channel throughout, as the
+(``events.store.ids.new_job_id``). One connection LISTENs on the channel throughout, as the
 service's tailers do, and every variant that wakes tailers is checked afterwards: each
 stream appended to must have been notified (``missing wake-ups`` must be 0).
 
@@ -14,7 +14,7 @@ highest of those):
 - ``plain``: a single-row autocommit ``INSERT`` of the same stream id and event JSON into a
   table with nothing else but a bigserial primary key (``bench_plain``), the baseline; 1 and 8
   writers.
-- ``store``: what the service does: ``events.store.append`` (one autocommitted statement),
+- ``store``: what the service does: ``events.store.log.append`` (one autocommitted statement),
   then ``Waker.wake`` (the process's coalesced NOTIFY, sent in the background); 1 and 8
   writers. Target: at 8 writers at least 80 % of ``plain``.
 - ``store_tx``: the same inside BEGIN/COMMIT (the shape the service uses when it also
@@ -43,10 +43,10 @@ from typing import Any, Final
 import asyncpg
 
 from bench.databases import fresh_database
-from events.codec import encode, event_type, schema_version
-from events.ids import new_job_id
-from events.job_events import JobSubmitted
-from events.store import (
+from events.domain.codec import encode, event_type, schema_version
+from events.domain.job_events import JobSubmitted
+from events.store.ids import new_job_id
+from events.store.log import (
     CHANNEL,
     NewEvent,
     append,
@@ -54,7 +54,7 @@ from events.store import (
     notify_appended,
     woken_streams,
 )
-from events.waker import Waker
+from events.store.waker import Waker
 from service.database import create_pool, resolve_database_url
 
 TARGET_RATIO: Final = 0.80

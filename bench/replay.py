@@ -14,9 +14,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events.codec import AnyEvent, encode, event_type, schema_version
-from events.directory_events import UserAdded, user_stream
-from events.job_events import (
+from events.domain.codec import AnyEvent, encode, event_type, schema_version
+from events.domain.directory_events import UserAdded, user_stream
+from events.domain.job_events import (
     AdmissionReason,
     AdmissionStarted,
     Admitted,
@@ -24,7 +24,7 @@ from events.job_events import (
     JobSubmitted,
     Succeeded,
 )
-from events.store import RecordedEvent
+from events.store.log import RecordedEvent
 from projections.audit import audit
 from projections.replay import replay
 from service.admission.plan import Load, QueuedJob, plan

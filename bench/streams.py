@@ -26,8 +26,8 @@ import asyncpg
 import uvicorn
 
 from bench.databases import fresh_database
-from events.ids import new_job_id
-from events.job_commands import SubmitJob
+from events.domain.job_commands import SubmitJob
+from events.store.ids import new_job_id
 from service import directory
 from service.app import create_app
 from service.commands import run_job_command

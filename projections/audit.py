@@ -39,10 +39,10 @@ from datetime import datetime
 
 import msgspec
 
-from events.codec import UnknownEventType, decode
-from events.directory_events import UserAdded, UserCapSet
-from events.job import JobState, evolve, initial_state
-from events.job_events import (
+from events.domain.codec import UnknownEventType, decode
+from events.domain.directory_events import UserAdded, UserCapSet
+from events.domain.job import JobState, evolve, initial_state
+from events.domain.job_events import (
     AdmissionStarted,
     Admitted,
     Cancelled,

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from events import codec
-from events.directory_events import SchedulerEvent, UserEvent
-from events.job import JobState, evolve, initial_state
-from events.job_events import JobEvent
-from events.store import Connection, Cursor, RecordedEvent
+from events.domain import codec
+from events.domain.directory_events import SchedulerEvent, UserEvent
+from events.domain.job import JobState, evolve, initial_state
+from events.domain.job_events import JobEvent
+from events.store.log import Connection, Cursor, RecordedEvent
 from projections.sql import QUERIES
 from projections.writers import write_directory
 

@@ -14,30 +14,30 @@ from typing import Any, Final, TypeVar
 
 import msgspec
 
-from events import codec, store
-from events.directory import (
+from events.domain import codec
+from events.domain.directory import (
     SchedulerState,
     UserState,
     evolve_scheduler,
     evolve_user,
 )
-from events.directory_events import (
+from events.domain.directory_events import (
     SCHEDULER_STREAM,
     SchedulerEvent,
     UserCapSet,
     UserEvent,
     user_stream,
 )
-from events.job import JobState, evolve, initial_state
-from events.job_events import JobEvent
-from events.sql import QUERIES as EVENT_QUERIES
-from events.store import Connection, RecordedEvent
-from events.waker import Waker
+from events.domain.job import JobState, evolve, initial_state
+from events.domain.job_events import JobEvent
+from events.store import locks
+from events.store import log as store
+from events.store.log import Connection, RecordedEvent
+from events.store.sql import QUERIES as EVENT_QUERIES
+from events.store.waker import Waker
 from projections.sql import QUERIES
 from projections.writers import job_columns, write_directory, write_job
 
-# The advisory lock of the admission gate (queries `admission_gate*`): "ftq_adm".
-ADMISSION_GATE: Final = 0x6674715F61646D
 S = TypeVar("S")
 E = TypeVar("E", bound=codec.AnyEvent)
 
@@ -83,7 +83,7 @@ async def _record(
         return []
     async with conn.transaction():
         if gate:  # first: see the query's comment
-            await conn.execute(QUERIES["admission_gate_shared"], ADMISSION_GATE)
+            await conn.execute(QUERIES["admission_gate_shared"], locks.ADMISSION_GATE)
         recorded = await store.append(conn, stream_id, version, to_new_events(events), metadata)
         await project(recorded)
     await _wake(conn, waker, stream_id)
@@ -93,7 +93,7 @@ async def _record(
 async def hold_admission_gate(conn: Connection) -> None:
     """Hold the admission gate exclusively until the current transaction ends: the admission
     loop, around each admission decision (query `admission_gate_shared` says why)."""
-    await conn.execute(QUERIES["admission_gate"], ADMISSION_GATE)
+    await conn.execute(QUERIES["admission_gate"], locks.ADMISSION_GATE)
 
 
 async def _wake(conn: Connection, waker: Waker | None, stream_id: str) -> None:
@@ -162,7 +162,7 @@ async def record_new_jobs(
     columns = list(zip(*(job_columns(job.after)[1:] for job in jobs), strict=True))
     args = store.new_streams_args(list(zip(ids, prepared, strict=True)))
     with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
-        rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns), ADMISSION_GATE)
+        rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns), locks.ADMISSION_GATE)
     by_stream = {row[0]: (row[1], row[2], row[3]) for row in rows}
     if len(by_stream) != len(ids):
         raise RuntimeError(f"{len(ids)} new jobs, {len(by_stream)} recorded")  # cannot happen

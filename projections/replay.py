@@ -14,15 +14,15 @@ from typing import Any, Protocol
 
 import msgspec
 
-from events.codec import decode
-from events.directory import SchedulerState, UserState, evolve_scheduler, evolve_user
-from events.directory_events import SchedulerEvent, UserEvent
-from events.job import JobState, evolve, initial_state
-from events.job_events import JobEvent
+from events.domain.codec import decode
+from events.domain.directory import SchedulerState, UserState, evolve_scheduler, evolve_user
+from events.domain.directory_events import SchedulerEvent, UserEvent
+from events.domain.job import JobState, evolve, initial_state
+from events.domain.job_events import JobEvent
 
 
 class LogRow(Protocol):
-    """What replay and audit need of a stored event (`events.store.RecordedEvent` fits)."""
+    """What replay and audit need of a stored event (`events.store.log.RecordedEvent` fits)."""
 
     @property
     def position(self) -> int: ...

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from events.directory_events import (
+from events.domain.directory_events import (
     KeyIssued,
     KeyRevoked,
     SchedulerEvent,
@@ -20,8 +20,8 @@ from events.directory_events import (
     UserCapSet,
     UserEvent,
 )
-from events.job import JobState
-from events.store import Connection
+from events.domain.job import JobState
+from events.store.log import Connection
 from projections.sql import QUERIES
 
 _json = msgspec.json.Encoder()

@@ -22,8 +22,8 @@ import structlog
 from litestar import Litestar, Router
 from litestar.exceptions import LitestarDeprecationWarning
 
-from events.tail import LogWatcher
-from events.waker import Waker
+from events.store.tail import LogWatcher
+from events.store.waker import Waker
 from service.admission.loop import AdmissionLoop
 from service.api.admin import ADMIN_ROUTES
 from service.api.auth import (

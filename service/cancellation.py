@@ -11,10 +11,10 @@ import asyncpg
 import msgspec
 import structlog
 
-from events.fireworks_states import outcome_of
-from events.job import JobState
-from events.job_commands import ConfirmCancelled, ObserveFireworks, RequestCancel
-from events.waker import Waker
+from events.domain.fireworks_states import outcome_of
+from events.domain.job import JobState
+from events.domain.job_commands import ConfirmCancelled, ObserveFireworks, RequestCancel
+from events.store.waker import Waker
 from service.commands import run_job_command
 from service.fireworks import FireworksClient, FireworksError, NotFound, Rejected
 

@@ -15,7 +15,7 @@ from typing import Literal
 import msgspec
 import structlog
 
-from events.store import Connection
+from events.store.log import Connection
 from service.admission.queue import load_planner_inputs
 from service.fireworks import FireworksClient, FireworksError, Quota
 from service.settings import Settings

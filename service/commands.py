@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from events.directory import (
+from events.domain.directory import (
     SchedulerCommand,
     SchedulerState,
     UserCommand,
@@ -18,11 +18,11 @@ from events.directory import (
     decide_scheduler,
     decide_user,
 )
-from events.errors import StreamVersionConflict
-from events.job import JobState, decide, initial_state
-from events.job_commands import JobCommand
-from events.store import Connection, RecordedEvent
-from events.waker import Waker
+from events.domain.job import JobState, decide, initial_state
+from events.domain.job_commands import JobCommand
+from events.store.errors import StreamVersionConflict
+from events.store.log import Connection, RecordedEvent
+from events.store.waker import Waker
 from projections.recorder import (
     load_job,
     load_scheduler,

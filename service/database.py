@@ -10,12 +10,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-import events
 import projections
-from events import migrations
+from events.store import migrations
+from events.store.sql import MIGRATIONS_DIR
 
 MIGRATION_SOURCES: Final[list[tuple[str, Path]]] = [
-    ("events", Path(events.__file__).parent / "sql" / "migrations"),
+    ("events", MIGRATIONS_DIR),
     ("projections", Path(projections.__file__).parent / "sql" / "migrations"),
 ]
 

@@ -16,9 +16,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from events.directory import AddUser, IssueKey, RevokeKey, SetUserCap
-from events.directory_events import Role
-from events.rejections import UnknownStream
+from events.domain.directory import AddUser, IssueKey, RevokeKey, SetUserCap
+from events.domain.directory_events import Role
+from events.domain.rejections import UnknownStream
 from service.batcher import Batcher
 from service.commands import run_user_command
 from service.sql import QUERIES

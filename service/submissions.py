@@ -15,9 +15,9 @@ from typing import Any
 
 import asyncpg
 
-from events.job import JobState, decide, initial_state
-from events.job_commands import SubmitJob
-from events.waker import Waker
+from events.domain.job import JobState, decide, initial_state
+from events.domain.job_commands import SubmitJob
+from events.store.waker import Waker
 from projections.recorder import NewJob, new_job, record_new_jobs
 from service.batcher import Batcher
 from service.commands import run_job_command

@@ -8,11 +8,24 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Final
 
 import asyncpg
 import pytest
 
 from service.database import migrate, with_database
+
+TIERS: Final = ("unit", "integration", "api", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, the folder it lives in: `pytest -m unit` runs the pure
+    tier alone (no database), `-m "not e2e"` skips the real-process runs."""
+    root = Path(__file__).parent
+    for item in items:
+        tier = item.path.relative_to(root).parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 async def _admin(server_url: str, sql: str) -> None:

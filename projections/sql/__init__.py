@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from events.sql import load_queries
+from events.store.sql import load_queries
 
 SQL_DIR: Final = Path(__file__).parent
 QUERIES: Final = load_queries(SQL_DIR / "queries.sql")

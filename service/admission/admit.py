@@ -12,9 +12,8 @@ from typing import Any, Literal
 import asyncpg
 import structlog
 
-from events.errors import StreamVersionConflict
-from events.job import JobState, decide
-from events.job_commands import (
+from events.domain.job import JobState, decide
+from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
     FireworksJobGone,
@@ -24,9 +23,10 @@ from events.job_commands import (
     ReturnToQueue,
     StartAdmission,
 )
-from events.job_events import AdmissionReason
-from events.rejections import CommandRejected
-from events.store import Connection
+from events.domain.job_events import AdmissionReason
+from events.domain.rejections import CommandRejected
+from events.store.errors import StreamVersionConflict
+from events.store.log import Connection
 from projections.recorder import load_job, record_job
 from service.cancellation import carry_out_cancel
 from service.commands import run_job_command

@@ -13,11 +13,11 @@ from typing import Final
 import asyncpg
 import structlog
 
+from events.store import locks
 from service.sql import QUERIES
 
 log = structlog.get_logger(__name__)
 
-LEADER_LOCK_KEY: Final = 0x66_74_71_6C_65_61_64  # "ftqlead"
 CHECK_TIMEOUT_S: Final = 2.0
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
 
@@ -25,7 +25,7 @@ Connect = Callable[[], Awaitable[asyncpg.Connection]]
 class Leadership:
     """Try to become leader (`acquire`), check it still holds (`alive`), give it up (`release`)."""
 
-    def __init__(self, connect: Connect, *, key: int = LEADER_LOCK_KEY) -> None:
+    def __init__(self, connect: Connect, *, key: int = locks.LEADER) -> None:
         self._connect = connect
         self._key = key
         self._conn: asyncpg.Connection | None = None

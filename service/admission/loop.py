@@ -19,8 +19,8 @@ import asyncpg
 import msgspec
 import structlog
 
-from events.job_events import AdmissionReason
-from events.tail import LogWatcher, Subscription
+from events.domain.job_events import AdmissionReason
+from events.store.tail import LogWatcher, Subscription
 from projections.recorder import hold_admission_gate
 from service import metrics
 from service.admission.admit import (

@@ -6,7 +6,7 @@ from typing import Final
 
 import msgspec
 
-from events.store import Connection
+from events.store.log import Connection
 from service.admission.plan import Load, Plan, QueuedJob, plan
 from service.sql import QUERIES
 

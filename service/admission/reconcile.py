@@ -11,9 +11,9 @@ from typing import Final
 
 import structlog
 
-from events.fireworks_states import is_known, outcome_of
-from events.job import JobState
-from events.job_commands import FireworksJobGone
+from events.domain.fireworks_states import is_known, outcome_of
+from events.domain.job import JobState
+from events.domain.job_commands import FireworksJobGone
 from projections.recorder import load_job
 from service.admission.admit import (
     AdmissionContext,

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from events.directory import PauseScheduler, ResumeScheduler
+from events.domain.directory import PauseScheduler, ResumeScheduler
 from service import directory
 from service.admission.queue import is_paused
 from service.api.auth import CallerDep

@@ -22,7 +22,7 @@ from litestar.exceptions import (
 )
 from litestar.types import ExceptionHandlersMap
 
-from events.rejections import CommandRejected
+from events.domain.rejections import CommandRejected
 from service.api.messages import json_problem, plain
 
 log = structlog.get_logger(__name__)

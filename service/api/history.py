@@ -12,9 +12,9 @@ from litestar import Request, get
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from events import codec
-from events.errors import UnknownPosition
-from events.store import Cursor, cursor_at_position, read_stream
+from events.domain import codec
+from events.store.errors import UnknownPosition
+from events.store.log import Cursor, cursor_at_position, read_stream
 from service.api.auth import CALLER, Caller
 from service.api.common import RUNTIME, checked_uuid, errors
 from service.api.errors import invalid, not_found

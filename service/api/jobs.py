@@ -12,8 +12,8 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from events.ids import new_job_id
-from events.job_commands import SubmitJob
+from events.domain.job_commands import SubmitJob
+from events.store.ids import new_job_id
 from service.api.auth import Caller, CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
 from service.api.errors import ApiError, invalid, not_found

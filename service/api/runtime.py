@@ -8,8 +8,8 @@ import aiohttp
 import asyncpg
 from litestar.datastructures import State
 
-from events.tail import LogWatcher
-from events.waker import Waker
+from events.store.tail import LogWatcher
+from events.store.waker import Waker
 from service.api.batching import SharedRun
 from service.capacity import CapacityReader
 from service.directory import KeyLookup

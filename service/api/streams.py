@@ -21,9 +21,9 @@ import asyncpg
 import msgspec
 import structlog
 
-from events import codec
-from events.store import Cursor, RecordedEvent, read_stream
-from events.tail import LogTail, LogWatcher, Subscription
+from events.domain import codec
+from events.store.log import Cursor, RecordedEvent, read_stream
+from events.store.tail import LogTail, LogWatcher, Subscription
 from service.metrics import STREAM_CLIENTS
 from service.redaction import redact
 from service.sql import QUERIES

@@ -12,8 +12,8 @@ import asyncpg
 import msgspec
 import structlog
 
-from events.job import JobState
-from events.store import Connection
+from events.domain.job import JobState
+from events.store.log import Connection
 from service.admission.plan import Admission, Load, Pending, Plan, PlanEnd, QueuedJob, place_last
 from service.admission.plan import plan as make_plan
 from service.admission.queue import load_planner_inputs, load_queue

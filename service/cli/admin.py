@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from events.directory import PauseScheduler, ResumeScheduler
-from events.directory_events import Role
+from events.domain.directory import PauseScheduler, ResumeScheduler
+from events.domain.directory_events import Role
 from service import directory
 from service.cli.app import (
     Failure,

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from events.rejections import CommandRejected
+from events.domain.rejections import CommandRejected
 from service.api.errors import public_code
 from service.database import create_pool, migrate, resolve_database_url, stop_embedded
 from service.settings import Settings, SettingsError, load_settings

@@ -15,7 +15,7 @@ import msgspec
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from events.store import Cursor, RecordedEvent, read_all
+from events.store.log import Cursor, RecordedEvent, read_all
 from service.cli.app import Failure, app, database, err, fail, note, out, run, table
 from service.cli.app import settings_or_exit as settings
 from service.sql import QUERIES

@@ -5,6 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from events.sql import load_queries
+from events.store.sql import load_queries
 
 QUERIES: Final = load_queries(Path(__file__).parent / "queries.sql")

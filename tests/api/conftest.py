@@ -13,7 +13,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from events.directory_events import Role
+from events.domain.directory_events import Role
 from service import directory
 from service.app import create_app
 from service.settings import Settings

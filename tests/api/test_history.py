@@ -19,8 +19,8 @@ import pytest
 import uvicorn
 from litestar import Litestar
 
-from events.job_commands import ConfirmAdmission, ObserveFireworks, StartAdmission, SubmitJob
-from events.job_events import AdmissionReason
+from events.domain.job_commands import ConfirmAdmission, ObserveFireworks, StartAdmission, SubmitJob
+from events.domain.job_events import AdmissionReason
 from service.api.runtime import Runtime
 from service.api.streams import HEARTBEAT_STATE_KEY
 from service.commands import run_job_command

@@ -13,8 +13,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from events.job_commands import StartAdmission
-from events.job_events import AdmissionReason
+from events.domain.job_commands import StartAdmission
+from events.domain.job_events import AdmissionReason
 from service.commands import run_job_command
 from tests.api.conftest import (
     DPO_PAYLOAD,
@@ -63,7 +63,7 @@ async def test_submit_each_kind(app_client: Client, users: Users, kind: str, pay
 
 async def test_job_ids_are_time_ordered_uuids(app_client: Client, users: Users) -> None:
     """Version 7: each new id sorts after the last, so the log's stream index and the jobs
-    table's primary key grow at their right edge (events.ids)."""
+    table's primary key grow at their right edge (events.store.ids)."""
     ids = []
     for _ in range(3):
         r = await app_client.post("/jobs", json=sft(), headers=bearer(users.alice))
@@ -336,7 +336,7 @@ async def test_cancel_progress_carried_out_is_200(
 ) -> None:
     job_id = (await app_client.post("/jobs", json=sft(), headers=bearer(users.alice))).json()["id"]
     await _start_admission(pool, job_id)
-    from events.job_commands import ConfirmAdmission  # noqa: PLC0415
+    from events.domain.job_commands import ConfirmAdmission  # noqa: PLC0415
 
     await run_job_command(pool, job_id, ConfirmAdmission(at=datetime.now(UTC)), META)
     r = await app_client.delete(f"/jobs/{job_id}", headers=bearer(users.alice))

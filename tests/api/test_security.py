@@ -324,8 +324,8 @@ def _ident(name: str) -> str:
 
 
 def _role_statements(role: str, database: str) -> list[str]:
-    """The statements of events/sql/least_privilege_role.sql (they ship commented out)."""
-    text = (ROOT / "events" / "sql" / "least_privilege_role.sql").read_text()
+    """The statements of events/store/sql/least_privilege_role.sql (they ship commented out)."""
+    text = (ROOT / "events" / "store" / "sql" / "least_privilege_role.sql").read_text()
     statements = []
     for line in text.splitlines():
         sql = line.removeprefix("--").strip()

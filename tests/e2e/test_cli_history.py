@@ -9,10 +9,10 @@ from typing import Any
 
 import asyncpg
 
-from events import codec
-from events.directory_events import UserAdded, UserCapSet, user_stream
-from events.job_events import AdmissionReason, AdmissionStarted, JobSubmitted
-from events.store import NewEvent, append
+from events.domain import codec
+from events.domain.directory_events import UserAdded, UserCapSet, user_stream
+from events.domain.job_events import AdmissionReason, AdmissionStarted, JobSubmitted
+from events.store.log import NewEvent, append
 from tests.e2e.conftest import SFT_JOB, Env, Stack, http, wait_for
 
 

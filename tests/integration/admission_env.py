@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from events.job_commands import SubmitJob
+from events.domain.job_commands import SubmitJob
 from service.admission.admit import Checkpoint
 from service.admission.loop import AdmissionLoop
 from service.capacity import CapacityReader

@@ -7,8 +7,8 @@ import uuid
 
 import msgspec
 
-from events.job_commands import ConfirmCancelled, RequestCancel
-from events.store import Cursor, read_all
+from events.domain.job_commands import ConfirmCancelled, RequestCancel
+from events.store.log import Cursor, read_all
 from projections.audit import audit
 from projections.recorder import hold_admission_gate
 from service.capacity import CapacityReader
@@ -179,7 +179,7 @@ async def test_lost_create_response_admits_once(env: Env) -> None:
 
 
 async def test_paused_scheduler_reconciles_but_admits_nothing(env: Env) -> None:
-    from events.directory import PauseScheduler  # noqa: PLC0415
+    from events.domain.directory import PauseScheduler  # noqa: PLC0415
     from service.commands import run_scheduler_command  # noqa: PLC0415
 
     running = await env.submit(gpus=2)

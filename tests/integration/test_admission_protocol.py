@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from events.tail import LogWatcher
+from events.store.tail import LogWatcher
 from service.admission.admit import STEPS
 from service.admission.loop import AdmissionLoop
 from service.cancellation import cancel_job
@@ -115,7 +115,7 @@ async def test_orphan_fireworks_job_of_a_finished_ftq_job_is_cancelled(env: Env)
     await loop.tick()  # ftq: CANCELLED (deleted outside ftq)
     other = await env.submit(gpus=2)
     env.sim.state.create("SFT", other, {"dataset": "d", "baseModel": "m"}, 2)
-    from events.job_commands import RequestCancel  # noqa: PLC0415
+    from events.domain.job_commands import RequestCancel  # noqa: PLC0415
     from service.commands import run_job_command  # noqa: PLC0415
 
     await run_job_command(env.pool, other, RequestCancel(at=env.clock(), by="a"), META)

@@ -9,8 +9,8 @@ import asyncpg
 import msgspec
 import pytest
 
-from events.errors import InvalidEventData, StreamVersionConflict, UnknownPosition
-from events.store import (
+from events.store.errors import InvalidEventData, StreamVersionConflict, UnknownPosition
+from events.store.log import (
     Cursor,
     NewEvent,
     RecordedEvent,
@@ -23,7 +23,7 @@ from events.store import (
     read_stream,
     woken_streams,
 )
-from events.tail import LogTail, LogWatcher, tail
+from events.store.tail import LogTail, LogWatcher, tail
 
 
 def ev(n: int, type_: str = "test.happened") -> NewEvent:

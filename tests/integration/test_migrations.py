@@ -6,7 +6,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from events.migrations import apply_migrations, discover
+from events.store.migrations import apply_migrations, discover
 from service.database import MIGRATION_SOURCES, is_migrated, migrate
 
 

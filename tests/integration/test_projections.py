@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from events.errors import StreamVersionConflict
-from events.job_commands import (
+from events.domain.job_commands import (
     ConfirmAdmission,
     ObserveFireworks,
     RequestCancel,
@@ -17,8 +16,9 @@ from events.job_commands import (
     StartAdmission,
     SubmitJob,
 )
-from events.job_events import AdmissionReason
-from events.rejections import AlreadyExists, InvalidState
+from events.domain.job_events import AdmissionReason
+from events.domain.rejections import AlreadyExists, InvalidState
+from events.store.errors import StreamVersionConflict
 from projections.recorder import load_job, record_job
 from service.commands import run_job_command
 from service.directory import add_user, authenticate, issue_key, revoke_key
@@ -101,7 +101,7 @@ async def test_stale_writer_conflicts_and_leaves_no_trace(pool: asyncpg.Pool) ->
         stale = await load_job(conn, job)
         await run_job_command(pool, job, RequestCancel(at=NOW, by="a"), META)
         start = StartAdmission(at=NOW, fireworks_job_id=job, fireworks_job_name="n", reason=REASON)
-        from events.job import decide  # noqa: PLC0415
+        from events.domain.job import decide  # noqa: PLC0415
 
         with pytest.raises(StreamVersionConflict):
             await record_job(conn, stale, decide(start, stale), META)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from events.directory import PauseScheduler
-from events.job_commands import SubmitJob
+from events.domain.directory import PauseScheduler
+from events.domain.job_commands import SubmitJob
 from service.admission import queue as queue_module
 from service.admission.plan import Load, plan
 from service.admission.queue import (

@@ -11,7 +11,7 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.job_commands import (
+from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
     FireworksJobGone,
@@ -23,8 +23,8 @@ from events.job_commands import (
     StartAdmission,
     SubmitJob,
 )
-from events.job_events import AdmissionReason
-from events.rejections import CommandRejected
+from events.domain.job_events import AdmissionReason
+from events.domain.rejections import CommandRejected
 from projections.rebuild import rebuild, verify
 from service.commands import run_job_command
 from service.directory import add_user, issue_key, revoke_key, set_cap

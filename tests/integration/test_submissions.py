@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.job import JobState, decide, initial_state
-from events.job_events import JobEvent
-from events.store import Cursor, read_all
+from events.domain.job import JobState, decide, initial_state
+from events.domain.job_events import JobEvent
+from events.store.log import Cursor, read_all
 from projections.rebuild import verify
 from projections.recorder import load_job, new_job, record_new_jobs
 from service.directory import KeyLookup, add_user, issue_key, revoke_key

@@ -9,9 +9,9 @@ import time
 import asyncpg
 import pytest
 
-from events.store import CHANNEL, append, woken_streams
-from events.tail import LogWatcher
-from events.waker import Waker
+from events.store.log import CHANNEL, append, woken_streams
+from events.store.tail import LogWatcher
+from events.store.waker import Waker
 from tests.integration.test_event_store import ev
 
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from events.codec import AnyEvent, encode, event_type, schema_version
-from events.directory_events import UserAdded, UserCapSet, user_stream
-from events.job_events import (
+from events.domain.codec import AnyEvent, encode, event_type, schema_version
+from events.domain.directory_events import UserAdded, UserCapSet, user_stream
+from events.domain.job_events import (
     AdmissionReason,
     AdmissionStarted,
     Admitted,
@@ -18,7 +18,7 @@ from events.job_events import (
     ReturnedToQueue,
     Succeeded,
 )
-from events.store import RecordedEvent
+from events.store.log import RecordedEvent
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 

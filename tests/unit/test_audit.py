@@ -4,9 +4,9 @@ import msgspec
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from events.codec import AnyEvent, decode, encode
-from events.job import JobState, decide, evolve, initial_state
-from events.job_commands import (
+from events.domain.codec import AnyEvent, decode, encode
+from events.domain.job import JobState, decide, evolve, initial_state
+from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
     JobCommand,
@@ -17,14 +17,14 @@ from events.job_commands import (
     StartAdmission,
     SubmitJob,
 )
-from events.job_events import (
+from events.domain.job_events import (
     AdmissionReason,
     AdmissionStarted,
     Admitted,
     FireworksStateObserved,
     JobSubmitted,
 )
-from events.store import RecordedEvent
+from events.store.log import RecordedEvent
 from projections.audit import (
     BUDGET,
     CAP,

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from events import codec
-from events.directory_events import KeyRevoked
-from events.job_events import AdmissionReason, AdmissionStarted, JobSubmitted
+from events.domain import codec
+from events.domain.directory_events import KeyRevoked
+from events.domain.job_events import AdmissionReason, AdmissionStarted, JobSubmitted
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 SUBMITTED = JobSubmitted(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from events.directory import (
+from events.domain.directory import (
     AddUser,
     IssueKey,
     PauseScheduler,
@@ -21,8 +21,14 @@ from events.directory import (
     evolve_scheduler,
     evolve_user,
 )
-from events.directory_events import KeyIssued, KeyRevoked, SchedulerPaused, UserAdded, user_stream
-from events.rejections import AlreadyExists, InvalidState, UnknownStream
+from events.domain.directory_events import (
+    KeyIssued,
+    KeyRevoked,
+    SchedulerPaused,
+    UserAdded,
+    user_stream,
+)
+from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 ADD = AddUser(at=NOW, user_id="u1", email=" Ada@Example.COM ", role="admin")

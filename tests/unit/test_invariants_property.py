@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from events.job import JobState, decide, evolve, initial_state
-from events.job_commands import (
+from events.domain.job import JobState, decide, evolve, initial_state
+from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
     FireworksJobGone,
@@ -22,8 +22,8 @@ from events.job_commands import (
     StartAdmission,
     SubmitJob,
 )
-from events.job_events import AdmissionReason, AdmissionStarted
-from events.rejections import CommandRejected
+from events.domain.job_events import AdmissionReason, AdmissionStarted
+from events.domain.rejections import CommandRejected
 from service.admission.plan import Load, QueuedJob, plan
 
 ALLOWED = {

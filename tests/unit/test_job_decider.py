@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from events.job import GONE_OUTSIDE_FTQ, JobState, decide, evolve, fold, initial_state
-from events.job_commands import (
+from events.domain.job import GONE_OUTSIDE_FTQ, JobState, decide, evolve, fold, initial_state
+from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
     FireworksJobGone,
@@ -19,7 +19,7 @@ from events.job_commands import (
     StartAdmission,
     SubmitJob,
 )
-from events.job_events import (
+from events.domain.job_events import (
     AdmissionReason,
     AdmissionStarted,
     Admitted,
@@ -33,7 +33,7 @@ from events.job_events import (
     ReturnedToQueue,
     Succeeded,
 )
-from events.rejections import AlreadyExists, InvalidState, UnknownStream
+from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 REASON = AdmissionReason(policy="strict-fifo", quota=8, in_use=0, available=8, queue_position=1)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events.store import MAX_PAYLOAD, notify_payloads, woken_streams
+from events.store.log import MAX_PAYLOAD, notify_payloads, woken_streams
 
 stream_ids = st.lists(st.text(min_size=1, max_size=300), max_size=400)
 

@@ -6,11 +6,11 @@ from datetime import timedelta
 
 import msgspec
 
-from events.codec import decode
-from events.directory_events import SCHEDULER_STREAM, SchedulerPaused
-from events.job import fold
-from events.job_events import JobEvent
-from events.store import RecordedEvent
+from events.domain.codec import decode
+from events.domain.directory_events import SCHEDULER_STREAM, SchedulerPaused
+from events.domain.job import fold
+from events.domain.job_events import JobEvent
+from events.store.log import RecordedEvent
 from projections.replay import Replayed, apply, replay, to_json_view
 
 try:

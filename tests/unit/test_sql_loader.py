@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from events.sql import QUERIES, parse_queries
+from events.store.sql import QUERIES, parse_queries
 from service.database import with_database
 
 

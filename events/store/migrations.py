@@ -14,7 +14,8 @@ from pathlib import Path
 
 import asyncpg
 
-from events.sql import QUERIES
+from events.store import locks
+from events.store.sql import QUERIES
 
 _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 
@@ -70,7 +71,7 @@ async def apply_migrations(conn: Connection, sources: Sequence[Source]) -> list[
     for migration in await pending(conn, sources):
         sql = migration.path.read_text(encoding="utf-8")
         async with conn.transaction():
-            await conn.execute(QUERIES["migrations_lock"])
+            await conn.execute(QUERIES["migrations_lock"], *locks.MIGRATIONS)
             await conn.execute(QUERIES["migrations_table"])
             if (migration.component, migration.version) in await applied(conn):
                 continue  # a concurrent runner got there first

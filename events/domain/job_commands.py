@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from events.job_events import AdmissionReason, Kind
+from events.domain.job_events import AdmissionReason, Kind
 
 
 class Command(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from events.job_events import Event
+from events.domain.job_events import Event
 
 Role = Literal["member", "admin"]
 SCHEDULER_STREAM = "scheduler"

@@ -11,7 +11,7 @@ from typing import Any, Self, TypeVar
 
 import asyncpg
 
-from events.store import (
+from events.store.log import (
     CHANNEL,
     Connection,
     Cursor,

@@ -1,6 +1,6 @@
 """Events of a job stream (stream id = the job's uuid). Schemas only grow: new fields get
 defaults, types never change; a breaking change gets a new schema version and an upcaster
-in `events.codec`."""
+in `events.domain.codec`."""
 
 from __future__ import annotations
 

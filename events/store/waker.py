@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 
 import asyncpg
 
-from events.store import notify_appended
+from events.store.log import notify_appended
 
 OnError = Callable[[BaseException], None]
 

@@ -11,8 +11,8 @@ from typing import Any, get_args
 
 import msgspec
 
-from events.directory_events import SchedulerEvent, UserEvent
-from events.job_events import JobEvent
+from events.domain.directory_events import SchedulerEvent, UserEvent
+from events.domain.job_events import JobEvent
 
 AnyEvent = JobEvent | UserEvent | SchedulerEvent
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

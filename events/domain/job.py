@@ -11,8 +11,8 @@ from typing import Any
 
 import msgspec
 
-from events.fireworks_states import outcome_of
-from events.job_commands import (
+from events.domain.fireworks_states import outcome_of
+from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
     FireworksJobGone,
@@ -24,7 +24,7 @@ from events.job_commands import (
     StartAdmission,
     SubmitJob,
 )
-from events.job_events import (
+from events.domain.job_events import (
     TERMINAL,
     AdmissionReason,
     AdmissionStarted,
@@ -41,7 +41,7 @@ from events.job_events import (
     ReturnedToQueue,
     Succeeded,
 )
-from events.rejections import AlreadyExists, InvalidState, UnknownStream
+from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 
 GONE_OUTSIDE_FTQ = "deleted outside ftq"
 

@@ -76,7 +76,7 @@ LIMIT 1;
 
 -- name: migrations_lock
 -- Transaction-scoped: concurrent runners queue here and re-check what is applied.
-SELECT pg_advisory_xact_lock(hashtext('ftq'), hashtext('schema_migrations'));
+SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2));
 
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import msgspec
 
-from events.directory_events import (
+from events.domain.directory_events import (
     KeyIssued,
     KeyRevoked,
     Role,
@@ -17,7 +17,7 @@ from events.directory_events import (
     UserCapSet,
     UserEvent,
 )
-from events.rejections import AlreadyExists, InvalidState, UnknownStream
+from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 
 MAX_USER_CAP = 1024
 

@@ -7,7 +7,7 @@ Calling convention for writers (the wake-up choice is measured in ``bench/event_
     async with conn.transaction():
         recorded = await append(conn, stream_id, expected_version, events, metadata)
         ...  # projection updates in the same transaction
-    waker.wake([stream_id])  # after commit: the process's coalesced NOTIFY (events.waker)
+    waker.wake([stream_id])  # after commit: the process's coalesced NOTIFY (events.store.waker)
 
 (or ``await notify_appended(conn, [stream_id])`` after the commit, for a one-off writer).
 
@@ -30,8 +30,8 @@ from typing import Any, ClassVar, Final
 import asyncpg
 import msgspec
 
-from events.errors import InvalidEventData, StreamVersionConflict, UnknownPosition
-from events.sql import QUERIES
+from events.store.errors import InvalidEventData, StreamVersionConflict, UnknownPosition
+from events.store.sql import QUERIES
 
 CHANNEL: Final = "ftq_events"
 
