@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -302,3 +303,14 @@ def test_etas_are_exact_when_every_runtime_equals_the_estimate() -> None:
     assert all(r.eta == r.start for r in records)
     assert accuracy(records).ftq_median_abs_error_h == 0
     assert accuracy(records).naive_median_abs_error_h > 0
+
+
+def test_remaining_time_is_the_median_of_longer_observed_runtimes() -> None:
+    from events.domain.scheduling import Job, RuntimeEstimator  # noqa: PLC0415
+
+    estimator = RuntimeEstimator()
+    for seconds in (10, 100, 1000):
+        estimator.observe("u", "SFT", 4, seconds)
+    one = Job("j", "u", datetime.fromtimestamp(0, UTC), 4)
+    assert estimator.remaining(one, 50) == 550 - 50  # median of 100 and 1000, minus 50
+    assert estimator.remaining(one, 5000, floor_s=60) == 60  # past all: the floor
