@@ -6,16 +6,17 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import msgspec
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from events.domain.scheduling import DEFAULT_RUNTIME_MINUTES, POLICIES, Limits, Policy, PolicyName
 from events.domain.simulation import Outcome, TraceError, accuracy, measure_etas, metrics, simulate
+from events.domain.simulation.scheduler import DomainPlanner
 from events.domain.simulation.trace import TraceJob, parse_trace
 from service.cli.app import app, err, fail, out, table
-from service.simulation.live_planner import DEFAULT_RUNTIME_S, POLICIES, LivePlanner
 from service.simulation.plot import plot as draw
 
 
@@ -28,16 +29,46 @@ def _quota(text: str) -> dict[str, int]:
         fail(f"--quota: {text!r} is not N or TYPE=N[,TYPE=N...]", 2)
 
 
-def _cap(text: str | None) -> int | None:
+def _cap(text: str | None, option: str) -> int | None:
     if text is None or text == "none":
         return None
     try:
         value = int(text)
     except ValueError:
-        fail(f"--user-cap: {text!r} is not an integer or 'none'", 2)
+        fail(f"{option}: {text!r} is not an integer or 'none'", 2)
     if value < 0:
-        fail(f"--user-cap: {value} is negative", 2)
+        fail(f"{option}: {value} is negative", 2)
     return value
+
+
+def _not_negative(value: float, option: str) -> None:
+    if not value >= 0:
+        fail(f"{option}: {value} is negative", 2)
+
+
+def limits_of(
+    user_cap: str | None,
+    small: str | None,
+    big: str | None,
+    big_job_gpus: int,
+    big_job_reserve: int,
+) -> Limits:
+    """Size classes and caps from the options: `--user-cap` for both classes (default: no
+    cap), `--user-cap-small`/`--user-cap-big` for one."""
+    _not_negative(big_job_gpus, "--big-job-gpus")
+    _not_negative(big_job_reserve, "--big-job-reserve")
+    both = _cap(user_cap, "--user-cap")
+    cap_small = both if small is None else _cap(small, "--user-cap-small")
+    cap_big = both if big is None else _cap(big, "--user-cap-big")
+    return Limits(big_job_gpus, cap_small, cap_big, big_job_reserve)
+
+
+def planner_for(
+    name: PolicyName, pools: dict[str, int], limits: Limits, policy: Policy, jobs: list[TraceJob]
+) -> DomainPlanner:
+    epoch = min((j.submitted_at for j in jobs), default=0.0)
+    knobs = msgspec.structs.replace(policy, name=name)
+    return DomainPlanner(limits, knobs, pools, epoch=epoch)
 
 
 def load_trace(path: Path) -> list[TraceJob]:
@@ -59,7 +90,15 @@ def simulate_command(
     policy: Annotated[
         list[str] | None, typer.Option(help="repeatable; default strict-fifo")
     ] = None,
-    user_cap: Annotated[str | None, typer.Option(help="per-user PROGRESS cap, or none")] = None,
+    user_cap: Annotated[
+        str | None, typer.Option(help="per-user PROGRESS cap, both classes (default none)")
+    ] = None,
+    big_job_gpus: Annotated[int, typer.Option(help="GPUs from which a job is big; 0 off")] = 0,
+    user_cap_small: Annotated[str | None, typer.Option(help="cap on small jobs, or none")] = None,
+    user_cap_big: Annotated[str | None, typer.Option(help="cap on big jobs, or none")] = None,
+    big_job_reserve: Annotated[int, typer.Option(help="GPUs a big job must leave free")] = 0,
+    half_life_hours: Annotated[float, typer.Option(help="fair-share usage half-life")] = 168.0,
+    max_wait_hours: Annotated[float, typer.Option(help="fair-share: overdue after")] = 72.0,
     as_json: Annotated[bool, typer.Option("--json", help="metrics as JSON")] = False,
     per_job: Annotated[Path | None, typer.Option(help="write each job's submit/start/end")] = None,
     eta: Annotated[bool, typer.Option(help="measure ETA accuracy against the naive one")] = False,
@@ -70,7 +109,12 @@ def simulate_command(
     for name in policies:
         if name not in POLICIES:
             fail(f"--policy: unknown {name!r} (choose from {', '.join(POLICIES)})", 2)
-    pools, cap = _quota(quota), _cap(user_cap)
+    pools = _quota(quota)
+    limits = limits_of(user_cap, user_cap_small, user_cap_big, big_job_gpus, big_job_reserve)
+    _not_negative(max_wait_hours, "--max-wait-hours")
+    if not half_life_hours > 0:
+        fail(f"--half-life-hours: {half_life_hours} (must be > 0)", 2)
+    knobs = Policy(half_life_hours=half_life_hours, max_wait_hours=max_wait_hours)
     jobs = load_trace(trace)
     capacity = sum(pools.values())
     report: dict[str, object] = {"quota": capacity if "*" in pools else pools, "jobs": len(jobs)}
@@ -86,11 +130,12 @@ def simulate_command(
             def tick(done: int, task: object = task) -> None:
                 bar.update(task, completed=done)  # type: ignore[arg-type]
 
-            planner = LivePlanner(name, capacity, cap)
+            planner = planner_for(cast(PolicyName, name), pools, limits, knobs, jobs)
             if eta:
                 outcome, records = measure_etas(
-                    jobs, planner, pools, default_runtime_s=DEFAULT_RUNTIME_S, on_moment=tick
-                )
+                    jobs, planner, pools, default_runtime_s=DEFAULT_RUNTIME_MINUTES * 60.0,
+                    on_moment=tick,
+                )  # fmt: skip
             else:
                 outcome = simulate(jobs, planner, pools, on_moment=tick, timeline=plot is not None)
             outcomes[name] = outcome

@@ -6,7 +6,7 @@ else the default; capped by the job's `max_runtime_minutes`."""
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_right, insort
 
 from events.domain.scheduling.model import Job
 
@@ -50,5 +50,24 @@ class RuntimeEstimator:
         if job.max_runtime_minutes is not None:
             seconds = min(seconds, job.max_runtime_minutes * 60.0)
         return seconds
+
+    def remaining(self, job: Job, elapsed: float, floor_s: float = 0.0) -> float:
+        """The expected further runtime of `job` after `elapsed` seconds of running: the
+        median of the observed runtimes longer than `elapsed` (same user, else all users),
+        minus `elapsed`; else what its estimate leaves; never below `floor_s`. A job past its
+        typical runtime is likely a long one, not about to end."""
+        groups = (
+            self._by_user.get((job.user_id, job.kind, job.gpu_count)),
+            self._by_kind.get((job.kind, job.gpu_count)),
+        )
+        left = self.estimate(job) - elapsed
+        for values in groups:
+            k = bisect_right(values, elapsed) if values else 0
+            if values and k < len(values):
+                left = median(values[k:]) - elapsed
+                break
+        if job.max_runtime_minutes is not None:
+            left = min(left, job.max_runtime_minutes * 60.0 - elapsed)
+        return max(floor_s, left)
 
     __call__ = estimate

@@ -37,6 +37,14 @@ class UsageLedger:
         e = (ended_at - self.epoch).total_seconds()
         self._folded[user_id] = self._folded.get(user_id, 0.0) + self._area(gpus, s, e, 0.0)
 
+    def rebase(self, epoch: datetime) -> None:
+        """Move the reference time to `epoch` (same figures): keeps the exponentials in
+        range however long the ledger lives (they overflow ~1,000 half-lives out)."""
+        if self.half_life_s > 0:
+            shift = (epoch - self.epoch).total_seconds() / self.half_life_s
+            self._folded = {u: v * 2.0**-shift for u, v in self._folded.items()}
+        self.epoch = epoch
+
     def at(self, now: datetime, running: Iterable[Running] = ()) -> dict[str, float]:
         """Every user's decayed usage at `now`, running jobs counted up to `now`."""
         t = (now - self.epoch).total_seconds()

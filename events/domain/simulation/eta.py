@@ -1,9 +1,9 @@
 """ETAs of queued jobs: a forward simulation of the current state with estimated runtimes
 (ftq's ETA), and the naive estimate it is measured against.
 
-Nothing here sees a job's real duration: running jobs end at their start plus the
-planner's estimate (never sooner than `floor_s` from now), admitted ones after their
-estimate, and no further job arrives."""
+Nothing here sees a job's real duration: running jobs end after the planner's remaining
+time for a job that has run that long (never sooner than `floor_s` from now), admitted
+ones after their estimate, and no further job arrives."""
 
 from __future__ import annotations
 
@@ -32,10 +32,7 @@ def forward_starts(
     consumes: pass a copy). A target never admitted by the estimates is left out."""
     wanted = set(targets)
     found: dict[str, float] = {}
-    ends = [
-        (max(start + planner.estimate(job_id), now + floor_s), job_id)
-        for job_id, (_, start) in running.items()
-    ]
+    ends = [(now + max(planner.remaining(job_id, now), floor_s), job_id) for job_id in running]
     heapq.heapify(ends)
     started: dict[str, float] = {job_id: start for job_id, (_, start) in running.items()}
     while ends and wanted:

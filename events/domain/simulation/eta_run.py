@@ -34,6 +34,9 @@ class _Watched:
     def estimate(self, job_id: str) -> float:
         return self.inner.estimate(job_id)
 
+    def remaining(self, job_id: str, now: float) -> float:
+        return self.inner.remaining(job_id, now)
+
     def position(self, job_id: str) -> int:
         return self.inner.position(job_id)
 

@@ -25,6 +25,10 @@ class SimPlanner(Protocol):
         """The estimated runtime (seconds) of a queued or running job, from what has been
         observed so far."""
 
+    def remaining(self, job_id: str, now: float) -> float:
+        """The expected further runtime (seconds) of a running job at `now`, given how long
+        it has run and the runtimes observed so far."""
+
     def position(self, job_id: str) -> int:
         """The 1-based rank of a queued job in the policy's order."""
 
