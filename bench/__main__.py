@@ -37,6 +37,7 @@ MODULES: Final = (
     "streams",
     "http_api",
     "simulate",
+    "ui",
 )
 RESULTS_DIR: Final = Path(__file__).parent / "results"
 QUICK: Final[dict[str, object]] = {
@@ -50,6 +51,9 @@ QUICK: Final[dict[str, object]] = {
     "stream_events": 100,
     "stream_clients": 3,
     "http_seconds": 1,
+    "ui_queued": 500,
+    "ui_finished": 2_000,
+    "ui_sessions": 20,
 }
 FULL: Final[dict[str, object]] = {
     "event_store_seconds": 2.0,

@@ -5,6 +5,7 @@ is re-fetched whenever the log stream says a job changed."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -12,11 +13,16 @@ from litestar import Request, get
 from litestar.response import Template
 
 from events.store.log import head_cursor
-from service.api import ops
-from service.api.schemas import QueueEntry
-from service.api.views import CAPACITY_TIMEOUT_S
+from service.api import views
+from service.api.views import CAPACITY_TIMEOUT_S, placements
 from service.ui.web import Signed, signed_in
 
+MAX_PLAN_AGE_S: Final = 10.0
+SHOWN_QUEUED: Final = 100  # the head of the queue, plus every job of the caller's own
+_QUEUED: Final = """
+SELECT id::text, user_id::text, user_email, kind, gpu_count, display_name, created_at
+FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id
+"""
 _PROGRESS: Final = """
 SELECT id::text, user_id::text, user_email, kind, gpu_count, display_name, started_at,
        fireworks_state, progress
@@ -49,8 +55,55 @@ async def _capacity(signed: Signed) -> tuple[int, int] | None:
     return c.in_use, c.quota
 
 
+async def _placement(signed: Signed, rows: list[Any]) -> views.Placement:
+    """The latest plan while every queued row is in it and it is under MAX_PLAN_AGE_S old
+    (a stale one is refreshed in the background: the page is live, the next update shows
+    the new plan); otherwise one made after the read, as GET /queue does. Rows that left
+    the queue are gone from `rows` already."""
+    runtime = signed.runtime
+    snapshot: views.PlanSnapshot | None = runtime.plan_snapshot
+    if snapshot is not None and time.monotonic() - snapshot.taken_at < MAX_PLAN_AGE_S:
+        known = snapshot.placement
+        if all(r[0] in known for r in rows):
+            if time.monotonic() - snapshot.taken_at > snapshot.fresh_for_s:
+                views._refresh_in_background(runtime)
+            return known
+    return await placements(runtime)
+
+
+async def queued(signed: Signed) -> tuple[list[dict[str, Any]], int]:
+    """The head of the queue and the caller's own queued jobs in admission order (others'
+    anonymised as GET /queue shows them), and how many are queued in all."""
+    rows = await signed.runtime.pool.fetch(_QUEUED)
+    placement = await _placement(signed, rows)
+    entries = []
+    for r in rows:
+        if r[0] not in placement:
+            continue  # it left the queue meanwhile
+        position, reason = placement[r[0]]
+        mine = r[1] == signed.caller.user_id
+        if position > SHOWN_QUEUED and not mine:
+            continue
+        visible = mine or signed.caller.is_admin
+        entries.append(
+            {
+                "id": r[0],
+                "mine": mine,
+                "user": r[2] if visible else None,
+                "kind": r[3],
+                "gpu_count": r[4],
+                "display_name": r[5],
+                "created_at": r[6],
+                "queue_position": position,
+                "pending_reason": reason,
+            }
+        )
+    entries.sort(key=lambda e: int(e["queue_position"]))
+    return entries, len(placement)
+
+
 async def body_context(signed: Signed) -> dict[str, Any]:
-    entries: list[QueueEntry] = await ops.queue.fn(caller=signed.caller, runtime=signed.runtime)
+    entries, total = await queued(signed)
     rows = await signed.runtime.pool.fetch(_PROGRESS)
     visible = signed.caller.is_admin
     running = [
@@ -69,6 +122,8 @@ async def body_context(signed: Signed) -> dict[str, Any]:
     ]
     return {
         "queued": entries,
+        "queued_total": total,
+        "shown_queued": SHOWN_QUEUED,
         "running": running,
         "capacity": await _capacity(signed),
         "now": datetime.now(UTC),

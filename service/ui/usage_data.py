@@ -19,22 +19,31 @@ RANGES: Final[dict[str, tuple[timedelta, timedelta]]] = {
 CHARTS: Final = ("gpus", "depth", "waits", "hours")
 WAIT_BINS_S: Final = (60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
-# $1 range start, $2 bucket width, $3 bucket count. Only jobs overlapping the range count.
-_GPUS: Final = """
-WITH b AS (SELECT $1::timestamptz + $2::interval * g AS at FROM generate_series(1, $3) g),
-j AS (SELECT gpu_count, started_at, completed_at FROM jobs
-      WHERE started_at IS NOT NULL AND (completed_at IS NULL OR completed_at > $1))
-SELECT b.at, coalesce(sum(j.gpu_count), 0)::int
-FROM b LEFT JOIN j ON j.started_at <= b.at AND (j.completed_at IS NULL OR j.completed_at > b.at)
-GROUP BY b.at ORDER BY b.at
+# A sweep over changes instead of a join of buckets with jobs: +GPUs when a job starts, -GPUs
+# when it ends (queue depth: +1 when submitted, -1 when it leaves the queue), each change put
+# in the first bucket whose end is at or after it (0: before the range). The running sum of
+# the buckets is the value at each bucket's end. $1 range start, $2 bucket width.
+_GPU_CHANGES: Final = """
+WITH d AS (
+    SELECT started_at AS at, gpu_count AS delta FROM jobs WHERE started_at IS NOT NULL
+    UNION ALL
+    SELECT completed_at, -gpu_count FROM jobs
+    WHERE started_at IS NOT NULL AND completed_at IS NOT NULL
+)
+SELECT greatest(0, ceil(extract(epoch FROM at - $1) / extract(epoch FROM $2::interval)))::int,
+       sum(delta)::bigint
+FROM d GROUP BY 1
 """
-_DEPTH: Final = """
-WITH b AS (SELECT $1::timestamptz + $2::interval * g AS at FROM generate_series(1, $3) g),
-j AS (SELECT created_at, coalesce(started_at, completed_at) AS left_at FROM jobs
-      WHERE coalesce(started_at, completed_at) IS NULL OR coalesce(started_at, completed_at) > $1)
-SELECT b.at, count(j.created_at)::int
-FROM b LEFT JOIN j ON j.created_at <= b.at AND (j.left_at IS NULL OR j.left_at > b.at)
-GROUP BY b.at ORDER BY b.at
+_DEPTH_CHANGES: Final = """
+WITH d AS (
+    SELECT created_at AS at, 1 AS delta FROM jobs
+    UNION ALL
+    SELECT coalesce(started_at, completed_at), -1 FROM jobs
+    WHERE coalesce(started_at, completed_at) IS NOT NULL
+)
+SELECT greatest(0, ceil(extract(epoch FROM at - $1) / extract(epoch FROM $2::interval)))::int,
+       sum(delta)::bigint
+FROM d GROUP BY 1
 """
 _WAITS: Final = """
 SELECT extract(epoch FROM started_at - created_at)::float8 FROM jobs
@@ -51,6 +60,16 @@ GROUP BY user_email ORDER BY 2 DESC LIMIT 50
 """
 
 
+def running_sums(changes: dict[int, int], count: int) -> list[int]:
+    """The value at the end of buckets 1..count from the changes per bucket (0: earlier;
+    changes after the last bucket, i.e. in the future, are left out)."""
+    total, out = changes.get(0, 0), []
+    for i in range(1, count + 1):
+        total += changes.get(i, 0)
+        out.append(max(0, total))
+    return out
+
+
 def _label(seconds: int) -> str:
     return f"≤{seconds // 60}m" if seconds < 3600 else f"≤{seconds // 3600}h"
 
@@ -63,10 +82,10 @@ async def chart(
     start = await pool.fetchval("SELECT now() - $1::interval", span)
     count = int(span / width)
     if name in ("gpus", "depth"):
-        rows = await pool.fetch(_GPUS if name == "gpus" else _DEPTH, start, width, count)
+        rows = await pool.fetch(_GPU_CHANGES if name == "gpus" else _DEPTH_CHANGES, start, width)
+        values = running_sums({int(r[0]): int(r[1]) for r in rows}, count)
         fmt = "%H:%M" if range_ == "day" else "%m-%d %H:%M"
-        labels = [r[0].strftime(fmt) for r in rows]
-        values = [r[1] for r in rows]
+        labels = [(start + width * (i + 1)).strftime(fmt) for i in range(count)]
         if name == "gpus":
             return {"labels": labels, "series": {"GPUs in use": values, "quota": [quota] * count}}
         return {"labels": labels, "series": {"queued jobs": values}}
