@@ -47,6 +47,7 @@ from service.fireworks import FireworksClient
 from service.logging import RequestContext, configure_logging
 from service.settings import Settings
 from service.submissions import Submitter
+from service.ui import template_config, ui_routers
 
 log = structlog.get_logger(__name__)
 
@@ -184,6 +185,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
         ),
         Router("/", route_handlers=OPS_ROUTES, dependencies=deps),
         *docs_routers(),
+        *ui_routers(),
     ]
     if history:
         # The history handlers declare their own `caller`/`runtime` dependencies; Litestar
@@ -199,6 +201,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
             lifespan=[lifespan_for(settings, run_scheduler)],
             request_max_body_size=settings.max_body_bytes,
             openapi_config=openapi_config(BEARER_SCHEME),
+            template_config=template_config(),
             logging_config=None,
         )
     app.asgi_handler = RequestContext(app.asgi_handler)

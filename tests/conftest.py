@@ -15,7 +15,7 @@ import pytest
 
 from service.database import migrate, with_database
 
-TIERS: Final = ("unit", "integration", "api", "e2e")
+TIERS: Final = ("unit", "integration", "api", "e2e", "ui")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,8 +14,10 @@ from litestar.handlers.base import BaseRouteHandler
 
 from service.api.errors import ApiError
 from service.api.runtime import runtime_of
+from service.ui import sessions
 
 _STATE_KEY: Final = "ftq_caller"
+_COOKIE_METHODS: Final = frozenset({"GET", "HEAD"})
 BEARER_SCHEME: Final = "BearerKey"
 
 
@@ -33,12 +35,33 @@ def _unauthenticated(message: str) -> ApiError:
     return ApiError(401, "UNAUTHENTICATED", message, headers={"WWW-Authenticate": "Bearer"})
 
 
+async def _session_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller | None:
+    """The dashboard's session cookie, accepted on live streams only (a browser's
+    EventSource sends cookies, never headers), for GET/HEAD only, and only without an
+    Authorization header."""
+    if connection.scope.get("method") not in _COOKIE_METHODS:
+        return None
+    if not connection.scope.get("path", "").endswith("/stream"):
+        return None
+    token = connection.cookies.get(sessions.COOKIE)
+    if not token:
+        return None
+    session = await sessions.lookup(runtime_of(connection.app.state).pool, token)
+    if session is None:
+        return None
+    role: Literal["member", "admin"] = "admin" if session.role == "admin" else "member"
+    return Caller(user_id=session.user_id, email=session.email, role=role)
+
+
 async def authenticate_connection(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     """The caller of this connection (cached on the connection's scope state)."""
     cached = connection.scope.get("state", {}).get(_STATE_KEY)
     if isinstance(cached, Caller):
         return cached
     header = connection.headers.get("authorization")
+    if not header and (caller := await _session_caller(connection)) is not None:
+        connection.scope.setdefault("state", {})[_STATE_KEY] = caller
+        return caller
     if not header:
         raise _unauthenticated("missing Authorization header")
     scheme, _, token = header.strip().partition(" ")

@@ -1,0 +1,96 @@
+"""The queue page (the landing page): capacity, QUEUED jobs in admission order (others'
+anonymised as GET /queue shows them) and PROGRESS jobs with their Fireworks state. The body
+is re-fetched whenever the log stream says a job changed."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from litestar import Request, get
+from litestar.response import Template
+
+from events.store.log import head_cursor
+from service.api import ops
+from service.api.schemas import QueueEntry
+from service.api.views import CAPACITY_TIMEOUT_S
+from service.ui.web import Signed, signed_in
+
+_PROGRESS: Final = """
+SELECT id::text, user_id::text, user_email, kind, gpu_count, display_name, started_at,
+       fireworks_state, progress
+FROM jobs WHERE state = 'PROGRESS' ORDER BY started_at NULLS LAST, id
+"""
+
+
+def age(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return ""
+    seconds = max(0, int((now - at).total_seconds()))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+async def _capacity(signed: Signed) -> tuple[int, int] | None:
+    try:
+        async with (
+            asyncio.timeout(CAPACITY_TIMEOUT_S),
+            signed.runtime.pool.acquire() as conn,
+        ):
+            c = await signed.runtime.capacity.read(conn)
+    except (TimeoutError, OSError):
+        return None
+    return c.in_use, c.quota
+
+
+async def body_context(signed: Signed) -> dict[str, Any]:
+    entries: list[QueueEntry] = await ops.queue.fn(caller=signed.caller, runtime=signed.runtime)
+    rows = await signed.runtime.pool.fetch(_PROGRESS)
+    visible = signed.caller.is_admin
+    running = [
+        {
+            "id": r[0],
+            "mine": r[1] == signed.caller.user_id,
+            "user": r[2] if visible or r[1] == signed.caller.user_id else None,
+            "kind": r[3],
+            "gpus": r[4],
+            "name": r[5] if visible or r[1] == signed.caller.user_id else None,
+            "started_at": r[6],
+            "fireworks_state": r[7] or "starting",
+            "progress": None if r[8] is None else round(float(r[8]) * 100 if r[8] <= 1 else r[8]),
+        }
+        for r in rows
+    ]
+    return {
+        "queued": entries,
+        "running": running,
+        "capacity": await _capacity(signed),
+        "now": datetime.now(UTC),
+        "age": age,
+    }
+
+
+@get("/ui/queue", include_in_schema=False)
+async def queue_page(request: Request[Any, Any, Any]) -> Template:
+    signed = await signed_in(request)
+    async with signed.runtime.pool.acquire() as conn:
+        head = (await head_cursor(conn)).position
+    context = signed.context("queue", after=head, **await body_context(signed))
+    return Template("queue.html", context=context)
+
+
+@get("/ui/queue/body", include_in_schema=False)
+async def queue_body(request: Request[Any, Any, Any]) -> Template:
+    signed = await signed_in(request)
+    return Template(
+        "queue_body.html", context=signed.context("queue", **await body_context(signed))
+    )
+
+
+ROUTES: Final = [queue_page, queue_body]

@@ -1,0 +1,77 @@
+"""The scheduler page (admins): leader, policy, paused with its reason, the last tick, and
+Pause/Resume forms (CSRF-checked) that record the same commands as POST /admin/scheduler/*."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+from litestar import Request, get, post
+from litestar.response import Redirect, Template
+
+from events.domain.directory import PauseScheduler, ResumeScheduler
+from service.api import admin
+from service.api.common import metadata
+from service.commands import run_scheduler_command
+from service.ui.web import checked_form, require_admin, signed_in
+
+MAX_REASON: Final = 500
+_LAST_PAUSE: Final = """
+SELECT data::text, recorded_at FROM events
+WHERE type IN ('scheduler.paused', 'scheduler.resumed') ORDER BY position DESC LIMIT 1
+"""
+
+
+@get("/ui/scheduler", include_in_schema=False)
+async def scheduler_page(request: Request[Any, Any, Any]) -> Template:
+    signed = await signed_in(request)
+    require_admin(signed)
+    view = await admin._scheduler_view(signed.runtime)
+    last = await signed.runtime.pool.fetchrow(_LAST_PAUSE)
+    change: dict[str, Any] = {} if last is None else msgspec.json.decode(last[0])
+    context = signed.context(
+        "scheduler",
+        view=view,
+        policy=signed.runtime.settings.policy,
+        reason=change.get("reason") if view.paused else None,
+        changed_by=change.get("by"),
+        changed_at=None if last is None else last[1],
+        tick=json.dumps(view.last_tick, indent=2, sort_keys=True, default=str)
+        if view.last_tick
+        else None,
+    )
+    return Template("scheduler.html", context=context)
+
+
+@post("/ui/scheduler/pause", include_in_schema=False, status_code=303)
+async def pause(request: Request[Any, Any, Any]) -> Redirect:
+    signed, form = await checked_form(request)
+    require_admin(signed)
+    reason = form.get("reason", "").strip() or None
+    if reason is not None and (len(reason) > MAX_REASON or "\x00" in reason):
+        from service.api.errors import ApiError  # noqa: PLC0415
+
+        raise ApiError(400, "VALIDATION_ERROR", f"reason must be at most {MAX_REASON} characters")
+    command = PauseScheduler(at=datetime.now(UTC), by=signed.caller.email, reason=reason)
+    await run_scheduler_command(
+        signed.runtime.pool, command, metadata(signed.caller), waker=signed.runtime.waker
+    )
+    admin._wake(signed.runtime)
+    return Redirect("/ui/scheduler", status_code=303)
+
+
+@post("/ui/scheduler/resume", include_in_schema=False, status_code=303)
+async def resume(request: Request[Any, Any, Any]) -> Redirect:
+    signed, _ = await checked_form(request)
+    require_admin(signed)
+    command = ResumeScheduler(at=datetime.now(UTC), by=signed.caller.email)
+    await run_scheduler_command(
+        signed.runtime.pool, command, metadata(signed.caller), waker=signed.runtime.waker
+    )
+    admin._wake(signed.runtime)
+    return Redirect("/ui/scheduler", status_code=303)
+
+
+ROUTES: Final = [scheduler_page, pause, resume]
