@@ -14,9 +14,10 @@ from events.domain import codec
 from events.domain.directory_events import SchedulerEvent, UserEvent
 from events.domain.job import JobState, evolve, initial_state
 from events.domain.job_events import JobEvent
+from events.domain.usage import usage_of
 from events.store.log import Connection, Cursor, RecordedEvent
 from projections.sql import QUERIES
-from projections.writers import write_directory
+from projections.writers import usage_columns, write_directory
 
 BATCH = 5000
 _json = msgspec.json.Encoder()
@@ -34,6 +35,7 @@ COMPARED = {
     "users": ("id", "TRUE"),
     "api_keys": ("id", "TRUE"),
     "scheduler_state": ("singleton", "TRUE"),
+    "job_usage": ("job_id", "TRUE"),
 }
 
 
@@ -84,6 +86,12 @@ async def _fill_temp_tables(conn: Connection) -> int:
             load[state.user_id] = (n + 1, gpus + state.gpu_count)
     await conn.copy_records_to_table(
         "user_load", records=[(u, n, g) for u, (n, g) in load.items()], schema_name="pg_temp"
+    )
+    usage = [usage_of(state) for state, _ in jobs.values()]
+    await conn.copy_records_to_table(
+        "job_usage",
+        records=[usage_columns(u) for u in usage if u is not None],
+        schema_name="pg_temp",
     )
     return count
 

@@ -21,6 +21,7 @@ from events.domain.directory_events import (
     UserEvent,
 )
 from events.domain.job import JobState
+from events.domain.usage import JobUsage, usage_of
 from events.store.log import Connection
 from projections.sql import QUERIES
 
@@ -54,8 +55,36 @@ def job_columns(after: JobState) -> tuple[Any, ...]:
     )
 
 
+def usage_columns(usage: JobUsage) -> tuple[Any, ...]:
+    """The `job_usage` row of an accounting record, in table order."""
+    return (
+        usage.job_id,
+        usage.user_id,
+        usage.user_email,
+        usage.kind,
+        usage.gpu_count,
+        usage.admitted_at,
+        usage.completed_at,
+        usage.accelerator_seconds,
+        usage.estimated_cost,
+    )
+
+
+async def write_usage(conn: Connection, before: JobState, after: JobState) -> None:
+    """Keep the job's `job_usage` row (GPU-hour accounting) in step; untouched while the
+    job's accounting fields do not change (most events of a running job)."""
+    was, now = usage_of(before), usage_of(after)
+    if was == now:
+        return
+    if now is None:
+        await conn.execute(QUERIES["delete_job_usage"], after.job_id)
+    else:
+        await conn.execute(QUERIES["upsert_job_usage"], *usage_columns(now))
+
+
 async def write_job(conn: Connection, before: JobState, after: JobState, position: int) -> None:
     await conn.execute(QUERIES["upsert_job"], *job_columns(after), position)
+    await write_usage(conn, before, after)
     was, now = before.status == "PROGRESS", after.status == "PROGRESS"
     if was != now:
         sign = 1 if now else -1

@@ -39,6 +39,7 @@ from service.api.errors import EXCEPTION_HANDLERS
 from service.api.jobs import JOB_ROUTES
 from service.api.ops import OPS_ROUTES
 from service.api.runtime import Runtime
+from service.api.usage import USAGE_ROUTES
 from service.capacity import CapacityReader
 from service.database import create_pool, migrate, resolve_database_url
 from service.directory import KeyLookup
@@ -173,6 +174,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
     guarded: dict[str, Any] = {"before_request": authenticate_request, "security": SECURITY}
     routers = [
         Router("/", route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
+        Router("/", route_handlers=USAGE_ROUTES, dependencies=deps, **guarded),
         Router(LEGACY_PREFIX, route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
         Router(
             "/admin",

@@ -72,6 +72,11 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     admissions: int = 0
     admission_reason: AdmissionReason | None = None
     cancel_requested_by: str | None = None
+    # When Fireworks confirmed the job exists (GPU accounting starts here), and the last
+    # accounting figures Fireworks reported for it (None: never reported).
+    admitted_at: datetime | None = None
+    accelerator_seconds: float | None = None
+    estimated_cost: float | None = None
 
     @property
     def terminal(self) -> bool:
@@ -119,6 +124,7 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 version=version,
                 admission_open=False,
                 fireworks_state=event.fireworks_state or state.fireworks_state,
+                admitted_at=state.admitted_at or event.at,
             )
         case ReturnedToQueue():
             return msgspec.structs.replace(
@@ -126,6 +132,7 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 version=version,
                 status="QUEUED",
                 started_at=None,
+                admitted_at=None,
                 admission_open=False,
                 error=event.message,
             )
@@ -135,6 +142,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 version=version,
                 fireworks_state=event.fireworks_state,
                 progress=event.progress if event.progress is not None else state.progress,
+                accelerator_seconds=_latest(event.accelerator_seconds, state.accelerator_seconds),
+                estimated_cost=_latest(event.estimated_cost, state.estimated_cost),
             )
         case CancelRequested():
             return msgspec.structs.replace(state, version=version, cancel_requested_by=event.by)
@@ -146,6 +155,10 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
             return _finish(state, version, "SUCCESS", event.at, event.fireworks_state)
         case Failed():
             return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
+
+
+def _latest(reported: float | None, known: float | None) -> float | None:
+    return reported if reported is not None else known
 
 
 def _finish(
@@ -258,13 +271,20 @@ def _observe(command: ObserveFireworks, state: JobState) -> list[JobEvent]:
     out: list[JobEvent] = []
     if state.admission_open:
         out.append(Admitted(at=command.at, fireworks_state=command.fireworks_state))
-    changed = command.fireworks_state != state.fireworks_state or (
-        command.progress is not None and command.progress != state.progress
+    changed = (
+        command.fireworks_state != state.fireworks_state
+        or (command.progress is not None and command.progress != state.progress)
+        or _news(command.accelerator_seconds, state.accelerator_seconds)
+        or _news(command.estimated_cost, state.estimated_cost)
     )
     if changed:
         out.append(
             FireworksStateObserved(
-                at=command.at, fireworks_state=command.fireworks_state, progress=command.progress
+                at=command.at,
+                fireworks_state=command.fireworks_state,
+                progress=command.progress,
+                accelerator_seconds=command.accelerator_seconds,
+                estimated_cost=command.estimated_cost,
             )
         )
     match outcome_of(command.fireworks_state):
@@ -282,6 +302,10 @@ def _observe(command: ObserveFireworks, state: JobState) -> list[JobEvent]:
         case _:
             pass
     return out
+
+
+def _news(reported: float | None, known: float | None) -> bool:
+    return reported is not None and reported != known
 
 
 def _cancelled(

@@ -57,6 +57,8 @@ class ObserveFireworks(Command, frozen=True):
     fireworks_state: str
     progress: float | None = None
     message: str | None = None
+    accelerator_seconds: float | None = None
+    estimated_cost: float | None = None
 
 
 class FireworksJobGone(Command, frozen=True):

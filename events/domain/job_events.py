@@ -79,6 +79,10 @@ class FireworksStateObserved(Event, frozen=True, tag="job.fireworks_state_observ
 
     fireworks_state: str
     progress: float | None = None
+    # What Fireworks reported of the job's own accounting, when it did: the sum of its
+    # `acceleratorSeconds` map and its `estimatedCost` (units + nanos, in its currency).
+    accelerator_seconds: float | None = None
+    estimated_cost: float | None = None
 
 
 class CancelRequested(Event, frozen=True, tag="job.cancel_requested"):

@@ -87,6 +87,7 @@ CREATE TEMP TABLE user_load (LIKE public.user_load INCLUDING DEFAULTS) ON COMMIT
 CREATE TEMP TABLE users (LIKE public.users INCLUDING DEFAULTS) ON COMMIT DROP;
 CREATE TEMP TABLE api_keys (LIKE public.api_keys INCLUDING DEFAULTS) ON COMMIT DROP;
 CREATE TEMP TABLE scheduler_state (LIKE public.scheduler_state INCLUDING DEFAULTS) ON COMMIT DROP;
+CREATE TEMP TABLE job_usage (LIKE public.job_usage INCLUDING DEFAULTS) ON COMMIT DROP;
 INSERT INTO pg_temp.scheduler_state (singleton, paused) VALUES (true, false);
 
 -- name: log_in_order
@@ -101,15 +102,17 @@ LIMIT $3;
 
 -- name: lock_projections
 LOCK TABLE public.jobs, public.user_load, public.users, public.api_keys,
-           public.scheduler_state IN EXCLUSIVE MODE;
+           public.scheduler_state, public.job_usage IN EXCLUSIVE MODE;
 
 -- name: replace_live
-TRUNCATE public.jobs, public.user_load, public.api_keys, public.users, public.scheduler_state;
+TRUNCATE public.jobs, public.user_load, public.api_keys, public.users, public.scheduler_state,
+         public.job_usage;
 INSERT INTO public.users SELECT * FROM pg_temp.users;
 INSERT INTO public.api_keys SELECT * FROM pg_temp.api_keys;
 INSERT INTO public.jobs SELECT * FROM pg_temp.jobs;
 INSERT INTO public.user_load SELECT * FROM pg_temp.user_load;
 INSERT INTO public.scheduler_state SELECT * FROM pg_temp.scheduler_state;
+INSERT INTO public.job_usage SELECT * FROM pg_temp.job_usage;
 
 -- name: admission_gate_shared
 -- Taken first (before any write, so before the transaction has an id) by a transaction that
@@ -121,3 +124,27 @@ SELECT pg_advisory_xact_lock_shared($1);
 
 -- name: admission_gate
 SELECT pg_advisory_xact_lock($1);
+
+-- name: upsert_job_usage
+INSERT INTO job_usage (job_id, user_id, user_email, kind, gpu_count, admitted_at,
+                       completed_at, accelerator_seconds, estimated_cost)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (job_id) DO UPDATE SET
+    admitted_at = excluded.admitted_at,
+    completed_at = excluded.completed_at,
+    accelerator_seconds = excluded.accelerator_seconds,
+    estimated_cost = excluded.estimated_cost;
+
+-- name: delete_job_usage
+DELETE FROM job_usage WHERE job_id = $1;
+
+-- name: usage_in_window
+-- Accounting rows of the jobs that ran at some point of [$1, $2) (a running job up to $3);
+-- $4: only this user's (NULL: everyone's).
+SELECT job_id::text, user_id::text, user_email, kind, gpu_count, admitted_at, completed_at,
+       accelerator_seconds, estimated_cost
+FROM job_usage
+WHERE admitted_at < $2
+  AND coalesce(completed_at, greatest($3::timestamptz, admitted_at)) >= $1
+  AND ($4::uuid IS NULL OR user_id = $4::uuid)
+ORDER BY admitted_at, job_id;

@@ -73,7 +73,12 @@ def observed(ctx: AdmissionContext, job: FireworksJob) -> JobCommand:
     if job.state is None:
         return ConfirmAdmission(at=ctx.clock())
     return ObserveFireworks(
-        at=ctx.clock(), fireworks_state=job.state, progress=job.percent, message=job.status_message
+        at=ctx.clock(),
+        fireworks_state=job.state,
+        progress=job.percent,
+        message=job.status_message,
+        accelerator_seconds=job.accelerator_total,
+        estimated_cost=job.cost,
     )
 
 

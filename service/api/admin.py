@@ -30,9 +30,11 @@ from service.api.schemas import (
     NewUser,
     PauseRequest,
     SchedulerView,
+    UsageTotals,
     UserView,
 )
 from service.commands import run_scheduler_command
+from service.usage import EPOCH, usage
 
 
 class RevokedKey(msgspec.Struct, frozen=True):
@@ -60,9 +62,26 @@ async def add_user(
     return _user_view(user)
 
 
-@get("/users", summary="List users", responses=errors(403))
+@get("/users", summary="List users, each with their GPU-hour usage", responses=errors(403))
 async def list_users(runtime: RuntimeDep) -> list[UserView]:
-    return [_user_view(u) for u in await directory.list_users(runtime.pool)]
+    now = datetime.now(UTC)
+    rows = await usage(runtime.pool, start=EPOCH, stop=now, now=now, group="user")
+    by_email = {row.group: row for row in rows}
+    views = []
+    for user in await directory.list_users(runtime.pool):
+        row = by_email.get(user.email)
+        totals = (
+            UsageTotals()
+            if row is None
+            else UsageTotals(
+                jobs=row.jobs,
+                gpu_seconds=row.gpu_seconds,
+                accelerator_seconds=row.accelerator_seconds,
+                estimated_cost=row.estimated_cost,
+            )
+        )
+        views.append(msgspec.structs.replace(_user_view(user), usage=totals))
+    return views
 
 
 @post(

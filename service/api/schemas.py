@@ -90,11 +90,21 @@ class NewUser(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     role: Role = "member"
 
 
+class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """A user's GPU-hour accounting over all time (events.domain.usage)."""
+
+    jobs: int = 0
+    gpu_seconds: float = 0.0
+    accelerator_seconds: float | None = None
+    estimated_cost: float | None = None
+
+
 class UserView(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     email: str
     role: Role
     cap: int | None
+    usage: UsageTotals | None = None  # filled in by GET /admin/users
 
 
 class NewKey(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

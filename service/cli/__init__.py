@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.cli import admin, client, demo, history, mcp, serve, simulate, watch
+from service.cli import admin, client, demo, history, mcp, serve, simulate, usage, watch
 from service.cli.app import app
 
 
@@ -11,4 +11,16 @@ def main() -> None:
     app()
 
 
-__all__ = ["admin", "app", "client", "demo", "history", "main", "mcp", "serve", "simulate", "watch"]
+__all__ = [
+    "admin",
+    "app",
+    "client",
+    "demo",
+    "history",
+    "main",
+    "mcp",
+    "serve",
+    "simulate",
+    "usage",
+    "watch",
+]

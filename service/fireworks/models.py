@@ -18,6 +18,22 @@ class JobProgress(msgspec.Struct, omit_defaults=True):
     percent: float | None = None
 
 
+class Money(msgspec.Struct, rename="camel", omit_defaults=True):
+    """google.type.Money: `units` (int64, a JSON string) plus `nanos` (1e-9 units)."""
+
+    currency_code: str | None = None
+    units: str | int | None = None
+    nanos: int | None = None
+
+    @property
+    def amount(self) -> float | None:
+        try:
+            units = int(self.units or 0)
+        except ValueError:
+            return None
+        return units + (self.nanos or 0) / 1e9
+
+
 class FireworksJob(msgspec.Struct, rename="camel", omit_defaults=True):
     """An SFT, DPO or RFT job as returned by create/get/list."""
 
@@ -29,6 +45,9 @@ class FireworksJob(msgspec.Struct, rename="camel", omit_defaults=True):
     update_time: str | None = None
     completed_time: str | None = None
     job_progress: JobProgress | None = None
+    # Fireworks' own accounting, when it fills it in (RFT: once the job ended; SFT: a cost).
+    accelerator_seconds: dict[str, str | int | float] | None = None
+    estimated_cost: Money | None = None
 
     @property
     def job_id(self) -> str | None:
@@ -39,6 +58,24 @@ class FireworksJob(msgspec.Struct, rename="camel", omit_defaults=True):
     def percent(self) -> float | None:
         """`jobProgress.percent`, or None when Fireworks did not report it (e.g. DPO)."""
         return self.job_progress.percent if self.job_progress else None
+
+    @property
+    def accelerator_total(self) -> float | None:
+        """The sum of `acceleratorSeconds` over accelerator types (None: not reported)."""
+        if not self.accelerator_seconds:
+            return None
+        total = 0.0
+        for value in self.accelerator_seconds.values():
+            try:
+                total += float(value)
+            except ValueError:
+                return None
+        return total
+
+    @property
+    def cost(self) -> float | None:
+        """`estimatedCost` as a number (None: not reported or unreadable)."""
+        return self.estimated_cost.amount if self.estimated_cost else None
 
     @property
     def status_message(self) -> str | None:

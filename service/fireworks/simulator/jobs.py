@@ -21,6 +21,9 @@ TERMINAL_STATES = frozenset(
 )
 RESUMABLE_STATES = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_PAUSED"})
 
+ACCELERATOR = "NVIDIA_H200_141GB"
+COST_PER_GPU_HOUR = 6.0
+
 # Natural timeline as fractions of job_seconds: (start fraction, state).
 PHASES: tuple[tuple[float, str], ...] = (
     (0.0, "JOB_STATE_CREATING"),
@@ -128,4 +131,18 @@ class SimJob:
             }
         if self.kind in ("SFT", "RFT"):
             body["jobProgress"] = {"percent": self.percent_at(now)}
+        if state in TERMINAL_STATES:
+            body.update(self._accounting(now))
         return body
+
+    def _accounting(self, now: float) -> dict[str, Any]:
+        """Plausible figures once the job ended: RFT reports `acceleratorSeconds` (GPUs x
+        wall time since it started running), SFT and DPO an `estimatedCost` at a GPU-hour
+        price of COST_PER_GPU_HOUR."""
+        seconds = max(0.0, self.entered_at(now) - self.run_start) * self.gpus
+        if self.kind == "RFT":
+            return {"acceleratorSeconds": {ACCELERATOR: str(round(seconds))}}
+        cost = seconds / 3600 * COST_PER_GPU_HOUR
+        units = int(cost)
+        nanos = round((cost - units) * 1e9)
+        return {"estimatedCost": {"currencyCode": "USD", "units": str(units), "nanos": nanos}}

@@ -1,0 +1,96 @@
+"""GPU-hour accounting: `GET /usage` (grouped) and `GET /usage/hourly` (GPUs in use over time).
+Members see their own jobs' usage, admins everyone's."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Final
+
+from litestar import get
+from litestar.params import Parameter as QueryParameter
+
+from events.domain.usage import GROUPS, Group, HourBucket, UsageRow
+from service.api.auth import CallerDep
+from service.api.common import RuntimeDep, errors
+from service.api.errors import invalid
+from service.usage import EPOCH, usage, usage_by_hour
+
+MAX_HOURS: Final = 24 * 366
+Instant = Annotated[
+    str | None,
+    QueryParameter(
+        description="RFC 3339 time or YYYY-MM-DD (UTC when no offset is given)", max_length=64
+    ),
+]
+
+
+def _instant(value: str | None, name: str, default: datetime) -> datetime:
+    if value is None:
+        return default
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid(
+            f"{name} is not a time", [{"field": name, "problem": "expected RFC 3339 or YYYY-MM-DD"}]
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _window(
+    from_: str | None, to: str | None, default_start: datetime, now: datetime
+) -> tuple[datetime, datetime]:
+    start, stop = _instant(from_, "from", default_start), _instant(to, "to", now)
+    if stop < start:
+        raise invalid("to is before from", [{"field": "to", "problem": "must not precede from"}])
+    return start, stop
+
+
+@get("/usage", summary="GPU-hour accounting, grouped by user, kind or day", responses=errors(400))
+async def get_usage(
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    from_: Annotated[str | None, QueryParameter(query="from", max_length=64)] = None,
+    to: Instant = None,
+    group: Annotated[str, QueryParameter(description="user, kind or day")] = "user",
+) -> list[UsageRow]:
+    if group not in GROUPS:
+        raise invalid(
+            "group must be user, kind or day", [{"field": "group", "problem": "user|kind|day"}]
+        )
+    grouped: Group = group
+    now = datetime.now(UTC)
+    start, stop = _window(from_, to, EPOCH, now)
+    return await usage(
+        runtime.pool,
+        start=start,
+        stop=stop,
+        now=now,
+        group=grouped,
+        user_id=None if caller.is_admin else caller.user_id,
+    )
+
+
+@get("/usage/hourly", summary="GPU time per hour (GPUs in use over time)", responses=errors(400))
+async def get_usage_hourly(
+    caller: CallerDep,
+    runtime: RuntimeDep,
+    from_: Annotated[str | None, QueryParameter(query="from", max_length=64)] = None,
+    to: Instant = None,
+) -> list[HourBucket]:
+    now = datetime.now(UTC)
+    start, stop = _window(from_, to, now - timedelta(hours=24), now)
+    if stop - start > timedelta(hours=MAX_HOURS):
+        raise invalid(
+            f"at most {MAX_HOURS} hours per request",
+            [{"field": "to", "problem": f"window longer than {MAX_HOURS} hours"}],
+        )
+    return await usage_by_hour(
+        runtime.pool,
+        start=start,
+        stop=stop,
+        now=now,
+        user_id=None if caller.is_admin else caller.user_id,
+    )
+
+
+USAGE_ROUTES: Final = [get_usage, get_usage_hourly]
