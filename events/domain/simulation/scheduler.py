@@ -28,8 +28,12 @@ REBASE_HALF_LIVES = 64  # the fair-share ledger's reference time moves this far 
 FLOOR_S = 60.0  # a running job is never expected to end sooner than this from now
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)
+    """Simulated seconds since the epoch as a time (arithmetic, not a clock read)."""
+    return EPOCH + timedelta(seconds=seconds)
 
 
 class DomainPlanner:
