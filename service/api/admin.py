@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody
 from events.domain.directory import PauseScheduler, ResumeScheduler
 from service import directory
 from service.admission.queue import is_paused
-from service.api.auth import CallerDep
+from service.api.auth import Caller, CallerDep
 from service.api.common import (
     RuntimeDep,
     checked_uuid,
@@ -140,6 +140,19 @@ def _wake(runtime: Runtime) -> None:
         runtime.loop.wake()
 
 
+async def pause_scheduler(runtime: Runtime, caller: Caller, reason: str | None) -> None:
+    """Record the pause (the API and the dashboard both come here) and wake the loop."""
+    command = PauseScheduler(at=datetime.now(UTC), by=caller.email, reason=reason)
+    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
+    _wake(runtime)
+
+
+async def resume_scheduler(runtime: Runtime, caller: Caller) -> None:
+    command = ResumeScheduler(at=datetime.now(UTC), by=caller.email)
+    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
+    _wake(runtime)
+
+
 async def _scheduler_view(runtime: Runtime) -> SchedulerView:
     async with runtime.pool.acquire() as conn:
         paused = await is_paused(conn)
@@ -173,17 +186,13 @@ async def pause(
 ) -> SchedulerView:
     data = await optional_body(request, PauseRequest)
     reason = data.reason if data is not None else None
-    command = PauseScheduler(at=datetime.now(UTC), by=caller.email, reason=reason)
-    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
-    _wake(runtime)
+    await pause_scheduler(runtime, caller, reason)
     return await _scheduler_view(runtime)
 
 
 @post("/scheduler/resume", status_code=200, summary="Restart admissions", responses=errors(403))
 async def resume(caller: CallerDep, runtime: RuntimeDep) -> SchedulerView:
-    command = ResumeScheduler(at=datetime.now(UTC), by=caller.email)
-    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
-    _wake(runtime)
+    await resume_scheduler(runtime, caller)
     return await _scheduler_view(runtime)
 
 

@@ -4,17 +4,13 @@ Pause/Resume forms (CSRF-checked) that record the same commands as POST /admin/s
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
-from events.domain.directory import PauseScheduler, ResumeScheduler
 from service.api import admin
-from service.api.common import metadata
-from service.commands import run_scheduler_command
 from service.ui.web import checked_form, require_admin, signed_in
 
 MAX_REASON: Final = 500
@@ -54,11 +50,7 @@ async def pause(request: Request[Any, Any, Any]) -> Redirect:
         from service.api.errors import ApiError  # noqa: PLC0415
 
         raise ApiError(400, "VALIDATION_ERROR", f"reason must be at most {MAX_REASON} characters")
-    command = PauseScheduler(at=datetime.now(UTC), by=signed.caller.email, reason=reason)
-    await run_scheduler_command(
-        signed.runtime.pool, command, metadata(signed.caller), waker=signed.runtime.waker
-    )
-    admin._wake(signed.runtime)
+    await admin.pause_scheduler(signed.runtime, signed.caller, reason)
     return Redirect("/ui/scheduler", status_code=303)
 
 
@@ -66,11 +58,7 @@ async def pause(request: Request[Any, Any, Any]) -> Redirect:
 async def resume(request: Request[Any, Any, Any]) -> Redirect:
     signed, _ = await checked_form(request)
     require_admin(signed)
-    command = ResumeScheduler(at=datetime.now(UTC), by=signed.caller.email)
-    await run_scheduler_command(
-        signed.runtime.pool, command, metadata(signed.caller), waker=signed.runtime.waker
-    )
-    admin._wake(signed.runtime)
+    await admin.resume_scheduler(signed.runtime, signed.caller)
     return Redirect("/ui/scheduler", status_code=303)
 
 
