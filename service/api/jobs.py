@@ -22,7 +22,7 @@ from service.api.runtime import Runtime
 from service.api.schemas import CancelResult, JobStatus, JobSubmission, JobView, Kind
 from service.api.validation import payload_problems
 from service.api.views import JobRow, job_row, job_views, row_of_state
-from service.cancellation import cancel_job
+from service.cancellation import CancelOutcome, cancel_job
 from service.sql import QUERIES
 
 IDEMPOTENCY_KEY: Final = r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"
@@ -199,19 +199,20 @@ async def cancel(
     id: FromPath[str], caller: CallerDep, runtime: RuntimeDep
 ) -> Response[CancelResult]:
     row = await _visible_job(runtime, caller, id)
-    outcome = await cancel_job(
-        runtime.pool,
-        runtime.client,
-        row.id,
-        caller.email,
-        metadata(caller),
-        waker=runtime.waker,
-    )
-    _wake(runtime)
+    outcome = await cancel_as(runtime, caller, row.id)
     if outcome.state.status == "CANCELLED":
         return Response(CancelResult(id=row.id, state="CANCELLED"), status_code=200)
     status = outcome.state.status or "PROGRESS"
     return Response(CancelResult(id=row.id, state=status, cancel_requested=True), status_code=202)
+
+
+async def cancel_as(runtime: Runtime, caller: Caller, job_id: str) -> CancelOutcome:
+    """Cancel a job the caller may see (the API and the dashboard both come here)."""
+    outcome = await cancel_job(
+        runtime.pool, runtime.client, job_id, caller.email, metadata(caller), waker=runtime.waker
+    )
+    _wake(runtime)
+    return outcome
 
 
 JOB_ROUTES: Final = [submit_job, list_jobs, get_job, cancel]

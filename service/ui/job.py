@@ -86,7 +86,7 @@ async def cancel(request: Request[Any, Any, Any], job_id: str) -> Redirect:
     signed, _ = await checked_form(request)
     row = await _row(signed, job_id)
     if row.state in ("QUEUED", "PROGRESS"):
-        await jobs_api.cancel.fn(id=row.id, caller=signed.caller, runtime=signed.runtime)
+        await jobs_api.cancel_as(signed.runtime, signed.caller, row.id)
     return Redirect(f"/ui/jobs/{row.id}", status_code=303)
 
 
