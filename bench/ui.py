@@ -44,6 +44,12 @@ PAYLOAD: Final = {"baseModel": "accounts/fireworks/models/qwen3-14b", "dataset":
 USERS: Final = 20
 ROUNDS: Final = 15
 
+# The GPU-hours chart reads the accounting projection, so the finished jobs go there too.
+_USAGE: Final = """
+INSERT INTO job_usage (job_id, user_id, user_email, kind, gpu_count, admitted_at, completed_at)
+SELECT id, user_id, user_email, kind, gpu_count, started_at, completed_at
+FROM jobs WHERE started_at IS NOT NULL
+"""
 _FILL: Final = """
 INSERT INTO jobs (id, user_id, user_email, kind, state, display_name, gpu_count,
                   fireworks_payload, created_at, started_at, completed_at, version, last_position)
@@ -91,6 +97,7 @@ async def _seed(pool: asyncpg.Pool, queued: int, finished: int) -> tuple[str, st
     users = USERS + 1
     await pool.execute(_FILL, "SUCCESS", finished, 3600, 20.0, users)  # over ~23 days
     await pool.execute(_FILL, "QUEUED", queued, 0, 0.05, users)
+    await pool.execute(_USAGE)
     await pool.execute("ANALYZE jobs")
     return admin, member, job_id
 

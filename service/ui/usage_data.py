@@ -1,6 +1,7 @@
 """The usage charts' numbers, computed from the jobs projection (itself rebuilt from the log):
 GPUs in use and queue depth at each bucket's end, the distribution of waits of the jobs
-admitted in the range, and GPU-hours per user (GPUs x hours of PROGRESS inside the range).
+admitted in the range, and GPU-hours per user from the one accounting ftq has (the operations
+issue's: `service.usage` over the `job_usage` projection, the same figures as `GET /usage`).
 Members get only their own GPU-hours."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from datetime import timedelta
 from typing import Any, Final, Literal
 
 import asyncpg
+
+from service.usage import usage
 
 Range = Literal["day", "week", "month"]
 RANGES: Final[dict[str, tuple[timedelta, timedelta]]] = {
@@ -49,15 +52,6 @@ _WAITS: Final = """
 SELECT extract(epoch FROM started_at - created_at)::float8 FROM jobs
 WHERE started_at >= $1 AND ($2::uuid IS NULL OR user_id = $2::uuid)
 """
-_HOURS: Final = """
-SELECT user_email,
-       sum(gpu_count * extract(epoch FROM
-           least(coalesce(completed_at, now()), now()) - greatest(started_at, $1)) / 3600.0)
-FROM jobs
-WHERE started_at IS NOT NULL AND (completed_at IS NULL OR completed_at > $1)
-  AND ($2::uuid IS NULL OR user_id = $2::uuid)
-GROUP BY user_email ORDER BY 2 DESC LIMIT 50
-"""
 
 
 def running_sums(changes: dict[int, int], count: int) -> list[int]:
@@ -96,8 +90,10 @@ async def chart(
             counts[next((i for i, b in enumerate(WAIT_BINS_S) if w <= b), len(WAIT_BINS_S))] += 1
         labels = [_label(b) for b in WAIT_BINS_S] + [f">{WAIT_BINS_S[-1] // 3600}h"]
         return {"labels": labels, "series": {"jobs": counts}}
-    rows = await pool.fetch(_HOURS, start, user_id)
+    now = await pool.fetchval("SELECT now()")
+    per_user = await usage(pool, start=start, stop=now, now=now, group="user", user_id=user_id)
+    top = sorted(per_user, key=lambda r: r.gpu_seconds, reverse=True)[:50]
     return {
-        "labels": [r[0] for r in rows],
-        "series": {"GPU-hours": [round(float(r[1]), 4) for r in rows]},
+        "labels": [r.group for r in top],
+        "series": {"GPU-hours": [round(r.gpu_seconds / 3600, 4) for r in top]},
     }
