@@ -9,26 +9,14 @@ projection written in the same transaction (DESIGN.md "Shape")."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Protocol, TypeVar
 
 import msgspec
 
 from events.domain import codec
-from events.domain.directory import (
-    SchedulerState,
-    UserState,
-    evolve_scheduler,
-    evolve_user,
-)
-from events.domain.directory_events import (
-    SCHEDULER_STREAM,
-    SchedulerEvent,
-    UserCapSet,
-    UserEvent,
-    user_stream,
-)
-from events.domain.job import JobState, evolve, initial_state
+from events.domain.decider import Decider
+from events.domain.job import JOB, JobState, evolve
 from events.domain.job_events import JobEvent
 from events.store import locks
 from events.store import log as store
@@ -36,10 +24,19 @@ from events.store.log import Connection, RecordedEvent
 from events.store.sql import QUERIES as EVENT_QUERIES
 from events.store.waker import Waker
 from projections.sql import QUERIES
-from projections.writers import job_columns, write_directory, write_job
+from projections.writers import PROJECTIONS, job_columns
 
-S = TypeVar("S")
-E = TypeVar("E", bound=codec.AnyEvent)
+
+class Versioned(Protocol):
+    """Every aggregate's state carries the version of its stream it was folded to."""
+
+    @property
+    def version(self) -> int: ...
+
+
+C = TypeVar("C")
+S = TypeVar("S", bound=Versioned)
+E = TypeVar("E")
 
 
 def to_new_events(events: Sequence[codec.AnyEvent]) -> list[store.NewEvent]:
@@ -50,44 +47,42 @@ def to_new_events(events: Sequence[codec.AnyEvent]) -> list[store.NewEvent]:
     return out
 
 
-async def _load(conn: Connection, stream_id: str, state: S, evolve_fn: Callable[[S, Any], S]) -> S:
-    for row in await store.read_stream(conn, stream_id):
-        state = evolve_fn(state, codec.decode(row.type, row.schema_version, row.data))
+async def load(conn: Connection, decider: Decider[C, S, E], key: str) -> S:
+    """The aggregate of `key`, folded from its stream (`decider.initial` when it is empty)."""
+    state = decider.initial
+    for row in await store.read_stream(conn, decider.stream_id(key)):
+        state = decider.evolve(state, codec.decode(row.type, row.schema_version, row.data))  # type: ignore[arg-type]
     return state
 
 
-async def load_job(conn: Connection, job_id: str) -> JobState:
-    return await _load(conn, job_id, initial_state(), evolve)
-
-
-async def load_user(conn: Connection, email: str) -> UserState:
-    return await _load(conn, user_stream(email), UserState(), evolve_user)
-
-
-async def load_scheduler(conn: Connection) -> SchedulerState:
-    return await _load(conn, SCHEDULER_STREAM, SchedulerState(), evolve_scheduler)
-
-
-async def _record(
+async def record(
     conn: Connection,
-    stream_id: str,
-    version: int,
+    decider: Decider[C, S, E],
+    before: S,
     events: Sequence[E],
     metadata: Mapping[str, Any],
-    project: Callable[[list[RecordedEvent]], Awaitable[None]],
-    waker: Waker | None,
-    *,
-    gate: bool = False,
-) -> list[RecordedEvent]:
+    waker: Waker | None = None,
+) -> tuple[S, list[RecordedEvent]]:
+    """Append `events` (expecting `before`'s version) and write the projection rows they
+    change, in one transaction; nothing when `events` is empty. A transition that frees a
+    slot first takes the admission gate shared (query `admission_gate_shared` says why)."""
+    if decider is JOB:
+        first = new_job(before, events, metadata)  # type: ignore[arg-type]
+        if first is not None:  # the hot path: one statement (see NEW_JOBS)
+            (recorded,) = await record_new_jobs(conn, [first], waker)
+            return first.after, recorded  # type: ignore[return-value]
+    after = decider.fold(events, before)
     if not events:
-        return []
+        return after, []
+    stream_id = decider.stream_id(decider.key(after))
     async with conn.transaction():
-        if gate:  # first: see the query's comment
+        if decider.frees_a_slot(before, after, events):  # first: see the query's comment
             await conn.execute(QUERIES["admission_gate_shared"], locks.ADMISSION_GATE)
-        recorded = await store.append(conn, stream_id, version, to_new_events(events), metadata)
-        await project(recorded)
+        new_events = to_new_events(events)  # type: ignore[arg-type]
+        recorded = await store.append(conn, stream_id, before.version, new_events, metadata)
+        await PROJECTIONS[decider.name](conn, before, after, events, recorded[-1].position)
     await _wake(conn, waker, stream_id)
-    return recorded
+    return after, recorded
 
 
 async def hold_admission_gate(conn: Connection) -> None:
@@ -143,7 +138,7 @@ def new_job(
     before: JobState, events: Sequence[JobEvent], metadata: Mapping[str, Any]
 ) -> NewJob | None:
     """The decided `events` as a `NewJob` if `record_new_jobs` can record them (the first and
-    only event of a job that does not start in PROGRESS), else None (use `record_job`)."""
+    only event of a job that does not start in PROGRESS), else None (use `record`)."""
     if before.version != 0 or len(events) != 1:
         return None
     after = evolve(before, events[0])
@@ -174,80 +169,3 @@ async def record_new_jobs(
         store.recorded(job_id, 0, one, [by_stream[job_id]])
         for job_id, one in zip(ids, prepared, strict=True)
     ]
-
-
-async def record_job(
-    conn: Connection,
-    before: JobState,
-    events: Sequence[JobEvent],
-    metadata: Mapping[str, Any],
-    waker: Waker | None = None,
-) -> tuple[JobState, list[RecordedEvent]]:
-    """Append job events (expecting `before.version`) and write the job's row and load."""
-    first = new_job(before, events, metadata)
-    if first is not None:
-        (recorded,) = await record_new_jobs(conn, [first], waker)
-        return first.after, recorded
-
-    after = before
-    for event in events:
-        after = evolve(after, event)
-
-    async def project(recorded: list[RecordedEvent]) -> None:
-        await write_job(conn, before, after, recorded[-1].position)
-
-    frees_a_slot = before.status == "PROGRESS" and after.status != "PROGRESS"
-    recorded = await _record(
-        conn, after.job_id, before.version, events, metadata, project, waker, gate=frees_a_slot
-    )
-    return after, recorded
-
-
-async def record_user(
-    conn: Connection,
-    before: UserState,
-    events: Sequence[UserEvent],
-    metadata: Mapping[str, Any],
-    waker: Waker | None = None,
-) -> tuple[UserState, list[RecordedEvent]]:
-    after = before
-    for event in events:
-        after = evolve_user(after, event)
-
-    async def project(_: list[RecordedEvent]) -> None:
-        for event in events:
-            await write_directory(conn, event)
-
-    sets_a_cap = any(isinstance(event, UserCapSet) for event in events)
-    recorded = await _record(
-        conn,
-        user_stream(after.email),
-        before.version,
-        events,
-        metadata,
-        project,
-        waker,
-        gate=sets_a_cap,
-    )
-    return after, recorded
-
-
-async def record_scheduler(
-    conn: Connection,
-    before: SchedulerState,
-    events: Sequence[SchedulerEvent],
-    metadata: Mapping[str, Any],
-    waker: Waker | None = None,
-) -> tuple[SchedulerState, list[RecordedEvent]]:
-    after = before
-    for event in events:
-        after = evolve_scheduler(after, event)
-
-    async def project(_: list[RecordedEvent]) -> None:
-        for event in events:
-            await write_directory(conn, event)
-
-    recorded = await _record(
-        conn, SCHEDULER_STREAM, before.version, events, metadata, project, waker
-    )
-    return after, recorded

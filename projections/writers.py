@@ -6,10 +6,12 @@ between the state before and after."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
 
 import msgspec
 
+from events.domain.directory import SCHEDULER, USER
 from events.domain.directory_events import (
     KeyIssued,
     KeyRevoked,
@@ -20,7 +22,7 @@ from events.domain.directory_events import (
     UserCapSet,
     UserEvent,
 )
-from events.domain.job import JobState
+from events.domain.job import JOB, JobState
 from events.domain.usage import JobUsage, usage_of
 from events.store.log import Connection
 from projections.sql import QUERIES
@@ -114,3 +116,26 @@ async def write_directory(conn: Connection, event: UserEvent | SchedulerEvent) -
             await conn.execute(QUERIES["set_scheduler"], True, event.by, event.at)
         case SchedulerResumed():
             await conn.execute(QUERIES["set_scheduler"], False, event.by, event.at)
+
+
+async def project_job(
+    conn: Connection, before: JobState, after: JobState, _: Sequence[Any], position: int
+) -> None:
+    await write_job(conn, before, after, position)
+
+
+async def project_directory(
+    conn: Connection, _before: Any, _after: Any, events: Sequence[Any], _position: int
+) -> None:
+    for event in events:
+        await write_directory(conn, event)
+
+
+# (conn, before, after, events, position of the last event) -> None
+Projection = Callable[[Connection, Any, Any, Sequence[Any], int], Awaitable[None]]
+# decider name -> what recording its events writes besides the log
+PROJECTIONS: Final[dict[str, Projection]] = {
+    JOB.name: project_job,
+    USER.name: project_directory,
+    SCHEDULER.name: project_directory,
+}

@@ -12,10 +12,10 @@ import msgspec
 import structlog
 
 from events.domain.fireworks_states import outcome_of
-from events.domain.job import JobState
+from events.domain.job import JOB, JobState
 from events.domain.job_commands import ConfirmCancelled, ObserveFireworks, RequestCancel
 from events.store.waker import Waker
-from service.commands import run_job_command
+from service.commands import run_command
 from service.fireworks import FireworksClient, FireworksError, NotFound, Rejected
 
 log = structlog.get_logger(__name__)
@@ -48,7 +48,7 @@ async def cancel_job(
     """Cancel `job_id` on behalf of `by`. Raises `InvalidState` for a terminal job and
     `UnknownStream` for an unknown one (nothing recorded in either case)."""
     request = RequestCancel(at=clock(), by=by)
-    state, _ = await run_job_command(pool, job_id, request, metadata, waker=waker)
+    state, _ = await run_command(pool, JOB, job_id, request, metadata, waker=waker)
     if state.terminal:
         return CancelOutcome(state, carried_out=True)
     if state.admission_open or client is None:
@@ -94,7 +94,9 @@ async def carry_out_cancel(
                     progress=job.percent,
                     message=job.status_message,
                 )
-                after, _ = await run_job_command(pool, state.job_id, observe, metadata, waker=waker)
+                after, _ = await run_command(
+                    pool, JOB, state.job_id, observe, metadata, waker=waker
+                )
                 return after
             if job.state not in _CANCEL_UNDER_WAY and outcome != "going_away":
                 log.error(
@@ -110,6 +112,6 @@ async def carry_out_cancel(
         log.warning("cancel.fireworks_unreachable", job_id=state.job_id, status=exc.status)
         return None
     confirm = ConfirmCancelled(at=clock(), fireworks_state=fireworks_state)
-    after, _ = await run_job_command(pool, state.job_id, confirm, metadata, waker=waker)
+    after, _ = await run_command(pool, JOB, state.job_id, confirm, metadata, waker=waker)
     log.info("cancel.carried_out", job_id=state.job_id, by=state.cancel_requested_by)
     return after

@@ -16,11 +16,11 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from events.domain.directory import AddUser, IssueKey, RevokeKey, SetUserCap
+from events.domain.directory import USER, AddUser, IssueKey, RevokeKey, SetUserCap
 from events.domain.directory_events import Role
 from events.domain.rejections import UnknownStream
 from service.batcher import Batcher
-from service.commands import run_user_command
+from service.commands import run_command
 from service.sql import QUERIES
 
 KEY_PREFIX = "sftq_"
@@ -62,8 +62,12 @@ def _now() -> datetime:
 
 
 async def add_user(pool: asyncpg.Pool, email: str, role: Role, metadata: dict[str, Any]) -> User:
-    state, _ = await run_user_command(
-        pool, email, AddUser(at=_now(), user_id=str(uuid.uuid4()), email=email, role=role), metadata
+    state, _ = await run_command(
+        pool,
+        USER,
+        email,
+        AddUser(at=_now(), user_id=str(uuid.uuid4()), email=email, role=role),
+        metadata,
     )
     assert state.user_id is not None
     return User(id=state.user_id, email=state.email, role=state.role)
@@ -72,7 +76,7 @@ async def add_user(pool: asyncpg.Pool, email: str, role: Role, metadata: dict[st
 async def set_cap(
     pool: asyncpg.Pool, email: str, cap: int | None, metadata: dict[str, Any]
 ) -> None:
-    await run_user_command(pool, email, SetUserCap(at=_now(), cap=cap), metadata)
+    await run_command(pool, USER, email, SetUserCap(at=_now(), cap=cap), metadata)
 
 
 async def find_user(
@@ -95,8 +99,9 @@ async def issue_key(
 ) -> IssuedKey:
     key = new_key()
     key_id = str(uuid.uuid4())
-    state, _ = await run_user_command(
+    state, _ = await run_command(
         pool,
+        USER,
         email,
         IssueKey(at=_now(), key_id=key_id, key_hash=hash_key(key), label=label),
         metadata,
@@ -109,7 +114,7 @@ async def revoke_key(pool: asyncpg.Pool, key_id: str, metadata: dict[str, Any]) 
     email = await pool.fetchval(QUERIES["key_owner_email"], key_id)
     if email is None:
         raise UnknownStream("no such key")
-    await run_user_command(pool, email, RevokeKey(at=_now(), key_id=key_id), metadata)
+    await run_command(pool, USER, email, RevokeKey(at=_now(), key_id=key_id), metadata)
 
 
 def _active_user(row: asyncpg.Record | None, digest: str) -> User | None:

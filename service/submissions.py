@@ -15,12 +15,12 @@ from typing import Any
 
 import asyncpg
 
-from events.domain.job import JobState, decide, initial_state
+from events.domain.job import JOB, JobState, decide, initial_state
 from events.domain.job_commands import SubmitJob
 from events.store.waker import Waker
 from projections.recorder import NewJob, new_job, record_new_jobs
 from service.batcher import Batcher
-from service.commands import run_job_command
+from service.commands import run_command
 
 
 class Submitter:
@@ -62,7 +62,7 @@ class Submitter:
         return [job.after for _, job in items]
 
     async def _one(self, command: SubmitJob, metadata: Mapping[str, Any]) -> JobState:
-        state, _ = await run_job_command(
-            self._pool, command.job_id, command, metadata, waker=self._waker, new_stream=True
+        state, _ = await run_command(
+            self._pool, JOB, command.job_id, command, metadata, waker=self._waker, new_stream=True
         )
         return state

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Final
 
 import msgspec
 
+from events.domain.decider import Decider, never, tags
 from events.domain.directory_events import (
+    SCHEDULER_STREAM,
     KeyIssued,
     KeyRevoked,
     Role,
@@ -16,6 +20,7 @@ from events.domain.directory_events import (
     UserAdded,
     UserCapSet,
     UserEvent,
+    user_stream,
 )
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 
@@ -153,3 +158,48 @@ def decide_scheduler(command: SchedulerCommand, state: SchedulerState) -> list[S
             if not state.paused:
                 return []
             return [SchedulerResumed(at=command.at, by=command.by)]
+
+
+def sets_a_cap(before: UserState, after: UserState, events: Sequence[UserEvent]) -> bool:
+    """A cap change may free slots (or take them): it takes the admission gate."""
+    return any(isinstance(event, UserCapSet) for event in events)
+
+
+def _user_key(state: UserState) -> str:
+    return state.email
+
+
+def _scheduler_key(state: SchedulerState) -> str:
+    return SCHEDULER_STREAM  # one scheduler: its key is its stream
+
+
+def _scheduler_stream(_: str) -> str:
+    return SCHEDULER_STREAM
+
+
+def _never_terminal(state: object) -> bool:
+    return False
+
+
+USER: Final[Decider[UserCommand, UserState, UserEvent]] = Decider(
+    name="user",
+    initial=UserState(),
+    decide=decide_user,
+    evolve=evolve_user,
+    is_terminal=_never_terminal,
+    key=_user_key,
+    stream_id=user_stream,
+    frees_a_slot=sets_a_cap,
+    event_types=tags(UserEvent),
+)
+SCHEDULER: Final[Decider[SchedulerCommand, SchedulerState, SchedulerEvent]] = Decider(
+    name="scheduler",
+    initial=SchedulerState(),
+    decide=decide_scheduler,
+    evolve=evolve_scheduler,
+    is_terminal=_never_terminal,
+    key=_scheduler_key,
+    stream_id=_scheduler_stream,
+    frees_a_slot=never,
+    event_types=tags(SchedulerEvent),
+)

@@ -6,11 +6,13 @@ terminal state. Pure: no IO, no clock, no logging."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
+from events.domain.decider import Decider, tags
 from events.domain.fireworks_states import outcome_of
 from events.domain.job_commands import (
     ConfirmAdmission,
@@ -183,9 +185,7 @@ def _finish(
 
 
 def fold(events: list[JobEvent], state: JobState | None = None) -> JobState:
-    for event in events:
-        state = evolve(state or initial_state(), event)
-    return state or initial_state()
+    return JOB.fold(events, state)
 
 
 def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
@@ -321,3 +321,33 @@ def _require(condition: bool, state: JobState, action: str) -> None:
     if not condition:
         detail = " (admission open)" if state.admission_open else ""
         raise InvalidState(f"cannot {action}: job is {state.status}{detail}")
+
+
+def frees_a_slot(before: JobState, after: JobState, events: Sequence[JobEvent]) -> bool:
+    """A job leaving PROGRESS frees its user's slot and its GPUs: it takes the admission gate."""
+    return before.status == "PROGRESS" and after.status != "PROGRESS"
+
+
+def _key(state: JobState) -> str:
+    return state.job_id
+
+
+def _stream_id(job_id: str) -> str:
+    return job_id
+
+
+def _is_terminal(state: JobState) -> bool:
+    return state.terminal
+
+
+JOB: Final[Decider[JobCommand, JobState, JobEvent]] = Decider(
+    name="job",
+    initial=JobState(),
+    decide=decide,
+    evolve=evolve,
+    is_terminal=_is_terminal,
+    key=_key,
+    stream_id=_stream_id,
+    frees_a_slot=frees_a_slot,
+    event_types=tags(JobEvent),
+)

@@ -12,9 +12,9 @@ from typing import Final
 import structlog
 
 from events.domain.fireworks_states import is_known, outcome_of
-from events.domain.job import JobState
+from events.domain.job import JOB, JobState
 from events.domain.job_commands import FireworksJobGone
-from projections.recorder import load_job
+from projections.recorder import load
 from service.admission.admit import (
     AdmissionContext,
     Outcome,
@@ -61,7 +61,7 @@ async def reconcile(ctx: AdmissionContext, *, full: bool = True) -> Counter[str]
 
 async def _cancel(ctx: AdmissionContext, job_id: str) -> Outcome:
     async with ctx.pool.acquire() as conn:
-        state = await load_job(conn, job_id)
+        state = await load(conn, JOB, job_id)
     return await settle(ctx, state) if not state.terminal else settle_outcome(state)
 
 

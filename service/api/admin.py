@@ -9,7 +9,8 @@ import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from events.domain.directory import PauseScheduler, ResumeScheduler
+from events.domain.directory import SCHEDULER, PauseScheduler, ResumeScheduler
+from events.domain.directory_events import SCHEDULER_STREAM
 from service import directory
 from service.admission.queue import is_paused
 from service.api.auth import Caller, CallerDep
@@ -33,7 +34,7 @@ from service.api.schemas import (
     UsageTotals,
     UserView,
 )
-from service.commands import run_scheduler_command
+from service.commands import run_command
 from service.usage import EPOCH, usage
 
 
@@ -143,13 +144,17 @@ def _wake(runtime: Runtime) -> None:
 async def pause_scheduler(runtime: Runtime, caller: Caller, reason: str | None) -> None:
     """Record the pause (the API and the dashboard both come here) and wake the loop."""
     command = PauseScheduler(at=datetime.now(UTC), by=caller.email, reason=reason)
-    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
+    await run_command(
+        runtime.pool, SCHEDULER, SCHEDULER_STREAM, command, metadata(caller), waker=runtime.waker
+    )
     _wake(runtime)
 
 
 async def resume_scheduler(runtime: Runtime, caller: Caller) -> None:
     command = ResumeScheduler(at=datetime.now(UTC), by=caller.email)
-    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
+    await run_command(
+        runtime.pool, SCHEDULER, SCHEDULER_STREAM, command, metadata(caller), waker=runtime.waker
+    )
     _wake(runtime)
 
 

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from events.domain.directory import PauseScheduler, ResumeScheduler
-from events.domain.directory_events import Role
+from events.domain.directory import SCHEDULER, PauseScheduler, ResumeScheduler
+from events.domain.directory_events import SCHEDULER_STREAM, Role
 from service import directory
 from service.cli.app import (
     Failure,
@@ -26,7 +26,7 @@ from service.cli.app import (
 )
 from service.cli.app import settings_or_exit as settings
 from service.cli.app import users_app as users
-from service.commands import run_scheduler_command
+from service.commands import run_command
 from service.database import migrate as apply_migrations
 from service.sql import QUERIES
 
@@ -161,7 +161,7 @@ def scheduler_pause(
     async def go() -> None:
         async with database(settings()) as pool:
             command = PauseScheduler(at=datetime.now(UTC), by=by, reason=reason)
-            await run_scheduler_command(pool, command, actor())
+            await run_command(pool, SCHEDULER, SCHEDULER_STREAM, command, actor())
 
     run(go())
     out.print("admissions paused")
@@ -175,7 +175,7 @@ def scheduler_resume() -> None:
     async def go() -> None:
         async with database(settings()) as pool:
             command = ResumeScheduler(at=datetime.now(UTC), by=by)
-            await run_scheduler_command(pool, command, actor())
+            await run_command(pool, SCHEDULER, SCHEDULER_STREAM, command, actor())
 
     run(go())
     out.print("admissions resumed")

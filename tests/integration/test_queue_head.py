@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from events.domain.directory import PauseScheduler
+from events.domain.directory import SCHEDULER, PauseScheduler
+from events.domain.directory_events import SCHEDULER_STREAM
+from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
 from service.admission import queue as queue_module
 from service.admission.plan import Load, plan
@@ -21,7 +23,7 @@ from service.admission.queue import (
     load_queue,
     plan_admissions,
 )
-from service.commands import run_job_command, run_scheduler_command
+from service.commands import run_command
 from service.directory import add_user, set_cap
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -42,7 +44,7 @@ async def test_chunked_head_plans_like_the_whole_queue(
             user_email="u@x.io", kind="SFT", display_name=None, gpu_count=rng.randint(1, 6),
             fireworks_payload={"dataset": "d"},
         )  # fmt: skip
-        await run_job_command(pool, job, submit, {})
+        await run_command(pool, JOB, job, submit, {})
     async with pool.acquire() as conn:
         whole = await load_queue(conn)
         fifo = "SELECT id::text FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id"
@@ -78,7 +80,7 @@ async def test_planner_inputs_in_one_read(pool: asyncpg.Pool) -> None:
         "INSERT INTO user_load (user_id, progress_count, progress_gpus) VALUES ($1, $2, $3)",
         [(loaded, 2, 6), (both.id, 1, 4), (str(uuid.uuid4()), 0, 0)],
     )
-    await run_scheduler_command(pool, PauseScheduler(at=T0, by="admin@x.io"), {})
+    await run_command(pool, SCHEDULER, SCHEDULER_STREAM, PauseScheduler(at=T0, by="admin@x.io"), {})
     async with pool.acquire() as conn:
         inputs = await load_planner_inputs(conn, default_cap=2)
     assert inputs.paused is True
