@@ -39,6 +39,7 @@ from datetime import datetime
 
 import msgspec
 
+from events.domain.aggregates import is_job_event
 from events.domain.codec import UnknownEventType, decode
 from events.domain.directory_events import UserAdded, UserCapSet
 from events.domain.job import JobState, evolve, initial_state
@@ -202,7 +203,7 @@ class _Auditor:
             self.flag(
                 STATE_MACHINE,
                 (position,),
-                stream if type_.startswith("job.") else None,
+                stream if is_job_event(type_) else None,
                 f"stream {stream} version {row.stream_version}, expected {expected}",
             )
         try:
@@ -210,7 +211,7 @@ class _Auditor:
         except UnknownEventType as exc:
             self.flag(LOG, (position,), None, str(exc))
             return
-        if type_[0] == "j":
+        if is_job_event(type_):
             self.job_event(stream, position, type_, event)  # type: ignore[arg-type]
         elif isinstance(event, UserCapSet):
             if self.caps_from_log:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import msgspec
 
 from events.domain import codec
+from events.domain.aggregates import is_job_event
 from events.domain.directory_events import SchedulerEvent, UserEvent
 from events.domain.job import JobState, evolve, initial_state
 from events.domain.job_events import JobEvent
@@ -70,7 +71,7 @@ async def _fill_temp_tables(conn: Connection) -> int:
     async for row in _log(conn):
         count += 1
         event = codec.decode(row.type, row.schema_version, row.data)
-        if row.type.startswith("job."):
+        if is_job_event(row.type):
             state, _ = jobs.get(row.stream_id, (initial_state(), 0))
             jobs[row.stream_id] = (evolve(state, _as_job(event)), row.position)
         else:
@@ -97,7 +98,7 @@ async def _fill_temp_tables(conn: Connection) -> int:
 
 
 def _as_job(event: codec.AnyEvent) -> JobEvent:
-    return event  # type: ignore[return-value]  # routed by its `job.` type prefix
+    return event  # type: ignore[return-value]  # routed by the type -> decider table
 
 
 def _as_directory(event: codec.AnyEvent) -> UserEvent | SchedulerEvent:

@@ -11,7 +11,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from events.domain.fireworks_states import outcome_of
+from events.domain.fireworks_states import is_final, is_leaving
 from events.domain.job import JOB, JobState
 from events.domain.job_commands import ConfirmCancelled, ObserveFireworks, RequestCancel
 from events.store.waker import Waker
@@ -21,7 +21,6 @@ from service.fireworks import FireworksClient, FireworksError, NotFound, Rejecte
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], datetime]
-_CANCEL_UNDER_WAY = frozenset({"JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"})
 
 
 def utcnow() -> datetime:
@@ -86,8 +85,7 @@ async def carry_out_cancel(
         except FireworksError:
             return None
         if job is not None and job.state is not None:
-            outcome = outcome_of(job.state)
-            if outcome in ("success", "fail", "cancelled"):
+            if is_final(job.state):
                 observe = ObserveFireworks(
                     at=clock(),
                     fireworks_state=job.state,
@@ -98,7 +96,7 @@ async def carry_out_cancel(
                     pool, JOB, state.job_id, observe, metadata, waker=waker
                 )
                 return after
-            if job.state not in _CANCEL_UNDER_WAY and outcome != "going_away":
+            if not is_leaving(job.state):
                 log.error(
                     "cancel.refused_by_fireworks",
                     job_id=state.job_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -21,7 +21,9 @@ import asyncpg
 import msgspec
 import structlog
 
-from events.domain import codec
+from events.domain import aggregates, codec
+from events.domain.job import JOB, JobState
+from events.domain.job_events import JobEvent
 from events.store.log import Cursor, RecordedEvent, read_stream
 from events.store.tail import LogTail, LogWatcher, Subscription
 from service.metrics import STREAM_CLIENTS
@@ -35,7 +37,6 @@ FALLBACK_POLL_S: Final = 2.0  # re-read even without a NOTIFY (a lost wake-up on
 HEARTBEAT_S: Final = 15.0
 # Tests (and deployments behind impatient proxies) set this key on `app.state` to change it.
 HEARTBEAT_STATE_KEY: Final = "history_heartbeat_s"
-TERMINAL_TYPES: Final = frozenset({"job.succeeded", "job.failed", "job.cancelled", "job.rejected"})
 _OWNED_CACHE_MAX: Final = 10_000
 
 SSE_MEDIA_TYPE: Final = "text/event-stream"
@@ -72,7 +73,7 @@ def _data(row: RecordedEvent) -> dict[str, Any]:
 
 
 def is_job_event(row: RecordedEvent) -> bool:
-    return row.type.startswith("job.")
+    return aggregates.is_job_event(row.type)
 
 
 def history_event(row: RecordedEvent, user: str | None = None) -> HistoryEvent:
@@ -166,6 +167,7 @@ class JobSource:
         self._after = after
         self._wire = wire
         self._version = 0
+        self._state: JobState = JOB.initial  # ends the stream once the domain calls it terminal
         self._ended = False
         self._subscription: Subscription | None = None  # taken when the stream starts
 
@@ -179,7 +181,8 @@ class JobSource:
                 await self._subscription.wait(FALLBACK_POLL_S)
                 continue
             self._version = rows[-1].stream_version
-            self._ended = any(r.type in TERMINAL_TYPES for r in rows)
+            self._state = JOB.fold(_job_events(rows), self._state)
+            self._ended = JOB.is_terminal(self._state)
             fresh = [r for r in rows if r.position > self._after]
             if fresh:
                 return b"".join(self._wire.frame(history_event(r, self._user)) for r in fresh)
@@ -188,6 +191,13 @@ class JobSource:
     async def close(self) -> None:
         if self._subscription is not None:
             self._subscription.close()
+
+
+def _job_events(rows: list[RecordedEvent]) -> Iterator[JobEvent]:
+    """The events of a job stream's rows, passing over those of a newer ftq."""
+    for row in rows:
+        with contextlib.suppress(codec.UnknownEventType):
+            yield codec.decode(row.type, row.schema_version, row.data)  # type: ignore[misc]
 
 
 def _is_uuid(value: str) -> bool:
@@ -210,7 +220,7 @@ class OwnedJobs:
         self._known: dict[str, bool] = {}
 
     async def keep(self, rows: list[RecordedEvent]) -> list[RecordedEvent]:
-        jobs = [r for r in rows if r.type.startswith("job.") and _is_uuid(r.stream_id)]
+        jobs = [r for r in rows if is_job_event(r) and _is_uuid(r.stream_id)]
         unseen = sorted({r.stream_id for r in jobs} - self._known.keys())
         if unseen:
             owned = {
