@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import msgspec
-
 from events.domain import codec
 from events.domain.aggregates import is_job_event
 from events.domain.directory_events import SchedulerEvent, UserEvent
@@ -18,17 +16,9 @@ from events.domain.job_events import JobEvent
 from events.domain.usage import usage_of
 from events.store.log import Connection, Cursor, RecordedEvent
 from projections.sql import QUERIES
-from projections.writers import usage_columns, write_directory
+from projections.writers import JOB_COLUMNS, job_columns, usage_columns, write_directory
 
 BATCH = 5000
-_json = msgspec.json.Encoder()
-JOB_COLUMNS = (
-    "id", "user_id", "user_email", "kind", "state", "display_name", "gpu_count",
-    "fireworks_payload", "created_at", "started_at", "completed_at", "error",
-    "fireworks_job_id", "fireworks_job_name", "fireworks_state", "progress",
-    "admission_open", "cancel_requested_by", "idempotency_key", "request_fingerprint",
-    "version", "last_position",
-)  # fmt: skip
 # table -> (key column, rows worth comparing)
 COMPARED = {
     "jobs": ("id", "TRUE"),
@@ -106,13 +96,7 @@ def _as_directory(event: codec.AnyEvent) -> UserEvent | SchedulerEvent:
 
 
 def _job_record(s: JobState, position: int) -> tuple[object, ...]:
-    return (
-        s.job_id, s.user_id, s.user_email, s.kind, s.status, s.display_name, s.gpu_count,
-        _json.encode(s.fireworks_payload).decode(), s.created_at, s.started_at, s.completed_at,
-        s.error, s.fireworks_job_id, s.fireworks_job_name, s.fireworks_state, s.progress,
-        s.admission_open, s.cancel_requested_by, s.idempotency_key, s.request_fingerprint,
-        s.version, position,
-    )  # fmt: skip
+    return (*job_columns(s), position)
 
 
 async def _differences(conn: Connection, limit: int) -> list[str]:

@@ -8,9 +8,8 @@ projection written in the same transaction (DESIGN.md "Shape")."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -21,7 +20,6 @@ from events.domain.job_events import JobEvent
 from events.store import locks
 from events.store import log as store
 from events.store.log import Connection, RecordedEvent
-from events.store.sql import QUERIES as EVENT_QUERIES
 from events.store.waker import Waker
 from projections.sql import QUERIES
 from projections.writers import PROJECTIONS, job_columns
@@ -68,7 +66,7 @@ async def record(
     slot first takes the admission gate shared (query `admission_gate_shared` says why)."""
     if decider is JOB:
         first = new_job(before, events, metadata)  # type: ignore[arg-type]
-        if first is not None:  # the hot path: one statement (see NEW_JOBS)
+        if first is not None:  # the hot path: one statement (query `record_new_jobs`)
             (recorded,) = await record_new_jobs(conn, [first], waker)
             return first.after, recorded  # type: ignore[return-value]
     after = decider.fold(events, before)
@@ -98,34 +96,6 @@ async def _wake(conn: Connection, waker: Waker | None, stream_id: str) -> None:
         waker.wake([stream_id])
 
 
-def _embedded(sql: str) -> str:
-    return sql.rstrip().removesuffix(";")
-
-
-_ROW_SOURCE: Final = re.compile(r"^FROM unnest\(", re.MULTILINE)
-
-
-def _after_gate(append: str) -> str:
-    """The append statement with its rows drawn only once `gate` (a CTE of the enclosing
-    statement) has taken the lock: every row of `FROM gate, unnest(...)` needs gate's row."""
-    gated, found = _ROW_SOURCE.subn("FROM gate, unnest(", append)
-    if found != 1:
-        raise ValueError("expected one line starting 'FROM unnest(' in the append statement")
-    return gated
-
-
-# New jobs' first events and their rows in one statement: one round trip for a whole group
-# of submits (the hottest write path; service.submissions). It first takes the admission gate
-# shared ($27; query `admission_gate_shared` says why), before the append gives the transaction
-# an id and positions: a new job is one the next admission decision sees or comes after.
-NEW_JOBS: Final = (  # our own SQL text; every value is a parameter
-    "WITH gate AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($27)),\n"  # noqa: S608
-    f"appended AS (\n{_after_gate(_embedded(EVENT_QUERIES['append_new_streams']))}\n),\n"
-    f"job AS (\n{_embedded(QUERIES['insert_new_jobs'])}\n)\n"
-    "SELECT stream_id, position, transaction_id, recorded_at FROM appended"
-)
-
-
 class NewJob(msgspec.Struct, frozen=True):
     """A job's first event, as `new_job` checks it, ready for `record_new_jobs`."""
 
@@ -151,13 +121,16 @@ async def record_new_jobs(
     """Record several new jobs in one statement, all or none: if any job's stream exists
     (StreamVersionConflict) or any row is refused (e.g. a reused Idempotency-Key), nothing
     is recorded. The events get consecutive positions in the order given. The statement
-    holds the admission gate shared: no admission decision overlaps it."""
+    (query `record_new_jobs`) holds the admission gate shared: no admission decision
+    overlaps it."""
     prepared = [store.prepare(to_new_events([job.event]), job.metadata) for job in jobs]
     ids = [job.after.job_id for job in jobs]
     columns = list(zip(*(job_columns(job.after)[1:] for job in jobs), strict=True))
     args = store.new_streams_args(list(zip(ids, prepared, strict=True)))
     with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
-        rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns), locks.ADMISSION_GATE)
+        rows = await conn.fetch(
+            QUERIES["record_new_jobs"], locks.ADMISSION_GATE, *args, *map(list, columns)
+        )
     by_stream = {row[0]: (row[1], row[2], row[3]) for row in rows}
     if len(by_stream) != len(ids):
         raise RuntimeError(f"{len(ids)} new jobs, {len(by_stream)} recorded")  # cannot happen

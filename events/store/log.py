@@ -135,8 +135,8 @@ def new_stream_args(stream_id: str, prepared: Prepared) -> tuple[Any, ...]:
 
 
 def new_streams_args(streams: Sequence[tuple[str, Prepared]]) -> tuple[list[Any], ...]:
-    """``$1..$5`` of ``append_new_streams`` (one event per new stream), for a statement that
-    embeds it."""
+    """The events of several new streams (one each) as five arrays: stream ids, types, schema
+    versions, data, metadata (query ``record_new_jobs`` of the projections appends them)."""
     columns: tuple[list[Any], ...] = ([], [], [], [], [])
     for stream_id, prepared in streams:
         for column, value in zip(columns, new_stream_args(stream_id, prepared), strict=True):

@@ -7,6 +7,7 @@ import asyncpg
 import pytest
 
 from events.store.migrations import apply_migrations, discover
+from projections.writers import JOB_COLUMNS
 from service.database import MIGRATION_SOURCES, is_migrated, migrate
 
 
@@ -33,6 +34,11 @@ async def test_migrations_apply_once_on_an_empty_database(empty_db_url: str) -> 
             ("metadata", "jsonb", "NO"),
             ("recorded_at", "timestamp with time zone", "NO"),
         ]
+        jobs = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'jobs' ORDER BY ordinal_position"
+        )
+        assert tuple(c[0] for c in jobs) == JOB_COLUMNS
     finally:
         await conn.close()
 
