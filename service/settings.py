@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = 1024 * 1024
     workers: int = 1
+    max_queued_per_user: int = 1000  # 0: no limit
+    submit_rate_per_minute: int = 600  # 0: no limit
 
     @property
     def uses_simulator(self) -> bool:
@@ -75,6 +77,8 @@ ENV_NAMES: dict[str, str] = {
     "log_format": "FTQ_LOG_FORMAT",
     "max_body_bytes": "FTQ_MAX_BODY_BYTES",
     "workers": "FTQ_WORKERS",
+    "max_queued_per_user": "FTQ_MAX_QUEUED_PER_USER",
+    "submit_rate_per_minute": "FTQ_SUBMIT_RATE_PER_MINUTE",
 }
 
 
@@ -102,6 +106,10 @@ def load_settings(
         raise SettingsError("FIREWORKS_GPU_QUOTA must be 0 or more")
     if settings.workers < 1:
         raise SettingsError("FTQ_WORKERS must be 1 or more")
+    if settings.max_queued_per_user < 0:
+        raise SettingsError("FTQ_MAX_QUEUED_PER_USER must be 0 (no limit) or more")
+    if settings.submit_rate_per_minute < 0:
+        raise SettingsError("FTQ_SUBMIT_RATE_PER_MINUTE must be 0 (no limit) or more")
     return settings
 
 

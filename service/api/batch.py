@@ -29,6 +29,7 @@ from service.api.intake import (
     fingerprint,
     submit_command,
 )
+from service.api.limits import check_flood_limits
 from service.api.runtime import Runtime
 from service.api.schemas import JobSubmission, JobView
 from service.api.views import JobRow, job_row, job_views, row_of_state
@@ -228,6 +229,8 @@ async def submit_batch(
         outcome = await _sort_out(runtime, caller, checked, datetime.now(UTC))
         if atomic and (results or outcome.refused):
             raise _refuse_all([*results.values(), *outcome.refused.values()], len(items))
+        if attempt == 1:
+            await check_flood_limits(runtime, caller, len(outcome.new))
         try:
             states = await runtime.submitter.submit_group(
                 [command for _, command in outcome.new], metadata(caller)

@@ -14,6 +14,7 @@ from service.api.auth import Caller, CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
 from service.api.errors import ApiError, invalid, not_found
 from service.api.intake import IDEMPOTENCY_KEY, check_payload, submit_command
+from service.api.limits import check_flood_limits
 from service.api.pagination import decode_cursor, encode_cursor, next_link
 from service.api.runtime import Runtime
 from service.api.schemas import CancelResult, JobStatus, JobSubmission, JobView, Kind
@@ -77,7 +78,10 @@ async def _replay(runtime: Runtime, caller: Caller, key: str, fp: str) -> Respon
     "/jobs",
     status_code=201,
     summary="Submit a job",
-    responses={**errors(400, 409, 413), **ok(200, JobView, "idempotent retry: the same job")},
+    responses={
+        **errors(400, 409, 413, 429),
+        **ok(200, JobView, "idempotent retry: the same job"),
+    },
     description="201 with the new job; 200 with the earlier job on an idempotent retry.",
 )
 async def submit_job(
@@ -95,6 +99,7 @@ async def submit_job(
         earlier = await _replay(runtime, caller, idempotency_key, fp)
         if earlier is not None:
             return earlier
+    await check_flood_limits(runtime, caller, 1)
     try:
         state = await runtime.submitter.submit(command, metadata(caller))
     except asyncpg.UniqueViolationError:
