@@ -1,7 +1,8 @@
-"""Client commands over the HTTP API: submit, jobs, show, cancel, queue.
+"""Client commands over the HTTP API: submit, jobs, show, cancel, queue, capacity.
 
 Configured by FTQ_URL (default http://127.0.0.1:8000) and SFTQ_API_KEY, or --url/--key.
-API errors print `CODE: message` from the error body and exit 1."""
+API errors print `CODE: message` from the error body and exit 1 (2 for a refused input).
+`--json` prints the API's own JSON answer (the API's field names), one document on stdout."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ def _read_body(path: Path) -> Any:
         raise Failure(f"cannot read {path}: {exc.strerror or exc}", 2) from None
     except json.JSONDecodeError as exc:
         raise Failure(f"{path} is not JSON: {exc}", 2) from None
+
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout, as the API sent it (no colours, no wrapping)."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _pct(value: Any) -> str:
@@ -63,6 +72,7 @@ def submit(
             "in a batch, give each item its own `idempotency_key`)."
         ),
     ] = None,
+    as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
 ) -> None:
@@ -97,6 +107,9 @@ def _submit_one(url: str, key: str | None, body: Any, idempotency_key: str | Non
             return (await client.call("POST", "/jobs", body=body, headers=headers))[1]
 
     job = run(go())
+    if as_json:
+        print_json(job)
+        return
     out.print(f"{job['id']} {job['state']}")
 
 
@@ -134,7 +147,13 @@ def _submit_batch(
 def jobs(
     state: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only SFT, DPO or RFT jobs.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, help="At most this many (a page, with --all).")
+    ] = 100,
+    all_pages: Annotated[
+        bool, typer.Option("--all", help="Every matching job: follow the pages to the end.")
+    ] = False,
+    as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
 ) -> None:
@@ -142,12 +161,18 @@ def jobs(
     params = {"limit": str(limit)}
     params |= {k: v for k, v in (("state", state), ("kind", kind)) if v}
 
-    async def go() -> Any:
+    async def go() -> list[Any]:
         async with api(url, key) as client:
-            return (await client.call("GET", "/jobs", params=params))[1]
+            if not all_pages:
+                return list((await client.call("GET", "/jobs", params=params))[1])
+            return [job async for page in client.pages("/jobs", params) for job in page]
 
+    listed = run(go())
+    if as_json:
+        print_json(listed)
+        return
     shown = table("id", "kind", "state", "gpus", "user", "created", "progress", "name")
-    for job in run(go()):
+    for job in listed:
         shown.add_row(
             job["id"],
             job["kind"],
@@ -164,21 +189,27 @@ def jobs(
 @app.command()
 def show(
     job_id: Annotated[str, typer.Argument(metavar="ID", help="The job id.")],
+    as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
 ) -> None:
-    """Show one job as pretty JSON."""
+    """Show one job as pretty JSON (`--json`: plain, for programs)."""
 
     async def go() -> Any:
         async with api(url, key) as client:
             return (await client.call("GET", f"/jobs/{job_id}"))[1]
 
-    out.print_json(data=run(go()))
+    job = run(go())
+    if as_json:
+        print_json(job)
+        return
+    out.print_json(data=job)
 
 
 @app.command()
 def cancel(
     job_id: Annotated[str, typer.Argument(metavar="ID", help="The job id.")],
+    as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
 ) -> None:
@@ -189,21 +220,28 @@ def cancel(
             return await client.call("DELETE", f"/jobs/{job_id}")
 
     status, result = run(go())
-    out.print(f"{result['id']} {result['state']}")
+    if as_json:
+        print_json(result)
+    else:
+        out.print(f"{result['id']} {result['state']}")
     if status == 202:
         note("Fireworks could not be reached; the cancel is recorded and will be carried out")
 
 
 @app.command()
-def queue(url: Url = DEFAULT_URL, key: Key = None) -> None:
+def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> None:
     """The QUEUED jobs in admission order, with why each one waits."""
 
     async def go() -> Any:
         async with api(url, key) as client:
             return (await client.call("GET", "/queue"))[1]
 
+    entries = run(go())
+    if as_json:
+        print_json(entries)
+        return
     shown = table("pos", "id", "kind", "gpus", "user", "pending reason")
-    for entry in run(go()):
+    for entry in entries:
         user = entry.get("user") or ("you" if entry.get("mine") else "")
         shown.add_row(
             str(entry["queue_position"]),
@@ -213,4 +251,22 @@ def queue(url: Url = DEFAULT_URL, key: Key = None) -> None:
             user,
             entry.get("pending_reason") or "",
         )
+    out.print(shown)
+
+
+@app.command()
+def capacity(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> None:
+    """The account's GPUs: quota, in use, available, and where the figures come from."""
+
+    async def go() -> Any:
+        async with api(url, key) as client:
+            return (await client.call("GET", "/capacity"))[1]
+
+    figures = run(go())
+    if as_json:
+        print_json(figures)
+        return
+    shown = table("field", "value")
+    for name, value in figures.items():
+        shown.add_row(name, "" if value is None else str(value))
     out.print(shown)

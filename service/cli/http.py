@@ -10,6 +10,7 @@ from typing import Annotated, Any, Final
 import aiohttp
 import msgspec
 import typer
+from yarl import URL
 
 from service.cli.app import Failure
 
@@ -52,6 +53,24 @@ class Api:
     def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
         self.session = session
         self.url = url.rstrip("/")
+
+    async def pages(
+        self, path: str, params: dict[str, str] | None = None
+    ) -> AsyncIterator[list[Any]]:
+        """Each page of a listing, following the `Link: <...>; rel="next"` header to the end."""
+        url: str | None = self.url + path
+        while url is not None:
+            try:
+                async with self.session.get(url, params=params) as resp:
+                    raw = await resp.read()
+                    if resp.status >= 300:
+                        raise Failure(error_text(resp.status, raw))
+                    following = resp.links.get("next")
+                    url = None if following is None else str(resp.url.join(URL(following["url"])))
+                    params = None  # the next page's URL carries the filters and the cursor
+                    yield msgspec.json.decode(raw)
+            except aiohttp.ClientError as exc:
+                raise Failure(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from None
 
     async def call(
         self,
