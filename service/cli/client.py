@@ -83,23 +83,25 @@ def submit(
         if ndjson:
             if len(files) != 1:
                 raise Failure("--ndjson takes one FILE", 2)
-            _submit_batch(url, key, None, _read_bytes(files[0]), atomic)
+            _submit_batch(url, key, None, _read_bytes(files[0]), atomic, as_json)
             return
         bodies = [_read_body(path) for path in files]
     except Failure as exc:
         fail(exc.message, exc.code)
     if len(bodies) == 1 and isinstance(bodies[0], dict):
-        _submit_one(url, key, bodies[0], idempotency_key)
+        _submit_one(url, key, bodies[0], idempotency_key, as_json)
         return
     if idempotency_key is not None:
         fail("--idempotency-key is for one job; give each batch item an `idempotency_key`", 2)
     items: list[Any] = []
     for body in bodies:
         items.extend(body if isinstance(body, list) else [body])
-    _submit_batch(url, key, items, None, atomic)
+    _submit_batch(url, key, items, None, atomic, as_json)
 
 
-def _submit_one(url: str, key: str | None, body: Any, idempotency_key: str | None) -> None:
+def _submit_one(
+    url: str, key: str | None, body: Any, idempotency_key: str | None, as_json: bool
+) -> None:
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
 
     async def go() -> Any:
@@ -114,7 +116,12 @@ def _submit_one(url: str, key: str | None, body: Any, idempotency_key: str | Non
 
 
 def _submit_batch(
-    url: str, key: str | None, items: list[Any] | None, lines: bytes | None, atomic: bool
+    url: str,
+    key: str | None,
+    items: list[Any] | None,
+    lines: bytes | None,
+    atomic: bool,
+    as_json: bool,
 ) -> None:
     """POST /jobs/batch with `items` (a JSON array) or `lines` (NDJSON); one line per item."""
     path = "/jobs/batch?atomic=true" if atomic else "/jobs/batch"
@@ -129,16 +136,22 @@ def _submit_batch(
                 )[1]
             return (await client.call("POST", path, body=items))[1]
 
+    results = run(go())
+    if as_json:
+        print_json(results)
     worst = 0
-    for result in run(go()):
+    for result in results:
         job, error = result.get("job"), result.get("error")
+        if job is None:
+            worst = max(worst, 2 if result["status"] in (400, 413) else 1)
+        if as_json:
+            continue
         if job is not None:
             again = " (already submitted)" if result["status"] == 200 else ""
             out.print(f"{result['index']} {job['id']} {job['state']}{again}")
         else:
             text = error_text(result["status"], msgspec.json.encode({"error": error}))
             err.print(Text(f"{result['index']} {text}", style="red"))
-            worst = max(worst, 2 if result["status"] in (400, 413) else 1)
     if worst:
         raise typer.Exit(worst)
 
