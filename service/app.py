@@ -34,6 +34,7 @@ from service.api.auth import (
     admin_only,
     authenticate_request,
 )
+from service.api.batch import BATCH_ROUTES
 from service.api.common import RUNTIME
 from service.api.docs import docs_routers, openapi_config
 from service.api.errors import EXCEPTION_HANDLERS
@@ -199,10 +200,15 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
     deps = {**CALLER, **RUNTIME}
     guarded: dict[str, Any] = {"before_request": authenticate_request, "security": SECURITY}
     routers = [
-        Router("/", route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
+        Router("/", route_handlers=[*JOB_ROUTES, *BATCH_ROUTES], dependencies=deps, **guarded),
         Router("/", route_handlers=USAGE_ROUTES, dependencies=deps, **guarded),
         Router("/", route_handlers=WEBHOOK_ROUTES, dependencies=deps, **guarded),
-        Router(LEGACY_PREFIX, route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
+        Router(
+            LEGACY_PREFIX,
+            route_handlers=[*JOB_ROUTES, *BATCH_ROUTES],
+            dependencies=deps,
+            **guarded,
+        ),
         Router(
             "/admin",
             route_handlers=ADMIN_ROUTES,

@@ -43,6 +43,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret_key: str | None = None
     webhook_max_attempts: int = 12
     webhook_allow_private: bool = False
+    max_queued_per_user: int = 1000  # 0: no limit
+    submit_rate_per_minute: int = 600  # 0: no limit
 
     @property
     def uses_simulator(self) -> bool:
@@ -87,6 +89,8 @@ ENV_NAMES: dict[str, str] = {
     "secret_key": "FTQ_SECRET_KEY",
     "webhook_max_attempts": "FTQ_WEBHOOK_MAX_ATTEMPTS",
     "webhook_allow_private": "FTQ_WEBHOOK_ALLOW_PRIVATE",
+    "max_queued_per_user": "FTQ_MAX_QUEUED_PER_USER",
+    "submit_rate_per_minute": "FTQ_SUBMIT_RATE_PER_MINUTE",
 }
 
 
@@ -118,6 +122,10 @@ def load_settings(
         raise SettingsError("FTQ_WEBHOOK_MAX_ATTEMPTS must be 1 or more")
     if settings.secret_key is not None:
         _check_secret_key(settings.secret_key)
+    if settings.max_queued_per_user < 0:
+        raise SettingsError("FTQ_MAX_QUEUED_PER_USER must be 0 (no limit) or more")
+    if settings.submit_rate_per_minute < 0:
+        raise SettingsError("FTQ_SUBMIT_RATE_PER_MINUTE must be 0 (no limit) or more")
     return settings
 
 

@@ -8,3 +8,4 @@ from typing import Final
 from events.store.sql import load_queries
 
 QUERIES: Final = load_queries(Path(__file__).parent / "queries.sql")
+INTAKE: Final = load_queries(Path(__file__).parent / "intake.sql")
