@@ -69,6 +69,14 @@ async def test_a_second_demo_refuses_and_leaves_the_running_one_alone(env: Env) 
     assert (await http("GET", f"{url[1]}/readyz"))[0] == 200
     status, jobs = await http("GET", f"{url[1]}/jobs", alice[1])
     assert status == 200, jobs
+
+    # With no DATABASE_URL, commands find the running demo's database, and say so.
+    users = await env.run("users", "list")
+    assert users.code == 0, users.err
+    assert "alice@demo.ftq" in users.out
+    assert f"the running ftq demo's (port {port}" in users.err
+    audited = await env.run("audit")
+    assert audited.code == 0 and "no invariant broken" in audited.out, audited.err
     assert await first.stop(signal.SIGINT) == 0, first.err
 
     again = await env.run("demo", "--port", "0", "--exit-after", "1", timeout=60)
