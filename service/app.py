@@ -44,7 +44,7 @@ from service.api.runtime import Runtime
 from service.api.usage import USAGE_ROUTES
 from service.api.webhooks import WEBHOOK_ROUTES
 from service.capacity import CapacityReader
-from service.database import create_pool, migrate, resolve_database_url
+from service.database import create_pool, describe_url, migrate, resolve_database_url
 from service.directory import KeyLookup
 from service.fireworks import FireworksClient
 from service.logging import RequestContext, configure_logging
@@ -126,6 +126,8 @@ def lifespan_for(
             )
             pool = await create_pool(url)
             stack.push_async_callback(pool.close)
+            embedded = None if settings.database_url else str(settings.data_dir / "pg")
+            log.info("database.opened", database=describe_url(url), embedded_in=embedded)
             await migrate(pool)
             waker = Waker(pool, on_error=_wake_failed)
             stack.push_async_callback(waker.close)
