@@ -26,6 +26,7 @@ FIREWORKS_ERRORS = Counter("ftq_fireworks_errors_total", "Fireworks API errors",
 TICK_SECONDS = Histogram("ftq_tick_seconds", "Admission loop tick duration")
 STREAM_CLIENTS = Gauge("ftq_stream_clients", "Open history stream connections")
 IS_LEADER = Gauge("ftq_is_leader", "1 when this process leads admission")
+STUCK_JOBS = Gauge("ftq_stuck_jobs", "Jobs running on Fireworks flagged stuck")
 SCHEDULER_PAUSED = Gauge("ftq_scheduler_paused", "1 when admission is paused")
 
 UNMATCHED_ROUTE = "<unmatched>"

@@ -4,6 +4,7 @@ Every field is mirrored, with a comment, in `.env.example`."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +39,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = 1024 * 1024
     workers: int = 1
+    max_runtime_hours: float | None = None
+    stuck_minutes: float = 60.0
+    stalled_minutes: float = 240.0
+
+    @property
+    def max_runtime_minutes(self) -> float | None:
+        """The default runtime limit in minutes (None: no limit)."""
+        return None if self.max_runtime_hours is None else self.max_runtime_hours * 60
 
     @property
     def uses_simulator(self) -> bool:
@@ -75,6 +84,9 @@ ENV_NAMES: dict[str, str] = {
     "log_format": "FTQ_LOG_FORMAT",
     "max_body_bytes": "FTQ_MAX_BODY_BYTES",
     "workers": "FTQ_WORKERS",
+    "max_runtime_hours": "FTQ_MAX_RUNTIME_HOURS",
+    "stuck_minutes": "FTQ_STUCK_MINUTES",
+    "stalled_minutes": "FTQ_STALLED_MINUTES",
 }
 
 
@@ -102,7 +114,17 @@ def load_settings(
         raise SettingsError("FIREWORKS_GPU_QUOTA must be 0 or more")
     if settings.workers < 1:
         raise SettingsError("FTQ_WORKERS must be 1 or more")
+    if settings.max_runtime_hours is not None and not _positive(settings.max_runtime_hours):
+        raise SettingsError("FTQ_MAX_RUNTIME_HOURS must be a positive number (unset: no limit)")
+    for value, env in ((settings.stuck_minutes, "FTQ_STUCK_MINUTES"),
+                       (settings.stalled_minutes, "FTQ_STALLED_MINUTES")):  # fmt: skip
+        if not _positive(value):
+            raise SettingsError(f"{env} must be a positive number")
     return settings
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
 
 
 def _name_the_variable(message: str) -> str:

@@ -119,6 +119,7 @@ async def submit_job(
         fireworks_payload=data.fireworks_payload,
         idempotency_key=idempotency_key,
         request_fingerprint=fp,
+        max_runtime_minutes=data.max_runtime_minutes,
     )
     try:
         state = await runtime.submitter.submit(command, metadata(caller))
