@@ -99,7 +99,12 @@ class View:
             self.fireworks = fireworks
             out.print(f"  Fireworks: {fireworks}")
         if type_ == "job.cancel_requested":
-            out.print(f"  cancel requested by {data.get('by')}")
+            why = f": {data['reason']}" if data.get("reason") else ""
+            out.print(f"  cancel requested by {data.get('by')}{why}")
+        if type_ == "job.stuck_detected":
+            out.print(f"  looks stuck: {data.get('reason')}")
+        if type_ == "job.stuck_cleared":
+            out.print("  moving again")
         if data.get("progress") is not None:
             self.progress.update(self.task, completed=float(data["progress"]))
         self.progress.update(self.task, status=self.fireworks or self.state or "")
