@@ -44,6 +44,7 @@ WEBHOOK_DELIVERIES = Counter(
     "ftq_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"]
 )
 WEBHOOKS_FAILING = Gauge("ftq_webhooks_failing", "Webhook subscriptions marked failing")
+STUCK_JOBS = Gauge("ftq_stuck_jobs", "Jobs running on Fireworks flagged stuck")
 SCHEDULER_PAUSED = Gauge("ftq_scheduler_paused", "1 when admission is paused")
 
 UNMATCHED_ROUTE = "<unmatched>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,6 +46,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_allow_private: bool = False
     max_queued_per_user: int = 1000  # 0: no limit
     submit_rate_per_minute: int = 600  # 0: no limit
+    max_runtime_hours: float | None = None
+    stuck_minutes: float = 60.0
+    stalled_minutes: float = 240.0
+
+    @property
+    def max_runtime_minutes(self) -> float | None:
+        """The default runtime limit in minutes (None: no limit)."""
+        return None if self.max_runtime_hours is None else self.max_runtime_hours * 60
 
     @property
     def uses_simulator(self) -> bool:
@@ -91,6 +100,9 @@ ENV_NAMES: dict[str, str] = {
     "webhook_allow_private": "FTQ_WEBHOOK_ALLOW_PRIVATE",
     "max_queued_per_user": "FTQ_MAX_QUEUED_PER_USER",
     "submit_rate_per_minute": "FTQ_SUBMIT_RATE_PER_MINUTE",
+    "max_runtime_hours": "FTQ_MAX_RUNTIME_HOURS",
+    "stuck_minutes": "FTQ_STUCK_MINUTES",
+    "stalled_minutes": "FTQ_STALLED_MINUTES",
 }
 
 
@@ -126,6 +138,12 @@ def load_settings(
         raise SettingsError("FTQ_MAX_QUEUED_PER_USER must be 0 (no limit) or more")
     if settings.submit_rate_per_minute < 0:
         raise SettingsError("FTQ_SUBMIT_RATE_PER_MINUTE must be 0 (no limit) or more")
+    if settings.max_runtime_hours is not None and not _positive(settings.max_runtime_hours):
+        raise SettingsError("FTQ_MAX_RUNTIME_HOURS must be a positive number (unset: no limit)")
+    for value, env in ((settings.stuck_minutes, "FTQ_STUCK_MINUTES"),
+                       (settings.stalled_minutes, "FTQ_STALLED_MINUTES")):  # fmt: skip
+        if not _positive(value):
+            raise SettingsError(f"{env} must be a positive number")
     return settings
 
 
@@ -137,6 +155,10 @@ def _check_secret_key(encoded: str) -> None:
         raise SettingsError("FTQ_SECRET_KEY is not base64 (expected 32 random bytes)") from None
     if len(key) != 32:
         raise SettingsError(f"FTQ_SECRET_KEY must decode to 32 bytes, not {len(key)}")
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
 
 
 def _name_the_variable(message: str) -> str:

@@ -48,4 +48,5 @@ def submit_command(
         fireworks_payload=data.fireworks_payload,
         idempotency_key=idempotency_key,
         request_fingerprint=None if idempotency_key is None else fingerprint(data),
+        max_runtime_minutes=data.max_runtime_minutes,
     )
