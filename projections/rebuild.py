@@ -9,14 +9,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from events.domain import codec
-from events.domain.aggregates import is_job_event
+from events.domain.aggregates import BY_EVENT_TYPE
+from events.domain.directory import SCHEDULER, USER
 from events.domain.directory_events import SchedulerEvent, UserEvent
-from events.domain.job import JobState, evolve, initial_state
+from events.domain.job import JOB, JobState, evolve, initial_state
 from events.domain.job_events import JobEvent
+from events.domain.operations import operations_of
 from events.domain.usage import usage_of
 from events.store.log import Connection, Cursor, RecordedEvent
 from projections.sql import QUERIES
-from projections.writers import JOB_COLUMNS, job_columns, usage_columns, write_directory
+from projections.writers import (
+    JOB_COLUMNS,
+    job_columns,
+    operations_columns,
+    usage_columns,
+    write_directory,
+)
 
 BATCH = 5000
 # table -> (key column, rows worth comparing)
@@ -27,6 +35,7 @@ COMPARED = {
     "api_keys": ("id", "TRUE"),
     "scheduler_state": ("singleton", "TRUE"),
     "job_usage": ("job_id", "TRUE"),
+    "job_operations": ("job_id", "TRUE"),
 }
 
 
@@ -61,11 +70,13 @@ async def _fill_temp_tables(conn: Connection) -> int:
     async for row in _log(conn):
         count += 1
         event = codec.decode(row.type, row.schema_version, row.data)
-        if is_job_event(row.type):
+        decider = BY_EVENT_TYPE[row.type]
+        if decider is JOB:
             state, _ = jobs.get(row.stream_id, (initial_state(), 0))
             jobs[row.stream_id] = (evolve(state, _as_job(event)), row.position)
-        else:
+        elif decider in (USER, SCHEDULER):
             await write_directory(conn, _as_directory(event))
+        # the webhooks table is not a projection: it holds what the log does not
     await conn.copy_records_to_table(
         "jobs", records=[_job_record(s, p) for s, p in jobs.values()], columns=JOB_COLUMNS,
         schema_name="pg_temp",
@@ -82,6 +93,12 @@ async def _fill_temp_tables(conn: Connection) -> int:
     await conn.copy_records_to_table(
         "job_usage",
         records=[usage_columns(u) for u in usage if u is not None],
+        schema_name="pg_temp",
+    )
+    operations = [operations_of(state) for state, _ in jobs.values()]
+    await conn.copy_records_to_table(
+        "job_operations",
+        records=[operations_columns(o) for o in operations if o is not None],
         schema_name="pg_temp",
     )
     return count

@@ -16,17 +16,17 @@ from typing import Any, Protocol
 import msgspec
 
 from events.domain.aggregates import BY_EVENT_TYPE
-from events.domain.codec import decode
+from events.domain.codec import AnyEvent, decode
 from events.domain.directory import (
     SCHEDULER,
+    USER,
     SchedulerState,
     UserState,
     evolve_scheduler,
     evolve_user,
 )
-from events.domain.directory_events import SchedulerEvent, UserEvent
+from events.domain.directory_events import UserEvent
 from events.domain.job import JOB, JobState, evolve, initial_state
-from events.domain.job_events import JobEvent
 
 
 class LogRow(Protocol):
@@ -112,10 +112,11 @@ def _fold(
             jobs[stream] = evolve(jobs.get(stream, _EMPTY_JOB), event)  # type: ignore[arg-type]
         elif decider is SCHEDULER:
             scheduler = evolve_scheduler(scheduler, event)  # type: ignore[arg-type]
-        else:
+        elif decider is USER:
             user_event: UserEvent = event  # type: ignore[assignment]
             user_id = user_event.user_id
             users[user_id] = evolve_user(users.get(user_id, _EMPTY_USER), user_event)
+        # webhook subscriptions are not part of the replayed model
         applied += 1
         position = row.position
     out.scheduler = scheduler
@@ -123,18 +124,19 @@ def _fold(
     out.position = position
 
 
-def apply(model: Replayed, row: LogRow, event: JobEvent | UserEvent | SchedulerEvent) -> None:
+def apply(model: Replayed, row: LogRow, event: AnyEvent) -> None:
     """Apply one already-decoded event to `model` in place (for tailing readers)."""
     decider = BY_EVENT_TYPE[row.type]
     if decider is JOB:
         model.jobs[row.stream_id] = evolve(model.jobs.get(row.stream_id, _EMPTY_JOB), event)  # type: ignore[arg-type]
     elif decider is SCHEDULER:
         model.scheduler = evolve_scheduler(model.scheduler, event)  # type: ignore[arg-type]
-    else:
+    elif decider is USER:
         user_event: UserEvent = event  # type: ignore[assignment]
         model.users[user_event.user_id] = evolve_user(
             model.users.get(user_event.user_id, _EMPTY_USER), user_event
         )
+    # webhook subscriptions are not part of the replayed model
     model.events += 1
     model.position = row.position
 

@@ -11,12 +11,12 @@ import asyncpg
 import msgspec
 import structlog
 
-from events.domain.fireworks_states import is_final, is_leaving
+from events.domain.fireworks_states import is_final, is_leaving, is_live
 from events.domain.job import JOB, JobState
 from events.domain.job_commands import ConfirmCancelled, ObserveFireworks, RequestCancel
 from events.store.waker import Waker
 from service.commands import run_command
-from service.fireworks import FireworksClient, FireworksError, NotFound, Rejected
+from service.fireworks import FireworksClient, FireworksError, Kind, NotFound, Rejected
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +76,7 @@ async def carry_out_cancel(
     try:
         await client.cancel_job(kind, fireworks_id)
     except NotFound:
-        pass  # nothing left on Fireworks to cancel
+        fireworks_state = None  # nothing left on Fireworks to cancel
     except Rejected as exc:
         try:
             job = await client.get_job(kind, fireworks_id)
@@ -109,7 +109,22 @@ async def carry_out_cancel(
     except FireworksError as exc:
         log.warning("cancel.fireworks_unreachable", job_id=state.job_id, status=exc.status)
         return None
+    else:  # accepted: record what Fireworks shows now, so the job never looks running
+        fireworks_state = await _state_after_cancel(client, kind, fireworks_id)
     confirm = ConfirmCancelled(at=clock(), fireworks_state=fireworks_state)
     after, _ = await run_command(pool, JOB, state.job_id, confirm, metadata, waker=waker)
     log.info("cancel.carried_out", job_id=state.job_id, by=state.cancel_requested_by)
     return after
+
+
+async def _state_after_cancel(client: FireworksClient, kind: Kind, fireworks_id: str) -> str | None:
+    """The Fireworks state right after an accepted cancel (CANCELLING or CANCELLED), or None
+    when it cannot be read (the domain then clears the live state it had)."""
+    try:
+        job = await client.get_job(kind, fireworks_id)
+    except FireworksError:
+        return None
+    seen = job.state
+    if seen is None or is_live(seen):
+        return None  # not yet showing the cancel: nothing worth recording
+    return seen

@@ -15,6 +15,7 @@ from events.store.errors import StreamVersionConflict
 from events.store.log import RecordedEvent
 from events.store.waker import Waker
 from projections.recorder import Versioned, load, record
+from service.metrics import count_recorded
 
 ATTEMPTS = 8
 C = TypeVar("C")
@@ -47,10 +48,13 @@ async def run_command(
                 state = await load(conn, decider, key)
             cmd: C = command(state) if callable(command) else command
             try:
-                return await record(
+                after, recorded = await record(
                     conn, decider, state, decider.decide(cmd, state), metadata, waker
                 )
             except StreamVersionConflict:
                 if attempt == ATTEMPTS:
                     raise
+                continue
+        count_recorded(event.type for event in recorded)
+        return after, recorded
     raise AssertionError("unreachable")

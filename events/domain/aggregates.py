@@ -11,9 +11,10 @@ from typing import Any, Final
 from events.domain.decider import Decider
 from events.domain.directory import SCHEDULER, USER
 from events.domain.job import JOB
+from events.domain.webhook_subscription import WEBHOOK
 
 AnyDecider = Decider[Any, Any, Any]
-DECIDERS: Final[tuple[AnyDecider, ...]] = (JOB, USER, SCHEDULER)
+DECIDERS: Final[tuple[AnyDecider, ...]] = (JOB, USER, SCHEDULER, WEBHOOK)
 BY_EVENT_TYPE: Final[Mapping[str, AnyDecider]] = MappingProxyType(
     {type_: decider for decider in DECIDERS for type_ in decider.event_types}
 )
