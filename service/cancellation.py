@@ -3,8 +3,7 @@ it there, then confirm. Whatever cannot be finished now is finished by the admis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -15,16 +14,11 @@ from events.domain.fireworks_states import is_final, is_leaving, is_live
 from events.domain.job import JOB, JobState
 from events.domain.job_commands import ConfirmCancelled, ObserveFireworks, RequestCancel
 from events.store.waker import Waker
+from service.clock import Clock, utcnow
 from service.commands import run_command
 from service.fireworks import FireworksClient, FireworksError, Kind, NotFound, Rejected
 
 log = structlog.get_logger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class CancelOutcome(msgspec.Struct, frozen=True):

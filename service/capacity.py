@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import msgspec
@@ -17,6 +17,7 @@ import structlog
 
 from events.store.log import Connection
 from service.admission.queue import load_planner_inputs
+from service.clock import utcnow
 from service.fireworks import FireworksClient, FireworksError, Quota
 from service.settings import Settings
 
@@ -24,10 +25,6 @@ log = structlog.get_logger(__name__)
 
 CACHE_SECONDS = 1.0
 Source = Literal["fireworks-quotas", "config"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Capacity(msgspec.Struct, frozen=True):

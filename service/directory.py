@@ -10,7 +10,6 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -20,6 +19,7 @@ from events.domain.directory import USER, AddUser, IssueKey, RevokeKey, SetUserC
 from events.domain.directory_events import Role
 from events.domain.rejections import UnknownStream
 from service.batcher import Batcher
+from service.clock import utcnow
 from service.commands import run_command
 from service.sql import QUERIES
 
@@ -57,16 +57,12 @@ def looks_like_key(key: str) -> bool:
     )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 async def add_user(pool: asyncpg.Pool, email: str, role: Role, metadata: dict[str, Any]) -> User:
     state, _ = await run_command(
         pool,
         USER,
         email,
-        AddUser(at=_now(), user_id=str(uuid.uuid4()), email=email, role=role),
+        AddUser(at=utcnow(), user_id=str(uuid.uuid4()), email=email, role=role),
         metadata,
     )
     assert state.user_id is not None
@@ -76,7 +72,7 @@ async def add_user(pool: asyncpg.Pool, email: str, role: Role, metadata: dict[st
 async def set_cap(
     pool: asyncpg.Pool, email: str, cap: int | None, metadata: dict[str, Any]
 ) -> None:
-    await run_command(pool, USER, email, SetUserCap(at=_now(), cap=cap), metadata)
+    await run_command(pool, USER, email, SetUserCap(at=utcnow(), cap=cap), metadata)
 
 
 async def find_user(
@@ -103,7 +99,7 @@ async def issue_key(
         pool,
         USER,
         email,
-        IssueKey(at=_now(), key_id=key_id, key_hash=hash_key(key), label=label),
+        IssueKey(at=utcnow(), key_id=key_id, key_hash=hash_key(key), label=label),
         metadata,
     )
     assert state.user_id is not None
@@ -114,7 +110,7 @@ async def revoke_key(pool: asyncpg.Pool, key_id: str, metadata: dict[str, Any]) 
     email = await pool.fetchval(QUERIES["key_owner_email"], key_id)
     if email is None:
         raise UnknownStream("no such key")
-    await run_command(pool, USER, email, RevokeKey(at=_now(), key_id=key_id), metadata)
+    await run_command(pool, USER, email, RevokeKey(at=utcnow(), key_id=key_id), metadata)
 
 
 def _active_user(row: asyncpg.Record | None, digest: str) -> User | None:

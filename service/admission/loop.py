@@ -36,7 +36,8 @@ from service.admission.limits import STEPS as LIMIT_STEPS
 from service.admission.limits import check_running_jobs
 from service.admission.queue import load_planner_inputs, plan_admissions
 from service.admission.reconcile import reconcile
-from service.capacity import Capacity, CapacityReader, utcnow
+from service.capacity import Capacity, CapacityReader
+from service.clock import utcnow
 from service.fireworks import FireworksClient
 from service.settings import Settings
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
@@ -65,7 +64,7 @@ async def add_user(
 
 @get("/users", summary="List users, each with their GPU-hour usage", responses=errors(403))
 async def list_users(runtime: RuntimeDep) -> list[UserView]:
-    now = datetime.now(UTC)
+    now = runtime.clock()
     rows = await usage(runtime.pool, start=EPOCH, stop=now, now=now, group="user")
     by_email = {row.group: row for row in rows}
     views = []
@@ -143,7 +142,7 @@ def _wake(runtime: Runtime) -> None:
 
 async def pause_scheduler(runtime: Runtime, caller: Caller, reason: str | None) -> None:
     """Record the pause (the API and the dashboard both come here) and wake the loop."""
-    command = PauseScheduler(at=datetime.now(UTC), by=caller.email, reason=reason)
+    command = PauseScheduler(at=runtime.clock(), by=caller.email, reason=reason)
     await run_command(
         runtime.pool, SCHEDULER, SCHEDULER_STREAM, command, metadata(caller), waker=runtime.waker
     )
@@ -151,7 +150,7 @@ async def pause_scheduler(runtime: Runtime, caller: Caller, reason: str | None) 
 
 
 async def resume_scheduler(runtime: Runtime, caller: Caller) -> None:
-    command = ResumeScheduler(at=datetime.now(UTC), by=caller.email)
+    command = ResumeScheduler(at=runtime.clock(), by=caller.email)
     await run_command(
         runtime.pool, SCHEDULER, SCHEDULER_STREAM, command, metadata(caller), waker=runtime.waker
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import asyncpg
@@ -10,6 +9,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
+from events.domain.job_events import JobStatus, Kind
 from service.api.auth import Caller, CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
 from service.api.errors import ApiError, invalid, not_found
@@ -17,7 +17,7 @@ from service.api.intake import IDEMPOTENCY_KEY, check_payload, submit_command
 from service.api.limits import check_flood_limits
 from service.api.pagination import decode_cursor, encode_cursor, next_link
 from service.api.runtime import Runtime
-from service.api.schemas import CancelResult, JobStatus, JobSubmission, JobView, Kind
+from service.api.schemas import CancelResult, JobSubmission, JobView
 from service.api.views import JobRow, job_row, job_views, row_of_state
 from service.cancellation import CancelOutcome, cancel_job
 from service.sql import QUERIES
@@ -93,7 +93,7 @@ async def submit_job(
 ) -> Response[JobView]:
     data = await strict_body(request, JobSubmission)
     check_payload(data)
-    command = submit_command(data, caller, datetime.now(UTC), idempotency_key)
+    command = submit_command(data, caller, runtime.clock(), idempotency_key)
     fp = command.request_fingerprint  # what a retry with the same key must match
     if idempotency_key is not None and fp is not None:
         earlier = await _replay(runtime, caller, idempotency_key, fp)

@@ -3,7 +3,6 @@ submitted again as a new job, linked to the old one (`requeued_from`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from litestar import Request, Response, post
@@ -36,7 +35,7 @@ async def requeue_job(
     row = await _visible_job(runtime, caller, id)  # 404 for another member's job
     async with runtime.pool.acquire() as conn:
         old = await load(conn, JOB, row.id)
-    command = requeue(old, new_job_id(), datetime.now(UTC))  # 409 unless FAIL/CANCELLED
+    command = requeue(old, new_job_id(), runtime.clock())  # 409 unless FAIL/CANCELLED
     await check_flood_limits(runtime, caller, 1)  # a requeue is a new job like any other
     state = await runtime.submitter.submit(command, metadata(caller))
     if runtime.loop is not None:

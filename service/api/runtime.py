@@ -12,6 +12,7 @@ from events.store.tail import LogWatcher
 from events.store.waker import Waker
 from service.api.batching import SharedRun
 from service.capacity import CapacityReader
+from service.clock import Clock, utcnow
 from service.directory import KeyLookup
 from service.fireworks import FireworksClient
 from service.settings import Settings
@@ -39,6 +40,7 @@ class Runtime:
         client: FireworksClient,
         capacity: CapacityReader,
         simulator: RunningSimulator | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.database_url = database_url
@@ -51,6 +53,7 @@ class Runtime:
         self.client = client
         self.capacity = capacity
         self.simulator = simulator
+        self.clock = clock  # the one clock: every `at` and "now" of a request
         self.loop: AdmissionLoop | None = None  # when the scheduler runs in this process
         self.plans: SharedRun[Any] | None = None  # api.views.PlanSnapshot, shared runs
         self.plan_snapshot: Any = None  # api.views.PlanSnapshot: the latest plan made

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-Kind = Literal["SFT", "DPO", "RFT"]
-JobStatus = Literal["QUEUED", "PROGRESS", "SUCCESS", "FAIL", "CANCELLED"]
-Role = Literal["member", "admin"]
+from events.domain.directory_events import Role
+from events.domain.job_events import JobStatus, Kind
+
 GpuType = Literal["h200", "b200", "h100"]
 
 GpuCount = Annotated[int, Meta(ge=1, le=1024, description="GPUs the job needs (1..1024)")]

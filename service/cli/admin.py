@@ -4,7 +4,7 @@ Every change is recorded in the event log with metadata `{"actor": "cli:<os user
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -26,6 +26,7 @@ from service.cli.app import (
 )
 from service.cli.app import settings_or_exit as settings
 from service.cli.app import users_app as users
+from service.clock import utcnow
 from service.commands import run_command
 from service.database import migrate as apply_migrations
 from service.sql import QUERIES
@@ -160,7 +161,7 @@ def scheduler_pause(
 
     async def go() -> None:
         async with database(settings()) as pool:
-            command = PauseScheduler(at=datetime.now(UTC), by=by, reason=reason)
+            command = PauseScheduler(at=utcnow(), by=by, reason=reason)
             await run_command(pool, SCHEDULER, SCHEDULER_STREAM, command, actor())
 
     run(go())
@@ -174,7 +175,7 @@ def scheduler_resume() -> None:
 
     async def go() -> None:
         async with database(settings()) as pool:
-            command = ResumeScheduler(at=datetime.now(UTC), by=by)
+            command = ResumeScheduler(at=utcnow(), by=by)
             await run_command(pool, SCHEDULER, SCHEDULER_STREAM, command, actor())
 
     run(go())

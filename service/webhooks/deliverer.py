@@ -16,7 +16,6 @@ import random
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -42,6 +41,7 @@ from events.store.tail import LogWatcher
 from service import metrics
 from service.admission.leader import Leadership
 from service.api.streams import history_event
+from service.clock import utcnow
 from service.webhooks import QUERIES
 from service.webhooks.sealing import SealingError, unseal
 from service.webhooks.subscriptions import record_failing
@@ -299,7 +299,7 @@ class WebhookDeliverer:
                 error=error,
             )  # fmt: skip
             failing = WebhookFailing(
-                at=datetime.now(UTC),
+                at=utcnow(),
                 webhook_id=sub.id,
                 position=event.position,
                 attempts=attempts,
