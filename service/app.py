@@ -25,6 +25,7 @@ from litestar.exceptions import LitestarDeprecationWarning
 
 from events.store.tail import LogWatcher
 from events.store.waker import Waker
+from service.admission.faults import fault_checkpoint_from_env
 from service.admission.loop import AdmissionLoop
 from service.api.admin import ADMIN_ROUTES
 from service.api.auth import (
@@ -88,6 +89,7 @@ async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
         runtime.settings,
         runtime.watcher,
         capacity=runtime.capacity,
+        checkpoint=fault_checkpoint_from_env(),  # None unless an e2e test asks for a crash
         dsn=runtime.database_url,  # the leader's own connection, also for the embedded server
     )
     await loop.start()

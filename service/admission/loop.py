@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,7 +23,6 @@ from events.store.tail import LogWatcher, Subscription
 from projections.recorder import hold_admission_gate
 from service import metrics
 from service.admission.admit import (
-    STEPS,
     AdmissionContext,
     Checkpoint,
     create,
@@ -32,7 +30,6 @@ from service.admission.admit import (
     start,
 )
 from service.admission.leader import Leadership
-from service.admission.limits import STEPS as LIMIT_STEPS
 from service.admission.limits import check_running_jobs
 from service.admission.queue import load_planner_inputs, plan_admissions
 from service.admission.reconcile import reconcile
@@ -46,40 +43,6 @@ log = structlog.get_logger(__name__)
 FOLLOWER_RETRY_S: Final = 1.0
 DEBOUNCE_S: Final = 0.002
 TICK_LIMIT_S: Final = 120.0  # at least; or four reconcile intervals when that is longer
-
-
-FAULT_STEP_ENV: Final = "FTQ_FAULT_STEP"
-FAULT_ACTION_ENV: Final = "FTQ_FAULT_ACTION"
-
-
-def fault_checkpoint_from_env(environ: dict[str, str] | None = None) -> Checkpoint | None:
-    """TEST-ONLY crash injection for the e2e reliability suite (tests/e2e/test_replicas.py).
-
-    `FTQ_FAULT_STEP=<one of admit.STEPS or limits.STEPS>` makes the leader die at that step
-    (of its first admission, or of its first runtime-limit cancel): `FTQ_FAULT_ACTION=exit`
-    (default) ends the process with `os._exit(137)` (as if SIGKILLed: no cleanup, the leader
-    lock goes with the connection), `hang` blocks the admission loop forever (the process stays
-    up holding leadership). Unset in production: then this returns None and the no-op
-    checkpoint is used."""
-    env = os.environ if environ is None else environ
-    step = env.get(FAULT_STEP_ENV, "")
-    if not step:
-        return None
-    if step not in STEPS + LIMIT_STEPS:
-        raise ValueError(f"{FAULT_STEP_ENV} must be one of {STEPS + LIMIT_STEPS}, not {step!r}")
-    action = env.get(FAULT_ACTION_ENV, "exit")
-    if action not in ("exit", "hang"):
-        raise ValueError(f"{FAULT_ACTION_ENV} must be 'exit' or 'hang', not {action!r}")
-
-    async def checkpoint(at: str, job_id: str) -> None:
-        if at != step:
-            return
-        log.critical("admission.fault_injected", step=at, job_id=job_id, action=action)
-        if action == "exit":
-            os._exit(137)
-        await asyncio.Event().wait()  # hang: never returns
-
-    return checkpoint
 
 
 class TickSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,7 +77,7 @@ class AdmissionLoop:
         *,
         capacity: CapacityReader,
         clock: Callable[[], datetime] = utcnow,
-        checkpoint: Checkpoint | None = None,
+        checkpoint: Checkpoint | None = None,  # the composition root passes the fault hook
         dsn: str | None = None,
         follower_retry_s: float = FOLLOWER_RETRY_S,
         tick_limit_s: float | None = None,
@@ -123,7 +86,6 @@ class AdmissionLoop:
         self._settings = settings
         self._watcher = watcher
         self._capacity = capacity
-        checkpoint = checkpoint or fault_checkpoint_from_env()
         self._ctx = AdmissionContext(pool, client, clock, checkpoint or no_checkpoint)
         self._dsn = dsn or settings.database_url
         self._follower_retry_s = follower_retry_s

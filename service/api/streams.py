@@ -20,12 +20,15 @@ from typing import Any, Final, Protocol
 import asyncpg
 import msgspec
 import structlog
+from litestar import Request
+from litestar.response import Stream
 
 from events.domain import aggregates, codec
 from events.domain.job import JOB, JobState
 from events.domain.job_events import JobEvent
 from events.store.log import Cursor, RecordedEvent, read_stream
 from events.store.tail import LogTail, LogWatcher, Subscription
+from service.api.errors import invalid
 from service.metrics import STREAM_CLIENTS
 from service.redaction import redact
 from service.sql import QUERIES
@@ -340,3 +343,50 @@ def canonical_uuids(values: Collection[str]) -> frozenset[str] | None:
         return frozenset(str(uuid.UUID(v)) for v in values)
     except ValueError:
         return None
+
+
+def wire_for(accept: str | None) -> Wire:
+    """NDJSON when the client accepts it, else SSE."""
+    return NDJSON if NDJSON_MEDIA_TYPE in (accept or "") else SSE
+
+
+def log_filter(job: list[str] | None, type_: list[str] | None) -> LogFilter:
+    """The `job` and `type` query values of /events/stream; 400 for a non-uuid job or an
+    event type ftq does not know."""
+    jobs = canonical_uuids(parse_values(job))
+    if jobs is None:
+        raise invalid("job must be job ids (uuids)", [{"field": "job", "problem": "not a uuid"}])
+    types = frozenset(parse_values(type_))
+    unknown = sorted(types - codec.EVENT_TYPES.keys())
+    if unknown:
+        known = ", ".join(sorted(codec.EVENT_TYPES))
+        raise invalid(
+            f"unknown event type {unknown[0]!r}; known types: {known}",
+            [{"field": "type", "problem": f"unknown event type {t!r}"} for t in unknown],
+        )
+    return LogFilter(jobs=jobs, types=types)
+
+
+def log_source(
+    pool: asyncpg.Pool,
+    watcher: LogWatcher,
+    after: Cursor,
+    wire: Wire,
+    wanted: LogFilter,
+    *,
+    user_id: str,
+    is_admin: bool,
+) -> LogSource:
+    """The log as a caller may see it: an admin everything (with each job's owner), a member
+    the events of their own jobs."""
+    keep = None if is_admin else OwnedJobs(pool, user_id).keep
+    emails = OwnerEmails(pool) if is_admin else None
+    return LogSource(pool, watcher, after, wire, keep, wanted, emails)
+
+
+def stream_response(request: Request[Any, Any, Any], source: Source, wire: Wire) -> Stream:
+    """The streaming response of `source`, with the app's heartbeat interval."""
+    heartbeat_s = float(request.app.state.get(HEARTBEAT_STATE_KEY, HEARTBEAT_S))
+    return Stream(
+        framed(source, wire, heartbeat_s), media_type=wire.media_type, headers=STREAM_HEADERS
+    )
