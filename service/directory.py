@@ -119,14 +119,6 @@ def _active_user(row: asyncpg.Record | None, digest: str) -> User | None:
     return User(row[0], row[1], row[2], row[3])
 
 
-async def authenticate(pool: asyncpg.Pool, key: str) -> User | None:
-    """The active user owning `key`, or None (malformed, unknown or revoked)."""
-    if not looks_like_key(key):
-        return None
-    digest = hash_key(key)
-    return _active_user(await pool.fetchrow(QUERIES["active_key"], digest), digest)
-
-
 class KeyLookup:
     """`authenticate` for a server's many concurrent requests: lookups that arrive together
     share one query (service.batcher). Nothing is cached: each lookup's query starts after

@@ -20,10 +20,5 @@ BY_EVENT_TYPE: Final[Mapping[str, AnyDecider]] = MappingProxyType(
 )
 
 
-def decider_of(event_type: str) -> AnyDecider | None:
-    """The aggregate of events of `event_type`; None for a type this ftq does not know."""
-    return BY_EVENT_TYPE.get(event_type)
-
-
 def is_job_event(event_type: str) -> bool:
     return BY_EVENT_TYPE.get(event_type) is JOB

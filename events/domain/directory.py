@@ -135,8 +135,6 @@ def decide_user(command: UserCommand, state: UserState) -> list[UserEvent]:
             if command.key_id not in state.active_keys:
                 raise UnknownStream("no such key")
             return [KeyRevoked(at=command.at, key_id=command.key_id, user_id=state.user_id)]
-        case AddUser():  # handled above; keeps the match exhaustive
-            raise InvalidState("user exists")
 
 
 def evolve_scheduler(state: SchedulerState, event: SchedulerEvent) -> SchedulerState:

@@ -313,8 +313,6 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
             return _enforce_limit(command, state)
         case DetectStuck():
             return _detect_stuck(command, state)
-        case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
-            return _submit(command, state)
 
 
 def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:

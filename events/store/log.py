@@ -258,20 +258,6 @@ def woken_streams(payload: str) -> list[str]:
         return [payload] if payload else []
 
 
-async def append_and_notify(
-    conn: Connection,
-    stream_id: str,
-    expected_version: int,
-    events: Sequence[NewEvent],
-    metadata: Mapping[str, Any],
-) -> list[RecordedEvent]:
-    """Append (one statement, committed on its own), then notify; for writers with nothing
-    else to update in the same transaction. Two round trips."""
-    recorded = await append(conn, stream_id, expected_version, events, metadata)  # atomic
-    await notify_appended(conn, [stream_id])
-    return recorded
-
-
 async def read_stream(
     conn: Connection, stream_id: str, after_version: int = 0
 ) -> list[RecordedEvent]:

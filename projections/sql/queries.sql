@@ -91,14 +91,6 @@ UPDATE api_keys SET revoked_at = $2 WHERE id = $1;
 -- name: set_scheduler
 UPDATE scheduler_state SET paused = $1, changed_by = $2, changed_at = $3;
 
--- name: save_checkpoint
-INSERT INTO projection_checkpoints (name, transaction_id, position, updated_at)
-VALUES ($1, $2::text::xid8, $3, now())
-ON CONFLICT (name) DO UPDATE SET
-    transaction_id = excluded.transaction_id,
-    position = excluded.position,
-    updated_at = excluded.updated_at;
-
 -- name: rebuild_tables
 -- Temporary twins of the projection tables; unqualified names resolve to pg_temp first, so
 -- the ordinary writers fill them. Dropped at the end of the transaction.

@@ -10,7 +10,7 @@ Policies and their guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 
 import msgspec
@@ -58,10 +58,6 @@ class Load(msgspec.Struct, frozen=True):
 
     def cap_of(self, user_id: str) -> int:
         return self.caps.get(user_id, self.default_cap)
-
-
-def fifo_order(jobs: Iterable[QueuedJob]) -> list[QueuedJob]:
-    return sorted(jobs, key=lambda j: (j.created_at, j.job_id))
 
 
 def plan(

@@ -10,6 +10,7 @@ from msgspec import Meta
 
 from events.domain.directory_events import Role
 from events.domain.job_events import JobStatus, Kind
+from events.domain.job_limits import MAX_RUNTIME_MINUTES
 
 GpuType = Literal["h200", "b200", "h100"]
 
@@ -19,9 +20,10 @@ MaxRuntimeMinutes = Annotated[
     int,
     Meta(
         ge=1,
-        le=43200,
-        description="Runtime limit on Fireworks in minutes from admission (1..43200); past it "
-        "ftq cancels the job. Unset: FTQ_MAX_RUNTIME_HOURS, if the operator set it.",
+        le=MAX_RUNTIME_MINUTES,
+        description="Runtime limit on Fireworks in minutes from admission "
+        f"(1..{MAX_RUNTIME_MINUTES}); past it ftq cancels the job. Unset: "
+        "FTQ_MAX_RUNTIME_HOURS, if the operator set it.",
     ),
 ]
 

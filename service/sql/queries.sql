@@ -32,13 +32,8 @@ SELECT id::text, email, role, cap FROM users ORDER BY email;
 -- name: key_owner_email
 SELECT u.email FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id::text = $1;
 
--- name: active_key
-SELECT u.id::text, u.email, u.role, u.cap, k.key_hash
-FROM api_keys k JOIN users u ON u.id = k.user_id
-WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
-
 -- name: active_keys
--- `active_key` for several hashes at once (service.directory.KeyLookup).
+-- The active users owning these key hashes (service.directory.KeyLookup).
 SELECT u.id::text, u.email, u.role, u.cap, k.key_hash
 FROM api_keys k JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = ANY($1::text[]) AND k.revoked_at IS NULL;

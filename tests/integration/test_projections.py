@@ -22,7 +22,7 @@ from events.domain.rejections import AlreadyExists, InvalidState
 from events.store.errors import StreamVersionConflict
 from projections.recorder import load, record
 from service.commands import run_command
-from service.directory import add_user, authenticate, issue_key, revoke_key
+from service.directory import KeyLookup, add_user, issue_key, revoke_key
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 META = {"actor": "test"}
@@ -129,17 +129,18 @@ async def test_keys_authenticate_until_revoked(pool: asyncpg.Pool) -> None:
     assert user.email == "ada@example.com"
     issued = await issue_key(pool, "ada@example.com", "laptop", META)
     assert issued.key.startswith("sftq_")
-    found = await authenticate(pool, issued.key)
+    keys = KeyLookup(pool)
+    found = await keys.authenticate(issued.key)
     assert found is not None and found.id == user.id and found.role == "admin"
-    assert (
-        await authenticate(pool, issued.key[:-1] + ("A" if issued.key[-1] != "A" else "B")) is None
-    )
+    other = issued.key[:-1] + ("A" if issued.key[-1] != "A" else "B")
+    assert await keys.authenticate(other) is None
     stored = await pool.fetchval(
         "SELECT count(*) FROM events WHERE data::text LIKE $1", f"%{issued.key}%"
     )
     assert stored == 0
     await revoke_key(pool, issued.id, META)
-    assert await authenticate(pool, issued.key) is None
+    assert await keys.authenticate(issued.key) is None
+    await keys.close()
 
 
 async def test_user_load_goes_down_when_a_job_leaves_progress(pool: asyncpg.Pool) -> None:

@@ -35,7 +35,7 @@ from projections.audit import (
     Violation,
     audit,
 )
-from service.admission.plan import Load, QueuedJob, fifo_order, plan
+from service.admission.plan import Load, QueuedJob, plan
 
 try:
     from tests.unit.history import History, renumbered
@@ -342,10 +342,13 @@ class _Simulation:
         for s in running:
             progress[s.user_id] = progress.get(s.user_id, 0) + 1
         in_use = sum(s.gpu_count for s in running) + external
-        queue = fifo_order(
-            QueuedJob(j, s.user_id, s.created_at, s.gpu_count)  # type: ignore[arg-type]
-            for j, s in self.jobs.items()
-            if s.status == "QUEUED"
+        queue = sorted(
+            (
+                QueuedJob(j, s.user_id, s.created_at, s.gpu_count)  # type: ignore[arg-type]
+                for j, s in self.jobs.items()
+                if s.status == "QUEUED"
+            ),
+            key=lambda q: (q.created_at, q.job_id),
         )
         decided = plan(queue, Load(progress, self.caps, 1), QUOTA - in_use, policy=self.policy)
         for a in decided.admit:

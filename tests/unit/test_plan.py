@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.admission.plan import PAUSED_REASON, Load, QueuedJob, fifo_order, plan
+from service.admission.plan import PAUSED_REASON, Load, QueuedJob, plan
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -95,7 +95,10 @@ def test_random_workloads_keep_cap_budget_and_fifo(
     policy: str,
     explain: bool,
 ) -> None:
-    queue = fifo_order(job(n, user, gpus) for n, (user, gpus) in enumerate(jobs))
+    queue = sorted(
+        (job(n, user, gpus) for n, (user, gpus) in enumerate(jobs)),
+        key=lambda j: (j.created_at, j.job_id),
+    )
     current = Load(progress=progress, caps=caps, default_cap=1)
     result = plan(queue, current, available, policy=policy, explain=explain)
     admitted = [a.job for a in result.admit]
