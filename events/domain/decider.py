@@ -27,11 +27,11 @@ class Decider(Generic[C, S, E]):
     initial: S
     decide: Callable[[C, S], list[E]]
     evolve: Callable[[S, E], S]
-    is_terminal: Callable[[S], bool]
-    key: Callable[[S], str]  # the aggregate's key held in its state (job id, email, "")
-    stream_id: Callable[[str], str]  # the stream that holds the aggregate of a key
-    frees_a_slot: Callable[[S, S, Sequence[E]], bool]  # (before, after, events)
     event_types: frozenset[str]  # the `type` of every event it evolves
+    key: Callable[[S], str]  # the aggregate's key held in its state (job id, email, ...)
+    stream_id: Callable[[str], str]  # the stream that holds the aggregate of a key
+    is_terminal: Callable[[S], bool] = lambda _: False
+    frees_a_slot: Callable[[S, S, Sequence[E]], bool] = lambda *_: False  # (before, after, events)
 
     def fold(self, events: Iterable[E], state: S | None = None) -> S:
         out = self.initial if state is None else state
@@ -47,8 +47,3 @@ class Decider(Generic[C, S, E]):
 def tags(union: object) -> frozenset[str]:
     """The `type` tags of a union of msgspec event structs."""
     return frozenset(str(cls.__struct_config__.tag) for cls in get_args(union))
-
-
-def never(before: object, after: object, events: Sequence[object]) -> bool:
-    """`frees_a_slot` of an aggregate no admission decision depends on."""
-    return False

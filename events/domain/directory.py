@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Final
 
 import msgspec
 
-from events.domain.decider import Decider, never, tags
+from events.domain.decider import Decider, tags
 from events.domain.directory_events import (
     SCHEDULER_STREAM,
     KeyIssued,
@@ -163,41 +164,15 @@ def sets_a_cap(before: UserState, after: UserState, events: Sequence[UserEvent])
     return any(isinstance(event, UserCapSet) for event in events)
 
 
-def _user_key(state: UserState) -> str:
-    return state.email
-
-
-def _scheduler_key(state: SchedulerState) -> str:
-    return SCHEDULER_STREAM  # one scheduler: its key is its stream
-
-
-def _scheduler_stream(_: str) -> str:
-    return SCHEDULER_STREAM
-
-
-def _never_terminal(state: object) -> bool:
-    return False
+def _the_scheduler(_: object) -> str:
+    return SCHEDULER_STREAM  # one scheduler: its key and its stream
 
 
 USER: Final[Decider[UserCommand, UserState, UserEvent]] = Decider(
-    name="user",
-    initial=UserState(),
-    decide=decide_user,
-    evolve=evolve_user,
-    is_terminal=_never_terminal,
-    key=_user_key,
-    stream_id=user_stream,
-    frees_a_slot=sets_a_cap,
-    event_types=tags(UserEvent),
-)
+    "user", UserState(), decide_user, evolve_user, tags(UserEvent),
+    key=attrgetter("email"), stream_id=user_stream, frees_a_slot=sets_a_cap,
+)  # fmt: skip
 SCHEDULER: Final[Decider[SchedulerCommand, SchedulerState, SchedulerEvent]] = Decider(
-    name="scheduler",
-    initial=SchedulerState(),
-    decide=decide_scheduler,
-    evolve=evolve_scheduler,
-    is_terminal=_never_terminal,
-    key=_scheduler_key,
-    stream_id=_scheduler_stream,
-    frees_a_slot=never,
-    event_types=tags(SchedulerEvent),
-)
+    "scheduler", SchedulerState(), decide_scheduler, evolve_scheduler, tags(SchedulerEvent),
+    key=_the_scheduler, stream_id=_the_scheduler,
+)  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Final
 
 import msgspec
@@ -468,26 +469,8 @@ def frees_a_slot(before: JobState, after: JobState, events: Sequence[JobEvent]) 
     return before.status == "PROGRESS" and after.status != "PROGRESS"
 
 
-def _key(state: JobState) -> str:
-    return state.job_id
-
-
-def _stream_id(job_id: str) -> str:
-    return job_id
-
-
-def _is_terminal(state: JobState) -> bool:
-    return state.terminal
-
-
 JOB: Final[Decider[JobCommand, JobState, JobEvent]] = Decider(
-    name="job",
-    initial=JobState(),
-    decide=decide,
-    evolve=evolve,
-    is_terminal=_is_terminal,
-    key=_key,
-    stream_id=_stream_id,
-    frees_a_slot=frees_a_slot,
-    event_types=tags(JobEvent),
-)
+    "job", JobState(), decide, evolve, tags(JobEvent),
+    key=attrgetter("job_id"), stream_id=str,  # a job's stream id is its uuid
+    is_terminal=attrgetter("terminal"), frees_a_slot=frees_a_slot,
+)  # fmt: skip

@@ -5,45 +5,40 @@ hold: a change to a subscription that was never made, or any after its deletion.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Final
 
 import msgspec
 
-from events.domain.decider import Decider, never, tags
+from events.domain import webhooks
+from events.domain.decider import Decider, tags
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
-from events.domain.webhooks import (
-    WebhookDeleted,
-    WebhookEnabled,
-    WebhookEvent,
-    WebhookFailing,
-    WebhookState,
-    WebhookSubscribed,
-    webhook_stream,
-)
+
+Event = webhooks.WebhookEvent
 
 
 class Subscription(msgspec.Struct, frozen=True, kw_only=True):
     version: int = 0
     webhook_id: str = ""
-    state: WebhookState | None = None  # None: no such subscription
+    state: webhooks.WebhookState | None = None  # None: no such subscription
 
 
-def evolve_subscription(state: Subscription, event: WebhookEvent) -> Subscription:
+def evolve_subscription(state: Subscription, event: Event) -> Subscription:
     version = state.version + 1
     match event:
-        case WebhookSubscribed():
+        case webhooks.WebhookSubscribed():
             return Subscription(version=version, webhook_id=event.webhook_id, state="active")
-        case WebhookDeleted():
+        case webhooks.WebhookDeleted():
             return msgspec.structs.replace(state, version=version, state="deleted")
-        case WebhookFailing():
+        case webhooks.WebhookFailing():
             return msgspec.structs.replace(state, version=version, state="failing")
-        case WebhookEnabled():
+        case webhooks.WebhookEnabled():
             return msgspec.structs.replace(state, version=version, state="active")
 
 
-def decide_subscription(command: WebhookEvent, state: Subscription) -> list[WebhookEvent]:
+def decide_subscription(command: Event, state: Subscription) -> list[Event]:
     """The command is the event its writer has already checked against the row."""
-    if isinstance(command, WebhookSubscribed):
+    if isinstance(command, webhooks.WebhookSubscribed):
         if state.state is not None:
             raise AlreadyExists(f"webhook {command.webhook_id} already exists")
         return [command]
@@ -58,18 +53,7 @@ def _is_deleted(state: Subscription) -> bool:
     return state.state == "deleted"
 
 
-def _key(state: Subscription) -> str:
-    return state.webhook_id
-
-
-WEBHOOK: Final[Decider[WebhookEvent, Subscription, WebhookEvent]] = Decider(
-    name="webhook",
-    initial=Subscription(),
-    decide=decide_subscription,
-    evolve=evolve_subscription,
-    is_terminal=_is_deleted,
-    key=_key,
-    stream_id=webhook_stream,
-    frees_a_slot=never,
-    event_types=tags(WebhookEvent),
-)
+WEBHOOK: Final[Decider[Event, Subscription, Event]] = Decider(
+    "webhook", Subscription(), decide_subscription, evolve_subscription, tags(Event),
+    key=attrgetter("webhook_id"), stream_id=webhooks.webhook_stream, is_terminal=_is_deleted,
+)  # fmt: skip

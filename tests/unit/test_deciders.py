@@ -4,8 +4,6 @@ slot-freeing rule (which takes the admission gate) is the domain's."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from events.domain.aggregates import BY_EVENT_TYPE, DECIDERS, is_job_event
@@ -29,10 +27,8 @@ from events.domain.job_commands import (
     StartAdmission,
     SubmitJob,
 )
-from events.domain.job_events import AdmissionReason
+from tests.unit.test_job_decider import REASON, T0
 
-T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-REASON = AdmissionReason(policy="strict-fifo", quota=8, in_use=0, available=8, queue_position=1)
 JOB_ID = "0b7c4cc0-5f5e-4b8e-9d6e-6f1f3c0d2a11"
 
 
