@@ -16,7 +16,7 @@ from events.domain.job import JOB, JobState, evolve, initial_state
 from events.domain.job_events import JobEvent
 from events.domain.operations import operations_of
 from events.domain.usage import usage_of
-from events.store.log import Connection, Cursor, RecordedEvent
+from events.store.log import Connection, Cursor, RecordedEvent, recorded_event
 from projections.sql import QUERIES
 from projections.writers import (
     JOB_COLUMNS,
@@ -46,17 +46,7 @@ async def _log(conn: Connection) -> AsyncIterator[RecordedEvent]:
             QUERIES["log_in_order"], after.transaction_id, after.position, BATCH
         )
         for row in rows:
-            yield RecordedEvent(
-                position=row[0],
-                transaction_id=row[1],
-                stream_id=row[2],
-                stream_version=row[3],
-                type=row[4],
-                schema_version=row[5],
-                data=row[6].encode(),
-                metadata={},
-                recorded_at=row[8],
-            )
+            yield recorded_event(row, with_metadata=False)
         if len(rows) < BATCH:
             return
         after = Cursor(rows[-1][1], rows[-1][0])

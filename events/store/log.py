@@ -94,7 +94,9 @@ def _checked_json_text(data: bytes) -> str:
         raise InvalidEventData(f"event data is not UTF-8: {exc}") from exc
 
 
-def _recorded(row: asyncpg.Record) -> RecordedEvent:
+def recorded_event(row: asyncpg.Record, *, with_metadata: bool = True) -> RecordedEvent:
+    """An event row (columns as query `read_all` selects them) as a `RecordedEvent`;
+    `with_metadata=False` leaves its metadata out (readers that never look at it)."""
     return RecordedEvent(
         position=row[0],
         transaction_id=row[1],
@@ -103,7 +105,7 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
         type=row[4],
         schema_version=row[5],
         data=row[6].encode(),
-        metadata=_metadata_decoder.decode(row[7]),
+        metadata=_metadata_decoder.decode(row[7]) if with_metadata else {},
         recorded_at=row[8],
     )
 
@@ -263,7 +265,7 @@ async def read_stream(
 ) -> list[RecordedEvent]:
     """The stream's events with a version above ``after_version``, in version order."""
     rows = await conn.fetch(QUERIES["read_stream"], stream_id, after_version)
-    return [_recorded(r) for r in rows]
+    return [recorded_event(r) for r in rows]
 
 
 async def read_all(conn: Connection, after: Cursor, limit: int) -> list[RecordedEvent]:
@@ -273,7 +275,7 @@ async def read_all(conn: Connection, after: Cursor, limit: int) -> list[Recorded
     so an event that commits later can never land before an event already returned.
     """
     rows = await conn.fetch(QUERIES["read_all"], after.transaction_id, after.position, limit)
-    return [_recorded(r) for r in rows]
+    return [recorded_event(r) for r in rows]
 
 
 async def committed_after(conn: Connection, after: Cursor) -> bool:
