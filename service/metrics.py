@@ -40,6 +40,11 @@ FIREWORKS_ERRORS = Counter(
 TICK_SECONDS = Histogram("ftq_tick_seconds", "Admission loop tick duration")
 STREAM_CLIENTS = Gauge("ftq_stream_clients", "Open history stream connections")
 IS_LEADER = Gauge("ftq_is_leader", "1 when this process leads admission")
+WEBHOOK_DELIVERIES = Counter(
+    "ftq_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"]
+)
+WEBHOOKS_FAILING = Gauge("ftq_webhooks_failing", "Webhook subscriptions marked failing")
+STUCK_JOBS = Gauge("ftq_stuck_jobs", "Jobs running on Fireworks flagged stuck")
 SCHEDULER_PAUSED = Gauge("ftq_scheduler_paused", "1 when admission is paused")
 
 UNMATCHED_ROUTE = "<unmatched>"

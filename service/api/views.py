@@ -53,6 +53,10 @@ class JobRow(msgspec.Struct, frozen=True):
     cancel_requested_by: str | None
     user_id: str
     request_fingerprint: str | None
+    # From `job_operations` (NULL when the job has no row there).
+    max_runtime_minutes: int | None = None
+    requeued_from: str | None = None
+    stuck_reason: str | None = None
 
 
 def job_row(record: asyncpg.Record | Sequence[Any]) -> JobRow:
@@ -79,6 +83,9 @@ def row_of_state(state: JobState) -> JobRow:
         cancel_requested_by=state.cancel_requested_by,
         user_id=state.user_id,
         request_fingerprint=state.request_fingerprint,
+        max_runtime_minutes=state.max_runtime_minutes,
+        requeued_from=state.requeued_from,
+        stuck_reason=state.stuck_reason,
     )
 
 
@@ -265,6 +272,7 @@ def _plan_placed(
 
 def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
     position, reason = (None, None)
+    stuck_reason = row.stuck_reason if row.state == "PROGRESS" else None
     if row.state == "QUEUED" and placement is not None:
         position, reason = placement.get(row.id, (None, None))
     return JobView(
@@ -285,6 +293,10 @@ def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
         cancel_requested=row.cancel_requested_by is not None and row.state == "PROGRESS",
         queue_position=position,
         pending_reason=reason,
+        max_runtime_minutes=row.max_runtime_minutes,
+        requeued_from=row.requeued_from,
+        stuck=stuck_reason is not None,
+        stuck_reason=stuck_reason,
     )
 
 

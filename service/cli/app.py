@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from events.domain.rejections import CommandRejected
+from events.store.migrations import MigrationEdited
 from service.api.errors import public_code
 from service.database import (
     create_pool,
@@ -137,6 +138,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(exc.message, exc.code)
     except CommandRejected as exc:
         fail(f"{public_code(exc)}: {exc.message}")
+    except MigrationEdited as exc:
+        fail(f"refusing to migrate: {exc}")
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         fail(f"database: {type(exc).__name__}: {exc}")
 

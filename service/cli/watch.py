@@ -124,6 +124,8 @@ class Status(msgspec.Struct):
     progress: float | None = None
     detail: str | None = None
     cancel_by: str | None = None
+    cancel_why: str | None = None
+    stuck: str | None = None
 
     def apply(self, type_: str, data: dict[str, Any]) -> None:
         state = STATE_AFTER.get(type_)
@@ -138,6 +140,12 @@ class Status(msgspec.Struct):
             self.progress = float(progress)
         if type_ == "job.cancel_requested":
             self.cancel_by = str(data.get("by"))
+            why = data.get("reason")
+            self.cancel_why = why if isinstance(why, str) and why else None
+        if type_ == "job.stuck_detected":
+            self.stuck = str(data.get("reason") or "no progress")
+        if type_ == "job.stuck_cleared" or type_ in STATE_AFTER:
+            self.stuck = None
         if type_ == "job.succeeded":
             self.progress = 100.0
 
@@ -163,7 +171,10 @@ class Status(msgspec.Struct):
             if self.detail and self.state in ("FAIL", "CANCELLED"):
                 parts.append(f"({self.detail})")
         if self.cancel_by and self.state == "PROGRESS":
-            parts.append(f"cancel requested by {self.cancel_by}")
+            why = f": {self.cancel_why}" if self.cancel_why else ""
+            parts.append(f"cancel requested by {self.cancel_by}{why}")
+        if self.stuck and self.state == "PROGRESS":
+            parts.append(f"looks stuck: {self.stuck}")
         return "  ".join(parts)
 
 
@@ -189,6 +200,8 @@ class Lines:
         words = status.words() if status.state == "QUEUED" else status.state
         if status.cancel_by and status.state == "PROGRESS":
             words += f" (cancel requested by {status.cancel_by})"
+        if status.stuck and status.state == "PROGRESS":
+            words += f" (looks stuck: {status.stuck})"
         if words != self._state:
             self._state = words
             out.print(words, highlight=False)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 SETTINGS = frozenset(ENV_NAMES.values())
-SECRET_SETTINGS = frozenset({"DATABASE_URL", "FIREWORKS_API_KEY"})
+SECRET_SETTINGS = frozenset({"DATABASE_URL", "FIREWORKS_API_KEY", "FTQ_SECRET_KEY"})
 # Variables a deploy file may set that are not ftq settings (Python/pip runtime knobs).
 RUNTIME_ENV = frozenset(
     {
