@@ -48,8 +48,25 @@ async def usage(
     group: Group,
     user_id: str | None = None,
 ) -> list[UsageRow]:
-    rows = await usage_rows(pool, start=start, stop=stop, now=now, user_id=user_id)
-    return summarize(rows, start=start, stop=stop, now=now, group=group)
+    """`GET /usage`. By user or kind the database sums (one row a group instead of one a job:
+    a month of 100k jobs stays well under the dashboard's 300 ms); by day, the domain's fold."""
+    if group == "day":
+        rows = await usage_rows(pool, start=start, stop=stop, now=now, user_id=user_id)
+        return summarize(rows, start=start, stop=stop, now=now, group=group)
+    records = await pool.fetch(QUERIES["usage_by_group"], start, stop, now, user_id, group)
+    return sorted(
+        (
+            UsageRow(
+                group=r[0],
+                jobs=r[1],
+                gpu_seconds=r[2],
+                accelerator_seconds=r[3],
+                estimated_cost=r[4],
+            )
+            for r in records
+        ),
+        key=lambda row: row.group,
+    )
 
 
 async def usage_by_hour(

@@ -222,18 +222,31 @@ def _finish(
     error: str | None = None,
 ) -> JobState:
     progress = 100.0 if status == "SUCCESS" else state.progress
+    if fireworks_state is None and not _still_true_at_the_end(state.fireworks_state):
+        fireworks_state = None  # a finished job never shows a live-looking Fireworks state
+    else:
+        fireworks_state = fireworks_state or state.fireworks_state
     return msgspec.structs.replace(
         state,
         version=version,
         status=status,
         completed_at=at,
         admission_open=False,
-        fireworks_state=fireworks_state or state.fireworks_state,
+        fireworks_state=fireworks_state,
         progress=progress,
         error=error if error is not None else (None if status != "FAIL" else state.error),
         stuck_reason=None,  # a finished job is not stuck: the episode ends with it
         stuck_since=None,
     )
+
+
+def _still_true_at_the_end(fireworks_state: str | None) -> bool:
+    """Whether a Fireworks state last seen while the job ran may stay on it once it is
+    finished without a newer one: a final state, or one on its way out (CANCELLING), yes; a
+    live one (PENDING, RUNNING, ...), no."""
+    if fireworks_state is None:
+        return False
+    return outcome_of(fireworks_state) != "running" or fireworks_state == "JOB_STATE_CANCELLING"
 
 
 def fold(events: list[JobEvent], state: JobState | None = None) -> JobState:

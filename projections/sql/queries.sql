@@ -151,6 +151,32 @@ WHERE admitted_at < $2
   AND ($4::uuid IS NULL OR user_id = $4::uuid)
 ORDER BY admitted_at, job_id;
 
+-- name: usage_by_group
+-- `GET /usage` grouped by user email ($5 = 'user') or kind, in SQL: the definition of
+-- events.domain.usage.summarize (a job's interval [admitted, completed or now) clipped to
+-- [$1, $2); Fireworks' figures shared out in the same proportion; a job that ended the instant
+-- it was admitted meets the window holding that instant), kept equal to it by
+-- tests/integration/test_usage_projection.py. $3 now, $4 only this user's (NULL: everyone's).
+WITH spans AS (
+    SELECT CASE WHEN $5::text = 'user' THEN user_email ELSE kind END AS grp, gpu_count,
+           admitted_at AS b, greatest(coalesce(completed_at, $3::timestamptz), admitted_at) AS e,
+           accelerator_seconds, estimated_cost
+    FROM job_usage
+    WHERE admitted_at < $2
+      AND coalesce(completed_at, greatest($3::timestamptz, admitted_at)) >= $1
+      AND ($4::uuid IS NULL OR user_id = $4::uuid)
+), inside AS (
+    SELECT grp, gpu_count, accelerator_seconds, estimated_cost,
+           CASE WHEN b = e THEN 0.0
+                ELSE extract(epoch FROM least(e, $2) - greatest(b, $1))::float8 END AS seconds,
+           extract(epoch FROM e - b)::float8 AS whole
+    FROM spans
+    WHERE (b = e AND $1 <= b AND b < $2) OR (b < e AND greatest(b, $1) < least(e, $2))
+)
+SELECT grp, count(*)::int, sum(gpu_count * seconds)::float8,
+       sum(accelerator_seconds * CASE WHEN whole <= 0 THEN 1.0 ELSE seconds / whole END)::float8,
+       sum(estimated_cost * CASE WHEN whole <= 0 THEN 1.0 ELSE seconds / whole END)::float8
+FROM inside GROUP BY grp;
 -- name: upsert_job_operations
 -- A job's operations record (events.domain.operations), columns in table order.
 INSERT INTO job_operations (job_id, max_runtime_minutes, requeued_from, running, admitted_at,

@@ -225,7 +225,7 @@ class AdmissionLoop:
             error=error,
         )
         self._last = summary
-        _observe_metrics(summary, counts)
+        _observe_metrics(summary)
         return summary
 
     async def _admit_planned(self, counts: Counter[str]) -> Capacity:
@@ -288,15 +288,11 @@ class AdmissionLoop:
                 return capacity  # quota refused or Fireworks unreachable: end the pass
 
 
-def _observe_metrics(summary: TickSummary, counts: Counter[str]) -> None:
+def _observe_metrics(summary: TickSummary) -> None:
+    """The pass's duration and GPU gauges. Admissions and Fireworks errors are counted where
+    they happen (service.metrics.count_recorded, the Fireworks client), never from a pass's
+    outcomes (which call every observed running job "admitted")."""
     metrics.TICK_SECONDS.observe(summary.duration_ms / 1000)
     metrics.GPUS_QUOTA.set(summary.quota)
     metrics.GPUS_IN_USE.set(summary.in_use)
     metrics.GPUS_AVAILABLE.set(summary.available)
-    for outcome in ("admitted", "returned", "failed", "cancelled", "open"):
-        if counts[outcome]:
-            metrics.ADMISSIONS.labels(outcome=outcome).inc(counts[outcome])
-    if counts["unreachable"] or counts["open"]:
-        metrics.FIREWORKS_ERRORS.labels(kind="transient").inc(
-            counts["unreachable"] + counts["open"]
-        )

@@ -21,3 +21,4 @@ def _load_all(directory: Path) -> MappingProxyType[str, str]:
 
 
 QUERIES: Final = _load_all(Path(__file__).parent)
+INTAKE: Final = load_queries(Path(__file__).parent / "intake.sql")

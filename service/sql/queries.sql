@@ -13,6 +13,10 @@ LEFT JOIN (
     FULL JOIN (SELECT id, cap FROM users WHERE cap IS NOT NULL) AS c ON c.id = l.user_id
 ) AS u ON true;
 
+-- name: progress_job_ids
+-- The jobs in PROGRESS (few: bounded by the GPUs), for the API's plan snapshots.
+SELECT id::text FROM jobs WHERE state = 'PROGRESS';
+
 -- name: scheduler_paused
 SELECT paused FROM scheduler_state;
 

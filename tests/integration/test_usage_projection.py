@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,10 +28,10 @@ from events.domain.job_commands import (
 )
 from events.domain.job_events import AdmissionReason
 from events.domain.rejections import CommandRejected
-from events.domain.usage import GROUPS
+from events.domain.usage import GROUPS, summarize
 from projections.rebuild import rebuild, verify
 from service.commands import run_job_command
-from service.usage import EPOCH, usage
+from service.usage import EPOCH, usage, usage_rows
 
 T0 = datetime(2026, 1, 1, 20, tzinfo=UTC)
 REASON = AdmissionReason(policy="strict-fifo", quota=8, in_use=0, available=8, queue_position=1)
@@ -172,6 +173,19 @@ async def test_accounting_equals_a_fold_of_the_log_after_a_random_workload(
         grouped = await usage(pool, start=start, stop=stop, now=now, group=group)
         sums.add(round(sum(r.gpu_seconds for r in grouped), 6))
     assert len(sums) == 1
+    # The database's sums by user and kind are the domain's fold of the same rows.
+    accounted = await usage_rows(pool, start=start, stop=stop, now=now)
+    for group in ("user", "kind"):
+        folded = summarize(accounted, start=start, stop=stop, now=now, group=group)
+        summed = await usage(pool, start=start, stop=stop, now=now, group=group)
+        assert [(r.group, r.jobs) for r in summed] == [(r.group, r.jobs) for r in folded]
+        for a, b in zip(summed, folded, strict=True):
+            assert a.gpu_seconds == pytest.approx(b.gpu_seconds)
+            for x, y in (
+                (a.accelerator_seconds, b.accelerator_seconds),
+                (a.estimated_cost, b.estimated_cost),
+            ):
+                assert (x is None) == (y is None) and (x is None or x == pytest.approx(y))
     async with pool.acquire() as conn:
         assert await verify(conn) == []
 
