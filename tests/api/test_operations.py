@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from projections.rebuild import verify
 from tests.api.conftest import Users, bearer, sft
 from tests.api.conftest import count_events as count_all_events
 from tests.api.operations_env import Client, Clock, Ops, make_loop, ops
@@ -341,3 +342,25 @@ async def test_requeue_is_in_the_openapi_document(app_client: Client) -> None:
     for prefix in ("", ALIAS):
         post = paths[f"{prefix}/jobs/{{id}}/requeue"]["post"]
         assert {"201", "401", "404", "409"} <= set(post["responses"])
+
+
+@pytest.mark.parametrize("prefix", ["", ALIAS])
+async def test_max_runtime_in_a_batch_is_checked_per_item_and_enforced(
+    ops: Ops, users: Users, prefix: str
+) -> None:
+    items = [sft(max_runtime_minutes=5), sft(max_runtime_minutes=0), sft()]
+    r = await ops.client.post(f"{prefix}/jobs/batch", json=items, headers=bearer(users.alice))
+    assert r.status_code == 200, r.text
+    results = r.json()
+    assert [x["status"] for x in results] == [201, 400, 201]
+    assert results[1]["error"]["details"][0]["field"] == "max_runtime_minutes"
+    limited = results[0]["job"]
+    assert limited["max_runtime_minutes"] == 5 and "max_runtime_minutes" not in results[2]["job"]
+    assert (await job(ops.client, users.alice, limited["id"]))["max_runtime_minutes"] == 5
+    await ops.tick()
+    ops.clock.forward(6)
+    await ops.tick()
+    shown = await job(ops.client, users.alice, limited["id"])
+    assert (shown["state"], shown["error"]) == ("CANCELLED", "max runtime exceeded (5 min)")
+    async with ops.loop._pool.acquire() as conn:
+        assert await verify(conn) == []  # the job_operations rows a batch wrote match the log
