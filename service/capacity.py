@@ -84,7 +84,7 @@ class CapacityReader:
     async def read(self, conn: Connection, *, ftq_in_use: int | None = None) -> Capacity:
         """The headroom now; `ftq_in_use` saves a query when the caller already has it."""
         if ftq_in_use is None:
-            ftq_in_use = (await load_planner_inputs(conn, self._settings.user_cap)).ftq_gpus
+            ftq_in_use = (await load_planner_inputs(conn, self._settings.default_cap)).ftq_gpus
         reading = await self._fireworks()
         configured = self._settings.fireworks_gpu_quota
         note: str | None = None

@@ -241,7 +241,7 @@ class AdmissionLoop:
         this pass's jobs yet can never over-commit the quota."""
         settings = self._settings
         async with self._pool.acquire() as conn:
-            inputs = await load_planner_inputs(conn, settings.user_cap)
+            inputs = await load_planner_inputs(conn, settings.default_cap)
             capacity = await self._capacity.read(conn, ftq_in_use=inputs.ftq_gpus)
         if capacity.note:
             log.warning("admission.capacity_degraded", note=capacity.note)
@@ -250,7 +250,7 @@ class AdmissionLoop:
         while True:
             async with self._pool.acquire() as conn, conn.transaction():
                 await hold_admission_gate(conn)
-                inputs = await load_planner_inputs(conn, settings.user_cap)
+                inputs = await load_planner_inputs(conn, settings.default_cap)
                 self._paused = inputs.paused
                 if self._paused:
                     return capacity

@@ -225,7 +225,7 @@ async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
     available = await available_gpus(conn, runtime)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         queue = await load_queue(conn)
-        inputs = await load_planner_inputs(conn, settings.user_cap)
+        inputs = await load_planner_inputs(conn, settings.default_cap)
     load, paused = inputs.load, inputs.paused
     # In a thread: planning a long queue and indexing its placements take milliseconds of CPU
     # (100k queued: about 0.1 s), and on the event loop every request in flight would wait
