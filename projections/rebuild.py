@@ -17,7 +17,7 @@ from events.domain.job_events import JobEvent
 from events.domain.usage import usage_of
 from events.store.log import Connection, Cursor, RecordedEvent
 from projections.sql import QUERIES
-from projections.writers import usage_columns, write_directory
+from projections.writers import scheduling_columns, usage_columns, write_directory
 
 BATCH = 5000
 _json = msgspec.json.Encoder()
@@ -36,6 +36,7 @@ COMPARED = {
     "api_keys": ("id", "TRUE"),
     "scheduler_state": ("singleton", "TRUE"),
     "job_usage": ("job_id", "TRUE"),
+    "job_scheduling": ("job_id", "TRUE"),
 }
 
 
@@ -92,6 +93,10 @@ async def _fill_temp_tables(conn: Connection) -> int:
         "job_usage",
         records=[usage_columns(u) for u in usage if u is not None],
         schema_name="pg_temp",
+    )
+    scheduling = [scheduling_columns(state) for state, _ in jobs.values()]
+    await conn.copy_records_to_table(
+        "job_scheduling", records=[r for r in scheduling if r is not None], schema_name="pg_temp"
     )
     return count
 

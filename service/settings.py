@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from dotenv import dotenv_values
@@ -168,6 +168,20 @@ def load_settings(
     if settings.workers < 1:
         raise SettingsError("FTQ_WORKERS must be 1 or more")
     return settings
+
+
+def policy_record(settings: Settings) -> dict[str, Any]:
+    """The policy's settings as recorded in the log (scheduler.policy_in_force)."""
+    return {
+        "big_job_gpus": settings.big_job_gpus,
+        "user_cap_small": settings.cap_small,
+        "user_cap_big": settings.user_cap_big,
+        "big_job_reserve": settings.big_job_reserve,
+        "fair_share_half_life_hours": settings.fair_share_half_life_hours,
+        "max_wait_hours": settings.max_wait_hours,
+        "priority_aging_hours": settings.priority_aging_hours,
+        "default_runtime_minutes": settings.default_runtime_minutes,
+    }
 
 
 def _check_scheduling(settings: Settings) -> None:

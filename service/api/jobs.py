@@ -13,6 +13,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from events.domain.job_commands import SubmitJob
+from events.domain.scheduling import DEFAULT_PRIORITY
 from events.store.ids import new_job_id
 from service.api.auth import Caller, CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
@@ -84,11 +85,32 @@ async def _replay(runtime: Runtime, caller: Caller, key: str, fp: str) -> Respon
     return Response(await _one_view(runtime, row), status_code=200)
 
 
+async def _allowed_priority(runtime: Runtime, caller: Caller, asked: int | None) -> int:
+    """The priority a submit gets: the default unless asked; a member may ask up to their
+    maximum (the default unless an admin raised it), an admin for any."""
+    if asked is None:
+        return DEFAULT_PRIORITY
+    if asked <= DEFAULT_PRIORITY or caller.is_admin:
+        return asked
+    async with runtime.pool.acquire() as conn:
+        top = await conn.fetchval(QUERIES["user_max_priority"], caller.user_id)
+    top = DEFAULT_PRIORITY if top is None else int(top)
+    if asked > top:
+        raise ApiError(
+            403,
+            "FORBIDDEN",
+            f"priority {asked} is above your maximum of {top}; ask an admin to raise it "
+            "(ftq users max-priority)",
+            [{"field": "priority", "problem": f"at most {top} for you"}],
+        )
+    return asked
+
+
 @post(
     "/jobs",
     status_code=201,
     summary="Submit a job",
-    responses={**errors(400, 409, 413), **ok(200, JobView, "idempotent retry: the same job")},
+    responses={**errors(400, 403, 409, 413), **ok(200, JobView, "idempotent retry: the same job")},
     description="201 with the new job; 200 with the earlier job on an idempotent retry.",
 )
 async def submit_job(
@@ -108,6 +130,7 @@ async def submit_job(
         earlier = await _replay(runtime, caller, idempotency_key, fp)
         if earlier is not None:
             return earlier
+    priority = await _allowed_priority(runtime, caller, data.priority)
     command = SubmitJob(
         at=datetime.now(UTC),
         job_id=new_job_id(),
@@ -119,6 +142,8 @@ async def submit_job(
         fireworks_payload=data.fireworks_payload,
         idempotency_key=idempotency_key,
         request_fingerprint=fp,
+        gpu_type=data.gpu_type or runtime.settings.default_gpu_type,
+        priority=priority,
     )
     try:
         state = await runtime.submitter.submit(command, metadata(caller))
