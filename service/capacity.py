@@ -14,6 +14,7 @@ of its own in the background."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -113,6 +114,14 @@ class CapacityReader:
         self._monotonic = monotonic
         self._cached: tuple[float, _Reading] | None = None
         self._refresh: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        """Stop a background refresh still waiting on Fireworks."""
+        task, self._refresh = self._refresh, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def invalidate(self) -> None:
         """Forget the cached Fireworks reading (e.g. after Fireworks refused for quota)."""

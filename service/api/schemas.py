@@ -41,8 +41,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     state: JobStatus
     display_name: str | None
     gpu_count: int
-    gpu_type: GpuType = "h200"
-    priority: int = 50
+    gpu_type: GpuType
+    priority: int
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
