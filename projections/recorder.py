@@ -32,6 +32,7 @@ from events.domain.directory_events import (
 )
 from events.domain.job import JobState, evolve, initial_state
 from events.domain.job_events import JobEvent
+from events.domain.operations import operations_of
 from events.store import locks
 from events.store import log as store
 from events.store.log import Connection, RecordedEvent
@@ -43,6 +44,7 @@ from projections.writers import (
     scheduling_columns,
     write_directory,
     write_job,
+    write_operations,
     write_scheduling,
 )
 
@@ -169,13 +171,19 @@ async def record_new_jobs(
     ids = [job.after.job_id for job in jobs]
     columns = list(zip(*(job_columns(job.after)[1:] for job in jobs), strict=True))
     args = store.new_streams_args(list(zip(ids, prepared, strict=True)))
-    # Jobs with a scheduling row (a GPU type or priority not the default) get it in the same
-    # transaction; the common case stays one statement.
-    extra = [job.after for job in jobs if scheduling_columns(job.after) is not None]
+    # Jobs with an operations record (a runtime limit, requeued) or a scheduling row (a GPU
+    # type or priority not the default) get them in the same transaction; the common case
+    # stays one statement.
+    extra = [
+        job.after
+        for job in jobs
+        if operations_of(job.after) is not None or scheduling_columns(job.after) is not None
+    ]
     async with conn.transaction() if extra else contextlib.nullcontext():
         with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
             rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns), locks.ADMISSION_GATE)
         for after in extra:
+            await write_operations(conn, None, after)
             await write_scheduling(conn, after)
     by_stream = {row[0]: (row[1], row[2], row[3]) for row in rows}
     if len(by_stream) != len(ids):

@@ -24,6 +24,7 @@ from events.domain.directory_events import (
     UserShareSet,
 )
 from events.domain.job import JobState
+from events.domain.operations import JobOperations, operations_of
 from events.domain.scheduling.model import DEFAULT_GPU_TYPE, DEFAULT_PRIORITY
 from events.domain.usage import JobUsage, usage_of
 from events.store.log import Connection
@@ -100,11 +101,42 @@ async def write_scheduling(conn: Connection, after: JobState) -> None:
         await conn.execute(QUERIES["insert_job_scheduling"], *row)
 
 
+def operations_columns(ops: JobOperations) -> tuple[Any, ...]:
+    """The `job_operations` row of an operations record, in table order."""
+    return (
+        ops.job_id,
+        ops.max_runtime_minutes,
+        ops.requeued_from,
+        ops.running,
+        ops.admitted_at,
+        ops.cancel_requested,
+        ops.fireworks_state,
+        ops.fireworks_state_since,
+        ops.last_change_at,
+        ops.stuck_reason,
+        ops.stuck_since,
+    )
+
+
+async def write_operations(conn: Connection, before: JobState | None, after: JobState) -> None:
+    """Keep the job's `job_operations` row in step; untouched while its record does not
+    change (most events of a job); `before` None: a new job, which has no row yet."""
+    was = operations_of(before) if before is not None else None
+    now = operations_of(after)
+    if was == now:
+        return
+    if now is None:
+        await conn.execute(QUERIES["delete_job_operations"], after.job_id)
+    else:
+        await conn.execute(QUERIES["upsert_job_operations"], *operations_columns(now))
+
+
 async def write_job(conn: Connection, before: JobState, after: JobState, position: int) -> None:
     await conn.execute(QUERIES["upsert_job"], *job_columns(after), position)
     if before.status is None:
         await write_scheduling(conn, after)
     await write_usage(conn, before, after)
+    await write_operations(conn, before, after)
     was, now = before.status == "PROGRESS", after.status == "PROGRESS"
     if was != now:
         sign = 1 if now else -1

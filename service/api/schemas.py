@@ -16,6 +16,15 @@ GpuType = Literal["h200", "b200", "h100"]
 GpuCount = Annotated[int, Meta(ge=1, le=1024, description="GPUs the job needs (1..1024)")]
 DisplayName = Annotated[str, Meta(max_length=200)]
 Priority = Annotated[int, Meta(ge=0, le=100, description="0..100, default 50; higher first")]
+MaxRuntimeMinutes = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=43200,
+        description="Runtime limit on Fireworks in minutes from admission (1..43200); past it "
+        "ftq cancels the job. Unset: FTQ_MAX_RUNTIME_HOURS, if the operator set it.",
+    ),
+]
 
 
 class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -31,6 +40,7 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     # Higher goes first (with aging); a member may only lower it below their maximum (50
     # unless an admin raised it with `ftq users max-priority`), an admin may set any.
     priority: Priority | None = None
+    max_runtime_minutes: MaxRuntimeMinutes | None = None
 
 
 class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -55,6 +65,12 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     cancel_requested: bool = False
     queue_position: int | None = None
     pending_reason: str | None = None
+    max_runtime_minutes: int | None = None
+    # The FAIL/CANCELLED job this one was requeued from (POST /jobs/{id}/requeue).
+    requeued_from: str | None = None
+    # A PROGRESS job that looks stuck on Fireworks (FTQ_STUCK_MINUTES, FTQ_STALLED_MINUTES).
+    stuck: bool = False
+    stuck_reason: str | None = None
 
 
 class CancelResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -1,18 +1,5 @@
 -- Named read queries of the service (service.sql.QUERIES). Values are always parameters.
 
--- name: planner_inputs
--- What a plan needs besides the queue, in one round trip: whether the scheduler is paused (on
--- every row, and on the one row there is when no user has load or a cap), then one row per
--- user with PROGRESS jobs or a cap: user id, PROGRESS count and GPUs (NULL: none), cap.
-SELECT s.paused, u.user_id, u.progress_count, u.progress_gpus, u.cap
-FROM (SELECT coalesce((SELECT paused FROM scheduler_state), false) AS paused) AS s
-LEFT JOIN (
-    SELECT coalesce(l.user_id, c.id)::text AS user_id, l.progress_count, l.progress_gpus, c.cap
-    FROM (SELECT user_id, progress_count, progress_gpus FROM user_load
-          WHERE progress_count > 0) AS l
-    FULL JOIN (SELECT id, cap FROM users WHERE cap IS NOT NULL) AS c ON c.id = l.user_id
-) AS u ON true;
-
 -- name: scheduler_paused
 SELECT paused FROM scheduler_state;
 
@@ -52,15 +39,20 @@ FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.created_at;
 SELECT j.id::text, j.kind, j.state, j.display_name, j.gpu_count, j.created_at, j.started_at,
        j.completed_at, j.error, j.fireworks_job_name, j.fireworks_state, j.progress,
        j.user_email, j.fireworks_payload::text, j.cancel_requested_by, j.user_id::text,
-       j.request_fingerprint, coalesce(s.gpu_type, 'h200'), coalesce(s.priority, 50)
-FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id WHERE j.id = $1::uuid;
+       j.request_fingerprint, o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason,
+       coalesce(s.gpu_type, 'h200'), coalesce(s.priority, 50)
+FROM jobs j LEFT JOIN job_operations o ON o.job_id = j.id
+LEFT JOIN job_scheduling s ON s.job_id = j.id
+WHERE j.id = $1::uuid;
 
 -- name: api_job_by_idempotency_key
 SELECT j.id::text, j.kind, j.state, j.display_name, j.gpu_count, j.created_at, j.started_at,
        j.completed_at, j.error, j.fireworks_job_name, j.fireworks_state, j.progress,
        j.user_email, j.fireworks_payload::text, j.cancel_requested_by, j.user_id::text,
-       j.request_fingerprint, coalesce(s.gpu_type, 'h200'), coalesce(s.priority, 50)
-FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+       j.request_fingerprint, o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason,
+       coalesce(s.gpu_type, 'h200'), coalesce(s.priority, 50)
+FROM jobs j LEFT JOIN job_operations o ON o.job_id = j.id
+LEFT JOIN job_scheduling s ON s.job_id = j.id
 WHERE j.user_id = $1::uuid AND j.idempotency_key = $2;
 
 -- name: api_jobs_page
@@ -69,8 +61,10 @@ WHERE j.user_id = $1::uuid AND j.idempotency_key = $2;
 SELECT j.id::text, j.kind, j.state, j.display_name, j.gpu_count, j.created_at, j.started_at,
        j.completed_at, j.error, j.fireworks_job_name, j.fireworks_state, j.progress,
        j.user_email, j.fireworks_payload::text, j.cancel_requested_by, j.user_id::text,
-       j.request_fingerprint, coalesce(s.gpu_type, 'h200'), coalesce(s.priority, 50)
-FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+       j.request_fingerprint, o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason,
+       coalesce(s.gpu_type, 'h200'), coalesce(s.priority, 50)
+FROM jobs j LEFT JOIN job_operations o ON o.job_id = j.id
+LEFT JOIN job_scheduling s ON s.job_id = j.id
 WHERE ($1::uuid IS NULL OR j.user_id = $1::uuid)
   AND ($2::text IS NULL OR j.state = $2::text)
   AND ($3::text IS NULL OR j.kind = $3::text)
