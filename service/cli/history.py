@@ -186,7 +186,7 @@ def audit(
     from projections.audit import audit as check  # noqa: PLC0415
 
     config = settings()
-    cap = config.user_cap if default_cap is None else default_cap
+    cap = config.default_cap if default_cap is None else default_cap
 
     async def go() -> list[RecordedEvent]:
         async with database(config, migrated=False) as pool:
