@@ -39,12 +39,15 @@ from service.api.errors import EXCEPTION_HANDLERS
 from service.api.jobs import JOB_ROUTES
 from service.api.ops import OPS_ROUTES
 from service.api.runtime import Runtime
+from service.api.secrets import SECRETS_ROUTES
 from service.api.usage import USAGE_ROUTES
 from service.capacity import CapacityReader
 from service.database import create_pool, migrate, resolve_database_url
 from service.directory import KeyLookup
 from service.fireworks import FireworksClient
 from service.logging import RequestContext, configure_logging
+from service.secrets.keys import keyring_of
+from service.secrets.vault import Vault
 from service.settings import Settings
 from service.submissions import Submitter
 from service.ui import template_config, ui_routers
@@ -83,6 +86,7 @@ async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
         runtime.watcher,
         capacity=runtime.capacity,
         dsn=runtime.database_url,  # the leader's own connection, also for the embedded server
+        vault=runtime.vault,
     )
     await loop.start()
     return loop
@@ -93,8 +97,10 @@ def _wake_failed(exc: BaseException) -> None:
 
 
 def lifespan_for(
-    settings: Settings, run_scheduler: bool
+    settings: Settings, run_scheduler: bool, vault: Vault | None = None
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    vault = vault or Vault(keyring_of(settings))
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -104,6 +110,7 @@ def lifespan_for(
             pool = await create_pool(url)
             stack.push_async_callback(pool.close)
             await migrate(pool)
+            await vault.check_at_start(pool)  # one clear error if the master key is not theirs
             waker = Waker(pool, on_error=_wake_failed)
             stack.push_async_callback(waker.close)
             submitter, keys = Submitter(pool, waker), KeyLookup(pool)
@@ -144,6 +151,7 @@ def lifespan_for(
                 client=client,
                 capacity=CapacityReader(client, settings),
                 simulator=simulator,
+                vault=vault,
             )
             if run_scheduler:
                 runtime.loop = await _admission_loop(runtime)
@@ -169,12 +177,14 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
     """The ftq HTTP app; nothing connects until the lifespan starts."""
     settings.check_production()  # refuse at once rather than at the first request
     configure_logging(settings)
+    vault = Vault(keyring_of(settings))  # a malformed FTQ_SECRET_KEY refuses here
     history = history_routes()
     deps = {**CALLER, **RUNTIME}
     guarded: dict[str, Any] = {"before_request": authenticate_request, "security": SECURITY}
     routers = [
         Router("/", route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
         Router("/", route_handlers=USAGE_ROUTES, dependencies=deps, **guarded),
+        Router("/", route_handlers=SECRETS_ROUTES, dependencies=deps, **guarded),
         Router(LEGACY_PREFIX, route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
         Router(
             "/admin",
@@ -198,7 +208,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
         app = Litestar(
             route_handlers=routers,
             exception_handlers=EXCEPTION_HANDLERS,
-            lifespan=[lifespan_for(settings, run_scheduler)],
+            lifespan=[lifespan_for(settings, run_scheduler, vault)],
             request_max_body_size=settings.max_body_bytes,
             openapi_config=openapi_config(BEARER_SCHEME),
             template_config=template_config(),

@@ -21,6 +21,7 @@ from events.domain.job_commands import (
     RejectAdmission,
     RequestCancel,
     ReturnToQueue,
+    ShredSecrets,
     StartAdmission,
     SubmitJob,
 )
@@ -39,6 +40,7 @@ from events.domain.job_events import (
     Kind,
     RejectedByFireworks,
     ReturnedToQueue,
+    SecretsShredded,
     Succeeded,
 )
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
@@ -77,6 +79,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     admitted_at: datetime | None = None
     accelerator_seconds: float | None = None
     estimated_cost: float | None = None
+    # When the job's data key was deleted (its sealed secrets are gone for good).
+    secrets_shredded_at: datetime | None = None
 
     @property
     def terminal(self) -> bool:
@@ -155,6 +159,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
             return _finish(state, version, "SUCCESS", event.at, event.fireworks_state)
         case Failed():
             return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
+        case SecretsShredded():
+            return msgspec.structs.replace(state, version=version, secrets_shredded_at=event.at)
 
 
 def _latest(reported: float | None, known: float | None) -> float | None:
@@ -194,6 +200,8 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
         return _submit(command, state)
     if state.status is None:
         raise UnknownStream("no such job")
+    if isinstance(command, ShredSecrets):
+        return _shred(command, state)
     if state.terminal:
         if isinstance(command, ObserveFireworks | FireworksJobGone | ConfirmCancelled):
             return []  # late news about a finished job changes nothing
@@ -243,6 +251,16 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
             return [_cancelled(state, command.at, command.fireworks_state)]
         case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
             return _submit(command, state)
+        case ShredSecrets():  # handled above, likewise
+            return _shred(command, state)
+
+
+def _shred(command: ShredSecrets, state: JobState) -> list[JobEvent]:
+    if not state.terminal:
+        raise InvalidState(f"job is {state.status}: secrets are shredded once it has ended")
+    if state.secrets_shredded_at is not None:
+        return []  # shredded already: nothing more to delete
+    return [SecretsShredded(at=command.at, by=command.by, reason=command.reason)]
 
 
 def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:

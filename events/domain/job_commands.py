@@ -75,6 +75,13 @@ class ConfirmCancelled(Command, frozen=True):
     fireworks_state: str | None = None
 
 
+class ShredSecrets(Command, frozen=True):
+    """Delete the job's data key (allowed once the job is terminal)."""
+
+    by: str
+    reason: str = "requested"
+
+
 JobCommand = (
     SubmitJob
     | StartAdmission
@@ -85,4 +92,5 @@ JobCommand = (
     | FireworksJobGone
     | RequestCancel
     | ConfirmCancelled
+    | ShredSecrets
 )

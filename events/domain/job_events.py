@@ -106,6 +106,14 @@ class Failed(Event, frozen=True, tag="job.failed"):
     fireworks_state: str | None = None
 
 
+class SecretsShredded(Event, frozen=True, tag="job.secrets_shredded"):
+    """The job's data key was deleted: the secrets sealed in its `job.submitted` can never be
+    opened again (crypto-shredding). `by` is who asked (a user's email, or "retention")."""
+
+    by: str
+    reason: str = "requested"
+
+
 JobEvent = (
     JobSubmitted
     | AdmissionStarted
@@ -117,4 +125,5 @@ JobEvent = (
     | Cancelled
     | Succeeded
     | Failed
+    | SecretsShredded
 )

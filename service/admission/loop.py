@@ -36,6 +36,9 @@ from service.admission.queue import load_planner_inputs, plan_admissions
 from service.admission.reconcile import reconcile
 from service.capacity import Capacity, CapacityReader, utcnow
 from service.fireworks import FireworksClient
+from service.secrets.admission import SecretsBlocked
+from service.secrets.housekeeping import Housekeeping
+from service.secrets.vault import Vault
 from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -114,13 +117,18 @@ class AdmissionLoop:
         dsn: str | None = None,
         follower_retry_s: float = FOLLOWER_RETRY_S,
         tick_limit_s: float | None = None,
+        vault: Vault | None = None,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._watcher = watcher
         self._capacity = capacity
         checkpoint = checkpoint or fault_checkpoint_from_env()
-        self._ctx = AdmissionContext(pool, client, clock, checkpoint or no_checkpoint)
+        self._ctx = AdmissionContext(pool, client, clock, checkpoint or no_checkpoint, vault=vault)
+        # Jobs whose secrets cannot be opened (service.secrets): kept out of the plans, looked
+        # at again after each full reconcile; and the leader's secrets chores (shredding).
+        self._blocked: set[str] = set()
+        self._housekeeping = Housekeeping(pool, settings, clock)
         self._dsn = dsn or settings.database_url
         self._follower_retry_s = follower_retry_s
         # A pass that hangs (an await that never returns) must not hold leadership forever.
@@ -203,6 +211,8 @@ class AdmissionLoop:
             counts += await reconcile(self._ctx, full=full_reconcile)
             if full_reconcile:
                 self._last_full = time.monotonic()
+                self._blocked.clear()
+                await self._housekeeping.run_if_due()
             capacity = await self._admit_planned(counts)
         except Exception as exc:
             log.exception("admission.tick_failed")
@@ -255,7 +265,11 @@ class AdmissionLoop:
                 if self._paused:
                     return capacity
                 chosen, _ = await plan_admissions(
-                    conn, inputs.load, max(0, capacity.available - taken), policy=settings.policy
+                    conn,
+                    inputs.load,
+                    max(0, capacity.available - taken),
+                    policy=settings.policy,
+                    blocked=self._blocked,
                 )
                 if not chosen.admit or chosen.admit[0].job.job_id in tried:
                     return capacity
@@ -269,7 +283,12 @@ class AdmissionLoop:
                     queue_position=first.queue_position,
                     headroom_source=capacity.source,
                 )
-                state = await start(self._ctx, conn, first.job.job_id, reason)
+                try:
+                    state = await start(self._ctx, conn, first.job.job_id, reason)
+                except SecretsBlocked as exc:
+                    self._housekeeping.blocked(exc.job_id, exc.why)
+                    self._blocked.add(exc.job_id)
+                    continue
             if state is None:
                 counts["skipped"] += 1
                 continue

@@ -62,19 +62,27 @@ FIRST_CHUNK = 256
 
 
 async def plan_admissions(
-    conn: Connection, load: Load, available: int, *, policy: str
+    conn: Connection,
+    load: Load,
+    available: int,
+    *,
+    policy: str,
+    blocked: frozenset[str] | set[str] = frozenset(),
 ) -> tuple[Plan, int]:
     """The admissions a pass makes now, and how many queued jobs it read.
 
     Without explanations a pass stops at the first job that blocks (strict FIFO) or when the
     GPUs run out, so it reads the head of the queue in growing chunks, each one going on
     after the last job of the one before (no row is read twice), instead of all of it; the
-    result equals planning over the whole queue."""
+    result equals planning over the whole queue. Jobs in `blocked` (their secrets cannot be
+    opened: service.secrets) are left out, as if not queued."""
     queue: list[QueuedJob] = []
+    last: QueuedJob | None = None
     limit = FIRST_CHUNK
     while True:
-        got = await _queue_page(conn, limit, queue[-1] if queue else None)
-        queue += got
+        got = await _queue_page(conn, limit, last)
+        last = got[-1] if got else last
+        queue += [job for job in got if job.job_id not in blocked] if blocked else got
         chosen = plan(queue, load, available, policy=policy, explain=False)
         stopped = chosen.available_after <= 0 or chosen.blocker is not None
         if len(got) < limit or stopped:

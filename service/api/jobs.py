@@ -20,6 +20,7 @@ from service.api.errors import ApiError, invalid, not_found
 from service.api.pagination import decode_cursor, encode_cursor, next_link
 from service.api.runtime import Runtime
 from service.api.schemas import CancelResult, JobStatus, JobSubmission, JobView, Kind
+from service.api.secrets import sealed_payload
 from service.api.validation import payload_problems
 from service.api.views import JobRow, job_row, job_views, row_of_state
 from service.cancellation import CancelOutcome, cancel_job
@@ -108,15 +109,17 @@ async def submit_job(
         earlier = await _replay(runtime, caller, idempotency_key, fp)
         if earlier is not None:
             return earlier
+    job_id = new_job_id()
+    payload = await sealed_payload(runtime, job_id, data.fireworks_payload)  # secrets sealed
     command = SubmitJob(
         at=datetime.now(UTC),
-        job_id=new_job_id(),
+        job_id=job_id,
         user_id=caller.user_id,
         user_email=caller.email,
         kind=data.kind,
         display_name=data.display_name,
         gpu_count=data.gpu_count,
-        fireworks_payload=data.fireworks_payload,
+        fireworks_payload=payload,
         idempotency_key=idempotency_key,
         request_fingerprint=fp,
     )
