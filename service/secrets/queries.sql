@@ -36,5 +36,5 @@ WHERE k.created_at < $1 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = k.job_
 
 -- name: submitted_events
 -- The job.submitted events after position $1, $2 at most: for `ftq secrets report`.
-SELECT position, stream_id, data::text FROM events
+SELECT position, stream_id, schema_version, data::text FROM events
 WHERE type = 'job.submitted' AND position > $1 ORDER BY position LIMIT $2;
