@@ -15,6 +15,8 @@ from events.domain.fireworks_states import outcome_of
 from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
+    DetectStuck,
+    EnforceRuntimeLimit,
     FireworksJobGone,
     JobCommand,
     ObserveFireworks,
@@ -41,7 +43,15 @@ from events.domain.job_events import (
     RejectedByFireworks,
     ReturnedToQueue,
     SecretsShredded,
+    StuckCleared,
+    StuckDetected,
     Succeeded,
+)
+from events.domain.job_limits import (
+    WAITING_STATES,
+    runtime_exceeded,
+    runtime_limit,
+    stuck_reason,
 )
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 
@@ -81,6 +91,16 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     estimated_cost: float | None = None
     # When the job's data key was deleted (its sealed secrets are gone for good).
     secrets_shredded_at: datetime | None = None
+    # Operations (events.domain.job_limits): the job's own runtime limit, the job it was
+    # requeued from, why ftq asked for the cancel (a limit), when ftq first saw the current
+    # Fireworks state and last saw the state or progress change, and the stuck flag.
+    max_runtime_minutes: int | None = None
+    requeued_from: str | None = None
+    cancel_reason: str | None = None
+    fireworks_state_since: datetime | None = None
+    last_change_at: datetime | None = None
+    stuck_reason: str | None = None
+    stuck_since: datetime | None = None
 
     @property
     def terminal(self) -> bool:
@@ -109,6 +129,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 idempotency_key=event.idempotency_key,
                 request_fingerprint=event.request_fingerprint,
                 created_at=event.at,
+                max_runtime_minutes=event.max_runtime_minutes,
+                requeued_from=event.requeued_from,
             )
         case AdmissionStarted():
             return msgspec.structs.replace(
@@ -123,12 +145,15 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 admission_reason=event.reason,
             )
         case Admitted():
+            fireworks_state = event.fireworks_state or state.fireworks_state
             return msgspec.structs.replace(
                 state,
                 version=version,
                 admission_open=False,
-                fireworks_state=event.fireworks_state or state.fireworks_state,
+                fireworks_state=fireworks_state,
                 admitted_at=state.admitted_at or event.at,
+                fireworks_state_since=_since(state, fireworks_state, event.at),
+                last_change_at=state.last_change_at or event.at,
             )
         case ReturnedToQueue():
             return msgspec.structs.replace(
@@ -139,28 +164,55 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 admitted_at=None,
                 admission_open=False,
                 error=event.message,
+                fireworks_state_since=None,
+                last_change_at=None,
             )
         case FireworksStateObserved():
+            progress = event.progress if event.progress is not None else state.progress
+            moved = event.fireworks_state != state.fireworks_state or progress != state.progress
             return msgspec.structs.replace(
                 state,
                 version=version,
                 fireworks_state=event.fireworks_state,
-                progress=event.progress if event.progress is not None else state.progress,
+                progress=progress,
+                fireworks_state_since=_since(state, event.fireworks_state, event.at),
+                last_change_at=event.at if moved else state.last_change_at,
                 accelerator_seconds=_latest(event.accelerator_seconds, state.accelerator_seconds),
                 estimated_cost=_latest(event.estimated_cost, state.estimated_cost),
             )
         case CancelRequested():
-            return msgspec.structs.replace(state, version=version, cancel_requested_by=event.by)
+            return msgspec.structs.replace(
+                state, version=version, cancel_requested_by=event.by, cancel_reason=event.reason
+            )
+        case StuckDetected():
+            return msgspec.structs.replace(
+                state, version=version, stuck_reason=event.reason, stuck_since=event.at
+            )
+        case StuckCleared():
+            return msgspec.structs.replace(
+                state, version=version, stuck_reason=None, stuck_since=None
+            )
         case RejectedByFireworks():
             return _finish(state, version, "FAIL", event.at, error=event.message)
         case Cancelled():
-            return _finish(state, version, "CANCELLED", event.at, event.fireworks_state)
+            return _finish(
+                state, version, "CANCELLED", event.at, event.fireworks_state, event.error
+            )
         case Succeeded():
             return _finish(state, version, "SUCCESS", event.at, event.fireworks_state)
         case Failed():
             return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
         case SecretsShredded():
             return msgspec.structs.replace(state, version=version, secrets_shredded_at=event.at)
+
+
+def _since(state: JobState, fireworks_state: str | None, at: datetime) -> datetime | None:
+    """When ftq first saw `fireworks_state` (the job's current one, or a new one now)."""
+    if fireworks_state is None:
+        return state.fireworks_state_since or at
+    if fireworks_state != state.fireworks_state or state.fireworks_state_since is None:
+        return at
+    return state.fireworks_state_since
 
 
 def _latest(reported: float | None, known: float | None) -> float | None:
@@ -185,6 +237,8 @@ def _finish(
         fireworks_state=fireworks_state or state.fireworks_state,
         progress=progress,
         error=error if error is not None else (None if status != "FAIL" else state.error),
+        stuck_reason=None,  # a finished job is not stuck: the episode ends with it
+        stuck_since=None,
     )
 
 
@@ -203,8 +257,9 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
     if isinstance(command, ShredSecrets):
         return _shred(command, state)
     if state.terminal:
-        if isinstance(command, ObserveFireworks | FireworksJobGone | ConfirmCancelled):
-            return []  # late news about a finished job changes nothing
+        late = ObserveFireworks | FireworksJobGone | ConfirmCancelled
+        if isinstance(command, late | EnforceRuntimeLimit | DetectStuck):
+            return []  # late news about a finished job changes nothing, nor do checks
         raise InvalidState(f"job is {state.status}, a terminal state")
     match command:
         case StartAdmission():
@@ -249,6 +304,10 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
         case ConfirmCancelled():
             _require(state.cancel_requested_by is not None, state, "confirm a cancel never asked")
             return [_cancelled(state, command.at, command.fireworks_state)]
+        case EnforceRuntimeLimit():
+            return _enforce_limit(command, state)
+        case DetectStuck():
+            return _detect_stuck(command, state)
         case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
             return _submit(command, state)
         case ShredSecrets():  # handled above, likewise
@@ -280,6 +339,8 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
             fireworks_payload=command.fireworks_payload,
             idempotency_key=command.idempotency_key,
             request_fingerprint=command.request_fingerprint,
+            max_runtime_minutes=command.max_runtime_minutes,
+            requeued_from=command.requeued_from,
         )
     ]
 
@@ -305,6 +366,15 @@ def _observe(command: ObserveFireworks, state: JobState) -> list[JobEvent]:
                 estimated_cost=command.estimated_cost,
             )
         )
+    moved = command.fireworks_state != state.fireworks_state or (
+        command.progress is not None and command.progress != state.progress
+    )
+    if moved and state.stuck_reason is not None:
+        out.append(
+            StuckCleared(
+                at=command.at, fireworks_state=command.fireworks_state, progress=command.progress
+            )
+        )
     match outcome_of(command.fireworks_state):
         case "success":
             out.append(Succeeded(at=command.at, fireworks_state=command.fireworks_state))
@@ -322,6 +392,60 @@ def _observe(command: ObserveFireworks, state: JobState) -> list[JobEvent]:
     return out
 
 
+def _running(state: JobState) -> bool:
+    """On Fireworks and confirmed there, with no cancel under way."""
+    return (
+        state.status == "PROGRESS"
+        and not state.admission_open
+        and state.admitted_at is not None
+        and state.cancel_requested_by is None
+    )
+
+
+def _enforce_limit(command: EnforceRuntimeLimit, state: JobState) -> list[JobEvent]:
+    """Ask for the cancel once the job has run past its limit; nothing before, nothing twice
+    (a cancel already asked for, by anyone, is the one that ends the job)."""
+    limit = runtime_limit(state.max_runtime_minutes, command.default_minutes)
+    if limit is None or not _running(state):
+        return []
+    if not runtime_exceeded(state.admitted_at, limit, command.at):
+        return []
+    return [
+        CancelRequested(
+            at=command.at,
+            by="ftq",
+            reason=limit.message,
+            limit_minutes=limit.minutes,
+            limit_source=limit.source,
+            admitted_at=state.admitted_at,
+        )
+    ]
+
+
+def _detect_stuck(command: DetectStuck, state: JobState) -> list[JobEvent]:
+    """Flag a job that looks stuck, once per episode (until Fireworks shows a change)."""
+    if not _running(state) or state.stuck_reason is not None:
+        return []
+    reason = stuck_reason(
+        state.fireworks_state,
+        state.fireworks_state_since,
+        state.last_change_at,
+        command.at,
+        stuck_minutes=command.stuck_minutes,
+        stalled_minutes=command.stalled_minutes,
+    )
+    if reason is None or state.fireworks_state is None or state.fireworks_state_since is None:
+        return []
+    since = state.fireworks_state_since
+    if state.fireworks_state not in WAITING_STATES:
+        since = state.last_change_at or since
+    return [
+        StuckDetected(
+            at=command.at, reason=reason, fireworks_state=state.fireworks_state, since=since
+        )
+    ]
+
+
 def _news(reported: float | None, known: float | None) -> bool:
     return reported is not None and reported != known
 
@@ -331,6 +455,11 @@ def _cancelled(
 ) -> Cancelled:
     by = state.cancel_requested_by
     if reason is None:
+        reason = state.cancel_reason  # ftq's own (a runtime limit): also the job's error
+        if reason is not None:
+            return Cancelled(
+                at=at, reason=reason, by=by, fireworks_state=fireworks_state, error=reason
+            )
         reason = f"cancelled by {by}" if by is not None else "cancelled on Fireworks"
     return Cancelled(at=at, reason=reason, by=by, fireworks_state=fireworks_state)
 

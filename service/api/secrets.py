@@ -1,10 +1,10 @@
-"""Payload secrets over HTTP: the submit hook that seals them (service.secrets) and
-DELETE /jobs/{id}/secrets, which shreds an ended job's secrets (owner or admin)."""
+"""DELETE /jobs/{id}/secrets: shred an ended job's payload secrets (owner or admin). The
+secrets are sealed at submit by the Submitter (service.submissions, service.secrets)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 from litestar import delete
@@ -12,20 +12,10 @@ from litestar.params import FromPath
 
 from service.api.auth import CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata
-from service.api.errors import invalid, not_found
-from service.api.runtime import Runtime
+from service.api.errors import not_found
 from service.api.views import job_row
 from service.secrets.shred import shred
 from service.sql import QUERIES
-
-
-async def sealed_payload(runtime: Runtime, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload as the log will hold it: secret values sealed under the job's new data
-    key (stored first). 400 when a secret field's value poses as a sealed value."""
-    try:
-        return await runtime.vault.seal(runtime.pool, job_id, payload)
-    except ValueError as exc:
-        raise invalid(f"fireworks_payload: {exc}") from None
 
 
 class SecretsShredded(msgspec.Struct, frozen=True):

@@ -198,3 +198,12 @@ def redact_plain(payload: Mapping[str, Any]) -> dict[str, Any]:
 
     result: dict[str, Any] = _walk(payload, (), "", visit)
     return result
+
+
+def posing_as_sealed(payload: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Validation problems of a submitted payload: secret values that look like sealed ones
+    (ftq seals the secrets itself; a sealed value is never accepted from outside)."""
+    return [
+        {"field": f"fireworks_payload.{where}", "problem": f"a secret may not be a {MARK} object"}
+        for where in sealed_fields(payload)
+    ]

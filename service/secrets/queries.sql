@@ -1,7 +1,9 @@
 -- Named queries of service.secrets (the job_data_keys table). Values are always parameters.
 
 -- name: insert_key
-INSERT INTO job_data_keys (job_id, kid, wrapped) VALUES ($1::uuid, $2, $3);
+-- A key stored again (a group refused, then its jobs recorded one by one) changes nothing.
+INSERT INTO job_data_keys (job_id, kid, wrapped) VALUES ($1::uuid, $2, $3)
+ON CONFLICT (job_id) DO NOTHING;
 
 -- name: key_of
 SELECT kid, wrapped FROM job_data_keys WHERE job_id = $1::uuid;

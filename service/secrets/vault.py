@@ -3,7 +3,7 @@ payload at submit, open it at admission, and say which jobs cannot be opened."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +20,7 @@ log = structlog.get_logger(__name__)
 
 QUERIES: Final = load_queries(Path(__file__).parent / "queries.sql")
 Db = asyncpg.Pool | Connection
+KeyRow = tuple[str, str, bytes]  # job id, master key id, wrapped data key
 
 
 class Vault:
@@ -28,18 +29,28 @@ class Vault:
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
 
-    async def seal(self, db: Db, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """`payload` with its secret values sealed under a new data key for `job_id`, the
-        wrapped key stored first (the caller appends the event afterwards). A payload with
-        no secret is returned as it is, and no key is stored. ValueError: a secret field's
-        value looks like a sealed value."""
+    def prepare(self, job_id: str, payload: dict[str, Any]) -> tuple[dict[str, Any], KeyRow | None]:
+        """`payload` with its secret values sealed under a new data key for `job_id`, and the
+        key's row (wrapped by the current master key) to `store` before the job's event is
+        appended. A payload with no secret comes back as it is, with no row. ValueError: a
+        secret field's value poses as a sealed value."""
         if not envelope.secret_fields(payload):
-            return payload
+            return payload, None
         data_key = envelope.new_data_key()
         sealed = envelope.seal(payload, job_id, data_key)
         current = self.keyring.current
-        wrapped = envelope.wrap(current.key, job_id, data_key)
-        await db.execute(QUERIES["insert_key"], job_id, current.kid, wrapped)
+        return sealed, (job_id, current.kid, envelope.wrap(current.key, job_id, data_key))
+
+    async def store(self, db: Db, rows: Sequence[KeyRow | None]) -> None:
+        """Store the wrapped data keys `prepare` made (one round trip for a group)."""
+        kept = [row for row in rows if row is not None]
+        if kept:
+            await db.executemany(QUERIES["insert_key"], kept)
+
+    async def seal(self, db: Db, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """`prepare` and `store` in one: the payload as the log will hold it."""
+        sealed, row = self.prepare(job_id, payload)
+        await self.store(db, [row])
         return sealed
 
     async def data_key(self, db: Db, job_id: str) -> bytes:

@@ -51,6 +51,7 @@ METRICS = frozenset(
         "ftq_gpus_available",
         "ftq_jobs_in_progress",
         "ftq_admissions_total",
+        "ftq_jobs_finished_total",
         "ftq_fireworks_errors_total",
         "ftq_tick_seconds",
         "ftq_stream_clients",
