@@ -32,9 +32,10 @@ WHERE j.state IN ('SUCCESS', 'FAIL', 'CANCELLED') AND j.completed_at < $1
 ORDER BY j.completed_at LIMIT $2;
 
 -- name: orphan_keys
--- Data keys of submits that never committed (no job), older than $1.
+-- Data keys of submits that never committed (no job), stored more than $1 ago (the
+-- database's clock: the row's created_at is its now()).
 DELETE FROM job_data_keys k
-WHERE k.created_at < $1 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = k.job_id);
+WHERE k.created_at < now() - $1::interval AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = k.job_id);
 
 -- name: submitted_events
 -- The job.submitted events after position $1, $2 at most: for `ftq secrets report`.

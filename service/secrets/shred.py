@@ -78,5 +78,5 @@ async def shred_due(pool: asyncpg.Pool, retention_days: float, *, clock: Clock =
             done += 1
         if len(rows) < BATCH:
             break
-    await pool.execute(QUERIES["orphan_keys"], now - ORPHAN_AGE)
+    await pool.execute(QUERIES["orphan_keys"], ORPHAN_AGE)
     return done

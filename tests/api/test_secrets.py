@@ -157,3 +157,18 @@ async def test_shred_needs_an_ended_job_and_records_who(
     assert (
         view["state"] == "CANCELLED" and view["fireworks_payload"]["wandbConfig"]["apiKey"] == "***"
     )
+
+
+async def test_a_batch_seals_every_item(
+    app_client: Client, users: Users, pool: asyncpg.Pool
+) -> None:
+    items = [{"kind": "SFT", "fireworks_payload": secret_payload()} for _ in range(3)]
+    resp = await app_client.post("/jobs/batch", json=items, headers=bearer(users.alice))
+    assert resp.status_code == 200, resp.text
+    assert [r["status"] for r in resp.json()] == [201] * 3 and not leaks(resp.text)
+    assert leaks(await raw_rows(pool)) == []
+    assert await pool.fetchval("SELECT count(*) FROM job_data_keys") == 3
+    for result in resp.json():  # each job's history (live streams redact the same way)
+        path = f"/jobs/{result['job']['id']}/events"
+        history = await app_client.get(path, headers=bearer(users.alice))
+        assert "***" in history.text and not leaks(history.text)
