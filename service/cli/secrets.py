@@ -58,6 +58,7 @@ def rotate() -> None:
     """Re-wrap every data key under the master key (FTQ_SECRET_KEY) from the old one (stdin,
     or FTQ_SECRET_KEY_OLD). Resumable (run it again) and safe while ftq serves; see README."""
     from service.secrets.rotate import rotate as rewrap  # noqa: PLC0415
+    from service.secrets.rotate import rotate_webhooks  # noqa: PLC0415
 
     config = settings()
     try:
@@ -69,19 +70,23 @@ def rotate() -> None:
     except Failure as exc:
         fail(exc.message, 2)
 
-    async def go() -> object:
+    async def go() -> tuple[object, object]:
         async with database(config) as pool:
-            return await rewrap(pool, new, [old])
+            return await rewrap(pool, new, [old]), await rotate_webhooks(pool, new, [old])
 
-    result = run(go())
-    assert isinstance(result, msgspec.Struct)
-    done = msgspec.to_builtins(result)
+    keys, hooks = run(go())
+    done, webhooks = msgspec.to_builtins(keys), msgspec.to_builtins(hooks)
     out.print(
         f"re-wrapped {done['rewrapped']} data keys under {new.kid} "
-        f"({done['gone']} shredded meanwhile)"
+        f"({done['gone']} shredded meanwhile); re-sealed {webhooks['resealed']} webhook "
+        f"secrets ({webhooks['already']} done before)"
     )
-    if done["unknown"]:
-        fail(f"left as they are (wrapped by other master keys): {done['unknown']}", 2)
+    if done["unknown"] or webhooks["unknown"]:
+        fail(
+            f"left as they are (under other master keys): data keys {done['unknown']}, "
+            f"webhook secrets {webhooks['unknown']}",
+            2,
+        )
 
 
 @secrets_app.command("report")

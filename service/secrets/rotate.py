@@ -18,6 +18,7 @@ from service.secrets import envelope
 from service.secrets.envelope import SecretsUnreadable
 from service.secrets.keys import MasterKey
 from service.secrets.vault import QUERIES
+from service.webhooks import sealing
 
 BATCH: Final = 200
 FIRST_UUID: Final = "00000000-0000-0000-0000-000000000000"
@@ -57,3 +58,43 @@ async def rotate(
         if len(rows) < batch:
             return result
         after = rows[-1][0]
+
+
+class WebhookRotation(msgspec.Struct, kw_only=True):
+    resealed: int = 0
+    already: int = 0  # opens with the new key: done before (a resumed rotation)
+    unknown: int = 0  # opens with neither key: left as it is
+
+
+async def rotate_webhooks(
+    pool: asyncpg.Pool, new: MasterKey, old: Sequence[MasterKey]
+) -> WebhookRotation:
+    """Re-seal the webhook signing secrets (service.webhooks, the same FTQ_SECRET_KEY) under
+    `new`; each row a compare-and-set on the sealed value it was read as."""
+    result = WebhookRotation()
+    rows = await pool.fetch("SELECT id::text, sealed_secret FROM webhooks")
+    for webhook_id, stored in rows:
+        sealed = bytes(stored)
+        try:
+            sealing.unseal(new.key, sealed, webhook_id)
+            result.already += 1
+            continue
+        except sealing.SealingError:
+            pass
+        secret = None
+        for master in old:
+            try:
+                secret = sealing.unseal(master.key, sealed, webhook_id)
+                break
+            except sealing.SealingError:
+                continue
+        if secret is None:
+            result.unknown += 1
+            continue
+        resealed = sealing.seal(new.key, secret.decode(), webhook_id)
+        status = await pool.execute(
+            "UPDATE webhooks SET sealed_secret = $3 WHERE id = $1::uuid AND sealed_secret = $2",
+            webhook_id, sealed, resealed,
+        )  # fmt: skip
+        result.resealed += status.endswith(" 1")
+    return result

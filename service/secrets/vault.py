@@ -97,9 +97,3 @@ class Vault:
                 "key (or rotation is finished); all other jobs are admitted as usual",
             )
         return sum(foreign.values())
-
-
-def missing_secrets(payload: Mapping[str, Any], shredded: bool) -> list[str]:
-    """The fields a requeue must supply again: the sealed fields of a shredded job (none when
-    the job was not shredded). For the requeue route: answer 400 naming them."""
-    return envelope.sealed_fields(payload) if shredded else []

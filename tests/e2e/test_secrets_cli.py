@@ -168,3 +168,47 @@ async def test_a_malformed_master_key_stops_serve_naming_it(
     assert result.code == 2, result.err
     assert "FTQ_SECRET_KEY" in result.err and problem in result.err
     assert value not in result.err
+
+
+async def test_rotate_rewraps_data_keys_and_webhook_secrets_and_resumes(
+    env: Env, db_url: str
+) -> None:
+    from service.secrets.keys import Keyring, new_key_text, parse_key  # noqa: PLC0415
+    from service.secrets.vault import Vault  # noqa: PLC0415
+    from service.webhooks import sealing  # noqa: PLC0415
+
+    old_text, new_text = new_key_text(), new_key_text()
+    old, new = parse_key(old_text, "old"), parse_key(new_text, "new")
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=2)
+    hook = str(uuid.uuid4())
+    try:
+        vault = Vault(Keyring(old))
+        sealed = {
+            job: await vault.seal(pool, job, {"wandbConfig": {"apiKey": f"k-{job}"}})
+            for job in (str(uuid.uuid4()), str(uuid.uuid4()))
+        }
+        await pool.execute(
+            "INSERT INTO webhooks (id, owner_id, scope, url, types, sealed_secret, after_txid,"
+            " after_position) VALUES ($1, $2, 'own', 'https://x.test', '{}', $3, '0', 0)",
+            hook, uuid.uuid4(), sealing.seal(old.key, "whsec_abc", hook),
+        )  # fmt: skip
+        served = env.with_(DATABASE_URL=db_url, FTQ_SECRET_KEY=new_text)
+        missing = await served.run("secrets", "rotate", stdin=b"")
+        assert missing.code == 2 and "FTQ_SECRET_KEY_OLD" in missing.err
+        done = await served.run("secrets", "rotate", stdin=old_text.encode() + b"\n")
+        assert done.code == 0, done.err
+        assert "re-wrapped 2 data keys" in done.out and "re-sealed 1 webhook" in done.out
+        assert old_text not in done.out + done.err and new_text not in done.out + done.err
+        again = await served.with_(FTQ_SECRET_KEY_OLD=old_text).run("secrets", "rotate")
+        assert again.code == 0 and "re-wrapped 0" in again.out and "1 done before" in again.out
+        kids = {r[0] for r in await pool.fetch("SELECT kid FROM job_data_keys")}
+        assert kids == {new.kid}
+        only_new = Vault(Keyring(new))
+        for job, payload in sealed.items():
+            assert await only_new.open(pool, job, payload) == {
+                "wandbConfig": {"apiKey": f"k-{job}"}
+            }
+        stored = await pool.fetchval("SELECT sealed_secret FROM webhooks WHERE id = $1", hook)
+        assert sealing.unseal(new.key, bytes(stored), hook) == b"whsec_abc"
+    finally:
+        await pool.close()

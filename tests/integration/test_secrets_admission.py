@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 import structlog
 
 from events.domain.job_commands import RequestCancel, SubmitJob
@@ -170,3 +171,26 @@ async def test_rotation_under_load_loses_no_job(env: Env) -> None:
     assert states == ["PROGRESS"] * len(payloads)
     for job_id, payload in payloads.items():
         assert env.sim.state.jobs[job_id].payload == payload
+
+
+async def test_a_requeue_of_a_shredded_job_asks_for_the_secrets_again(env: Env) -> None:
+    from projections.recorder import load_job  # noqa: PLC0415
+    from service.secrets.requeue import SecretsNeeded, requeue_payload  # noqa: PLC0415
+    from service.secrets.shred import shred  # noqa: PLC0415
+
+    vault = Vault(Keyring(master()))
+    payload = secret_payload()
+    job_id = await submit(env, vault, payload)
+    await run_job_command(env.pool, job_id, RequestCancel(at=env.clock(), by="u"), META)
+    async with env.pool.acquire() as conn:
+        old = await load_job(conn, job_id)
+    assert await requeue_payload(vault, env.pool, old) == payload  # opened, to seal anew
+    plain = dict(PAYLOAD["SFT"])
+    await shred(env.pool, job_id, "u@example.com", META)
+    async with env.pool.acquire() as conn:
+        old = await load_job(conn, job_id)
+    with pytest.raises(SecretsNeeded) as needed:
+        await requeue_payload(vault, env.pool, old)
+    assert needed.value.fields == ["wandbConfig.apiKey"]
+    assert needed.value.details()[0]["field"] == "fireworks_payload.wandbConfig.apiKey"
+    assert await requeue_payload(vault, env.pool, old, plain) == plain
