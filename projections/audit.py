@@ -53,6 +53,7 @@ from events.domain.job_events import (
     JobSubmitted,
     RejectedByFireworks,
     ReturnedToQueue,
+    SecretsShredded,
     StuckCleared,
     StuckDetected,
     Succeeded,
@@ -85,6 +86,8 @@ def illegal_transition(state: JobState, event: JobEvent) -> str | None:
         return None if isinstance(event, JobSubmitted) else "first event is not job.submitted"
     if isinstance(event, JobSubmitted):
         return "job.submitted on a job that exists"
+    if isinstance(event, SecretsShredded):  # the only event a terminal job may still get
+        return None if state.terminal else f"secrets shredded while {state.status}"
     if state.terminal:
         return f"event after the terminal state {state.status}"
     queued, is_open = state.status == "QUEUED", state.admission_open

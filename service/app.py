@@ -42,6 +42,7 @@ from service.api.jobs import JOB_ROUTES
 from service.api.ops import OPS_ROUTES
 from service.api.requeue import REQUEUE_ROUTES
 from service.api.runtime import Runtime
+from service.api.secrets import SECRETS_ROUTES
 from service.api.usage import USAGE_ROUTES
 from service.api.webhooks import WEBHOOK_ROUTES
 from service.capacity import CapacityReader
@@ -49,6 +50,8 @@ from service.database import create_pool, describe_url, migrate, resolve_databas
 from service.directory import KeyLookup
 from service.fireworks import FireworksClient
 from service.logging import RequestContext, configure_logging
+from service.secrets.keys import keyring_of
+from service.secrets.vault import Vault
 from service.settings import Settings
 from service.submissions import Submitter
 from service.ui import template_config, ui_routers
@@ -89,6 +92,7 @@ async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
         runtime.watcher,
         capacity=runtime.capacity,
         dsn=runtime.database_url,  # the leader's own connection, also for the embedded server
+        vault=runtime.vault,
     )
     await loop.start()
     return loop
@@ -117,8 +121,10 @@ def _wake_failed(exc: BaseException) -> None:
 
 
 def lifespan_for(
-    settings: Settings, run_scheduler: bool
+    settings: Settings, run_scheduler: bool, vault: Vault | None = None
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    vault = vault or Vault(keyring_of(settings))
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -130,9 +136,10 @@ def lifespan_for(
             embedded = None if settings.database_url else str(settings.data_dir / "pg")
             log.info("database.opened", database=describe_url(url), embedded_in=embedded)
             await migrate(pool)
+            await vault.check_at_start(pool)  # one clear error if the master key is not theirs
             waker = Waker(pool, on_error=_wake_failed)
             stack.push_async_callback(waker.close)
-            submitter, keys = Submitter(pool, waker), KeyLookup(pool)
+            submitter, keys = Submitter(pool, waker, vault=vault), KeyLookup(pool)
             stack.push_async_callback(submitter.close)  # before the waker's close: LIFO
             stack.push_async_callback(keys.close)
             watcher = LogWatcher(url)
@@ -170,6 +177,7 @@ def lifespan_for(
                 client=client,
                 capacity=CapacityReader(client, settings),
                 simulator=simulator,
+                vault=vault,
             )
             stack.push_async_callback(runtime.capacity.close)
             if run_scheduler:
@@ -200,12 +208,14 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
     """The ftq HTTP app; nothing connects until the lifespan starts."""
     settings.check_production()  # refuse at once rather than at the first request
     configure_logging(settings)
+    vault = Vault(keyring_of(settings))  # a malformed FTQ_SECRET_KEY refuses here
     history = history_routes()
     deps = {**CALLER, **RUNTIME}
     guarded: dict[str, Any] = {"before_request": authenticate_request, "security": SECURITY}
     routers = [
         Router("/", route_handlers=[*JOB_ROUTES, *BATCH_ROUTES], dependencies=deps, **guarded),
         Router("/", route_handlers=USAGE_ROUTES, dependencies=deps, **guarded),
+        Router("/", route_handlers=SECRETS_ROUTES, dependencies=deps, **guarded),
         Router("/", route_handlers=WEBHOOK_ROUTES, dependencies=deps, **guarded),
         Router(
             LEGACY_PREFIX,
@@ -237,7 +247,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
         app = Litestar(
             route_handlers=routers,
             exception_handlers=EXCEPTION_HANDLERS,
-            lifespan=[lifespan_for(settings, run_scheduler)],
+            lifespan=[lifespan_for(settings, run_scheduler, vault)],
             request_max_body_size=settings.max_body_bytes,
             openapi_config=openapi_config(BEARER_SCHEME),
             template_config=template_config(),

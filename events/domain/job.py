@@ -23,6 +23,7 @@ from events.domain.job_commands import (
     RejectAdmission,
     RequestCancel,
     ReturnToQueue,
+    ShredSecrets,
     StartAdmission,
     SubmitJob,
 )
@@ -41,6 +42,7 @@ from events.domain.job_events import (
     Kind,
     RejectedByFireworks,
     ReturnedToQueue,
+    SecretsShredded,
     StuckCleared,
     StuckDetected,
     Succeeded,
@@ -85,6 +87,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     admitted_at: datetime | None = None
     accelerator_seconds: float | None = None
     estimated_cost: float | None = None
+    # When the job's data key was deleted (its sealed secrets are gone for good).
+    secrets_shredded_at: datetime | None = None
     # Operations (events.domain.job_limits): the job's own runtime limit, the job it was
     # requeued from, why ftq asked for the cancel (a limit), when ftq first saw the current
     # Fireworks state and last saw the state or progress change, and the stuck flag.
@@ -198,6 +202,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
             return _finish(state, version, "SUCCESS", event.at, event.fireworks_state)
         case Failed():
             return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
+        case SecretsShredded():
+            return msgspec.structs.replace(state, version=version, secrets_shredded_at=event.at)
 
 
 def _since(state: JobState, fireworks_state: str | None, at: datetime) -> datetime | None:
@@ -261,6 +267,8 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
         return _submit(command, state)
     if state.status is None:
         raise UnknownStream("no such job")
+    if isinstance(command, ShredSecrets):
+        return _shred(command, state)
     if state.terminal:
         late = ObserveFireworks | FireworksJobGone | ConfirmCancelled
         if isinstance(command, late | EnforceRuntimeLimit | DetectStuck):
@@ -332,6 +340,16 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
             return [flag] if flag else []
         case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
             return _submit(command, state)
+        case ShredSecrets():  # handled above, likewise
+            return _shred(command, state)
+
+
+def _shred(command: ShredSecrets, state: JobState) -> list[JobEvent]:
+    if not state.terminal:
+        raise InvalidState(f"job is {state.status}: secrets are shredded once it has ended")
+    if state.secrets_shredded_at is not None:
+        return []  # shredded already: nothing more to delete
+    return [SecretsShredded(at=command.at, by=command.by, reason=command.reason)]
 
 
 def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:

@@ -79,6 +79,13 @@ class ConfirmCancelled(Command, frozen=True):
     fireworks_state: str | None = None
 
 
+class ShredSecrets(Command, frozen=True):
+    """Delete the job's data key (allowed once the job is terminal)."""
+
+    by: str
+    reason: str = "requested"
+
+
 class EnforceRuntimeLimit(Command, frozen=True):
     """The leader checks a running job against its runtime limit (`default_minutes`: the
     FTQ_MAX_RUNTIME_HOURS default in minutes, None when unset)."""
@@ -103,6 +110,7 @@ JobCommand = (
     | FireworksJobGone
     | RequestCancel
     | ConfirmCancelled
+    | ShredSecrets
     | EnforceRuntimeLimit
     | DetectStuck
 )

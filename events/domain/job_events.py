@@ -141,6 +141,14 @@ class Failed(Event, frozen=True, tag="job.failed"):
     fireworks_state: str | None = None
 
 
+class SecretsShredded(Event, frozen=True, tag="job.secrets_shredded"):
+    """The job's data key was deleted: the secrets sealed in its `job.submitted` can never be
+    opened again (crypto-shredding). `by` is who asked (a user's email, or "retention")."""
+
+    by: str
+    reason: str = "requested"
+
+
 class StuckDetected(Event, frozen=True, tag="job.stuck_detected"):
     """The job looks stuck on Fireworks (once per episode); flagged, not cancelled."""
 
@@ -167,6 +175,7 @@ JobEvent = (
     | Cancelled
     | Succeeded
     | Failed
+    | SecretsShredded
     | StuckDetected
     | StuckCleared
 )

@@ -179,16 +179,23 @@ def needs_whole_queue(policy: Policy, priorities: bool) -> bool:
 
 
 async def first_admission(
-    conn: Connection, p: PassInputs, headroom: Mapping[str, int]
+    conn: Connection,
+    p: PassInputs,
+    headroom: Mapping[str, int],
+    *,
+    blocked: frozenset[str] | set[str] = frozenset(),
 ) -> Admission | None:
     """The admission a pass makes first, deciding afresh: the policy's order over the whole
     queue when it can differ from FIFO, else the head of the queue read in chunks until the
-    first job to admit or until nothing more can be admitted."""
+    first job to admit or until nothing more can be admitted. Jobs in `blocked` (their
+    secrets cannot be opened: service.secrets) are left out, as if not queued."""
     pass_ = p.new_pass(headroom)
     if pass_.exhausted():
         return None
     if needs_whole_queue(p.policy, await has_priorities(conn)):
         for job in p.order(await load_queue(conn)):
+            if job.job_id in blocked:
+                continue
             entry = pass_.step(job)
             if isinstance(entry, Admission):
                 return entry
@@ -196,6 +203,8 @@ async def first_admission(
                 return None
         return None
     async for job in queue_in_chunks(conn):
+        if job.job_id in blocked:
+            continue
         entry = pass_.step(job)
         if isinstance(entry, Admission):
             return entry

@@ -18,6 +18,7 @@ from service.api.errors import ApiError, invalid
 from service.api.runtime import Runtime
 from service.api.schemas import JobSubmission
 from service.api.validation import payload_problems
+from service.secrets.envelope import posing_as_sealed
 from service.sql import QUERIES
 
 IDEMPOTENCY_KEY: Final = r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"
@@ -33,6 +34,7 @@ def fingerprint(data: JobSubmission) -> str:
 def check_payload(data: JobSubmission) -> None:
     """400 naming every problem of the payload for its kind."""
     problems = payload_problems(data.kind, data.fireworks_payload)
+    problems += posing_as_sealed(data.fireworks_payload)  # service.secrets seals the secrets
     if problems:
         raise invalid(f"fireworks_payload is not a valid {data.kind} job", problems)
 
