@@ -56,7 +56,6 @@ from service.settings import Settings
 from service.submissions import Submitter
 from service.ui import template_config, ui_routers
 from service.webhooks.deliverer import WebhookDeliverer
-from service.webhooks.sealing import master_key
 
 log = structlog.get_logger(__name__)
 
@@ -100,8 +99,8 @@ async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
 
 def _webhook_deliverer(runtime: Runtime) -> WebhookDeliverer:
     settings = runtime.settings
-    assert settings.secret_key is not None
     url = runtime.database_url
+    keyring = runtime.vault.keyring
 
     async def connect() -> asyncpg.Connection:
         return await asyncpg.connect(url)
@@ -109,7 +108,7 @@ def _webhook_deliverer(runtime: Runtime) -> WebhookDeliverer:
     return WebhookDeliverer(
         runtime.pool,
         connect,
-        master_key(settings.secret_key),
+        [master.key for master in (keyring.current, *keyring.older)],
         runtime.watcher,
         max_attempts=settings.webhook_max_attempts,
         allow_private=settings.webhook_allow_private,
@@ -183,7 +182,7 @@ def lifespan_for(
             if run_scheduler:
                 runtime.loop = await _admission_loop(runtime)
                 stack.push_async_callback(runtime.loop.stop)
-            if run_scheduler and settings.secret_key is not None:
+            if run_scheduler:
                 deliverer = _webhook_deliverer(runtime)
                 await deliverer.start()
                 stack.push_async_callback(deliverer.stop)

@@ -115,10 +115,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         key = "***" if self.fireworks_api_key else None
         return f"Settings(fireworks_account_id={self.fireworks_account_id!r}, key={key})"
 
-    @property
-    def webhooks_enabled(self) -> bool:
-        return self.secret_key is not None
-
     def check_production(self) -> None:
         """Refuse to talk to the real Fireworks without a key."""
         if not self.uses_simulator and not self.fireworks_api_key:
