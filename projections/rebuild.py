@@ -16,8 +16,8 @@ from events.domain.job import JobState, evolve, initial_state
 from events.domain.job_events import JobEvent
 from events.domain.usage import usage_of
 from events.store.log import Connection, Cursor, RecordedEvent
-from projections.sql import QUERIES
-from projections.writers import usage_columns, write_directory
+from projections.sql import DEPENDENCIES, QUERIES
+from projections.writers import dependency_rows, usage_columns, waits_in_queue, write_directory
 
 BATCH = 5000
 _json = msgspec.json.Encoder()
@@ -36,6 +36,7 @@ COMPARED = {
     "api_keys": ("id", "TRUE"),
     "scheduler_state": ("singleton", "TRUE"),
     "job_usage": ("job_id", "TRUE"),
+    "job_dependencies": ("job_id", "TRUE"),
 }
 
 
@@ -65,6 +66,7 @@ async def _log(conn: Connection) -> AsyncIterator[RecordedEvent]:
 async def _fill_temp_tables(conn: Connection) -> int:
     """Create and fill the temporary twins; returns how many events were folded."""
     await conn.execute(QUERIES["rebuild_tables"])
+    await conn.execute(DEPENDENCIES["rebuild_dependencies_table"])
     jobs: dict[str, tuple[JobState, int]] = {}
     count = 0
     async for row in _log(conn):
@@ -93,6 +95,11 @@ async def _fill_temp_tables(conn: Connection) -> int:
         records=[usage_columns(u) for u in usage if u is not None],
         schema_name="pg_temp",
     )
+    edges = dependency_rows(state for state, _ in jobs.values() if waits_in_queue(state))
+    if edges is not None:
+        await conn.copy_records_to_table(
+            "job_dependencies", records=list(zip(*edges, strict=True)), schema_name="pg_temp"
+        )
     return count
 
 
@@ -154,6 +161,8 @@ async def rebuild(conn: Connection) -> int:
     Writers are blocked (EXCLUSIVE locks on the projection tables) until it commits."""
     async with conn.transaction():
         await conn.execute(QUERIES["lock_projections"])
+        await conn.execute(DEPENDENCIES["lock_dependencies"])
         count = await _fill_temp_tables(conn)
         await conn.execute(QUERIES["replace_live"])
+        await conn.execute(DEPENDENCIES["replace_dependencies"])
     return count

@@ -35,8 +35,8 @@ from events.store import log as store
 from events.store.log import Connection, RecordedEvent
 from events.store.sql import QUERIES as EVENT_QUERIES
 from events.store.waker import Waker
-from projections.sql import QUERIES
-from projections.writers import job_columns, write_directory, write_job
+from projections.sql import DEPENDENCIES, QUERIES
+from projections.writers import dependency_rows, job_columns, write_directory, write_job
 
 S = TypeVar("S")
 E = TypeVar("E", bound=codec.AnyEvent)
@@ -161,8 +161,15 @@ async def record_new_jobs(
     ids = [job.after.job_id for job in jobs]
     columns = list(zip(*(job_columns(job.after)[1:] for job in jobs), strict=True))
     args = store.new_streams_args(list(zip(ids, prepared, strict=True)))
+    edges = dependency_rows([job.after for job in jobs])
     with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
-        rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns), locks.ADMISSION_GATE)
+        params = (*args, ids, *map(list, columns), locks.ADMISSION_GATE)
+        if edges is None:
+            rows = await conn.fetch(NEW_JOBS, *params)
+        else:  # jobs that wait for others (`after`): their edges in the same transaction
+            async with conn.transaction():
+                rows = await conn.fetch(NEW_JOBS, *params)
+                await conn.execute(DEPENDENCIES["insert_dependencies"], *edges)
     by_stream = {row[0]: (row[1], row[2], row[3]) for row in rows}
     if len(by_stream) != len(ids):
         raise RuntimeError(f"{len(ids)} new jobs, {len(by_stream)} recorded")  # cannot happen

@@ -15,6 +15,7 @@ from events.domain.fireworks_states import outcome_of
 from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
+    FailForDependency,
     FireworksJobGone,
     JobCommand,
     ObserveFireworks,
@@ -31,6 +32,7 @@ from events.domain.job_events import (
     Admitted,
     Cancelled,
     CancelRequested,
+    DependencyFailed,
     Failed,
     FireworksStateObserved,
     JobEvent,
@@ -42,6 +44,7 @@ from events.domain.job_events import (
     Succeeded,
 )
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
+from events.domain.scheduling.dependencies import dependency_failed_message
 
 GONE_OUTSIDE_FTQ = "deleted outside ftq"
 
@@ -77,6 +80,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     admitted_at: datetime | None = None
     accelerator_seconds: float | None = None
     estimated_cost: float | None = None
+    after: tuple[str, ...] = ()  # jobs it waits for (all must be SUCCESS before admission)
 
     @property
     def terminal(self) -> bool:
@@ -105,6 +109,7 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 idempotency_key=event.idempotency_key,
                 request_fingerprint=event.request_fingerprint,
                 created_at=event.at,
+                after=event.after,
             )
         case AdmissionStarted():
             return msgspec.structs.replace(
@@ -155,6 +160,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
             return _finish(state, version, "SUCCESS", event.at, event.fireworks_state)
         case Failed():
             return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
+        case DependencyFailed():
+            return _finish(state, version, "FAIL", event.at, error=event.message)
 
 
 def _latest(reported: float | None, known: float | None) -> float | None:
@@ -241,6 +248,19 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
         case ConfirmCancelled():
             _require(state.cancel_requested_by is not None, state, "confirm a cancel never asked")
             return [_cancelled(state, command.at, command.fireworks_state)]
+        case FailForDependency():
+            _require(state.status == "QUEUED", state, "fail for a dependency")
+            if command.dependency_id not in state.after:
+                raise InvalidState(f"job does not wait for job {command.dependency_id}")
+            message = dependency_failed_message(command.dependency_id, command.dependency_status)
+            return [
+                DependencyFailed(
+                    at=command.at,
+                    dependency_id=command.dependency_id,
+                    dependency_status=command.dependency_status,
+                    message=message,
+                )
+            ]
         case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
             return _submit(command, state)
 
@@ -250,6 +270,8 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
         raise AlreadyExists(f"job {command.job_id} already exists")
     if command.gpu_count < 1:
         raise InvalidState("gpu_count must be at least 1")
+    if command.job_id in command.after:
+        raise InvalidState("a job cannot wait for itself")
     return [
         JobSubmitted(
             at=command.at,
@@ -262,6 +284,7 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
             fireworks_payload=command.fireworks_payload,
             idempotency_key=command.idempotency_key,
             request_fingerprint=command.request_fingerprint,
+            after=command.after,
         )
     ]
 

@@ -24,6 +24,7 @@ class SubmitJob(Command, frozen=True):
     fireworks_payload: dict[str, Any]
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    after: tuple[str, ...] = ()
 
 
 class StartAdmission(Command, frozen=True):
@@ -75,6 +76,13 @@ class ConfirmCancelled(Command, frozen=True):
     fireworks_state: str | None = None
 
 
+class FailForDependency(Command, frozen=True):
+    """A job this one waits for ended FAIL or CANCELLED (the leader saw it)."""
+
+    dependency_id: str
+    dependency_status: str
+
+
 JobCommand = (
     SubmitJob
     | StartAdmission
@@ -85,4 +93,5 @@ JobCommand = (
     | FireworksJobGone
     | RequestCancel
     | ConfirmCancelled
+    | FailForDependency
 )

@@ -45,6 +45,8 @@ class JobSubmitted(Event, frozen=True, tag="job.submitted"):
     fireworks_payload: dict[str, Any]
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    # Jobs this one waits for (`after`, Slurm's afterok): admitted only once all SUCCESS.
+    after: tuple[str, ...] = ()
 
 
 class AdmissionStarted(Event, frozen=True, tag="job.admission_started"):
@@ -106,6 +108,15 @@ class Failed(Event, frozen=True, tag="job.failed"):
     fireworks_state: str | None = None
 
 
+class DependencyFailed(Event, frozen=True, tag="job.dependency_failed"):
+    """A job it waits for (`after`) ended FAIL or CANCELLED: this QUEUED job can never run, and
+    FAILs (recorded by the admission loop's leader)."""
+
+    dependency_id: str
+    dependency_status: str
+    message: str
+
+
 JobEvent = (
     JobSubmitted
     | AdmissionStarted
@@ -117,4 +128,5 @@ JobEvent = (
     | Cancelled
     | Succeeded
     | Failed
+    | DependencyFailed
 )

@@ -31,6 +31,7 @@ from service.admission.admit import (
     no_checkpoint,
     start,
 )
+from service.admission.dependencies import fail_broken_dependents
 from service.admission.leader import Leadership
 from service.admission.queue import load_planner_inputs, plan_admissions
 from service.admission.reconcile import reconcile
@@ -86,6 +87,7 @@ class TickSummary(msgspec.Struct, frozen=True, kw_only=True):
     returned: int = 0
     failed: int = 0
     cancelled: int = 0
+    dependency_failed: int = 0  # QUEUED jobs failed because a job they wait for did
     quota: int = 0
     in_use: int = 0
     available: int = 0
@@ -203,6 +205,7 @@ class AdmissionLoop:
             counts += await reconcile(self._ctx, full=full_reconcile)
             if full_reconcile:
                 self._last_full = time.monotonic()
+            counts["dependency_failed"] += await fail_broken_dependents(self._ctx)
             capacity = await self._admit_planned(counts)
         except Exception as exc:
             log.exception("admission.tick_failed")
@@ -215,6 +218,7 @@ class AdmissionLoop:
             returned=counts["returned"],
             failed=counts["failed"],
             cancelled=counts["cancelled"],
+            dependency_failed=counts["dependency_failed"],
             quota=capacity.quota if capacity else 0,
             in_use=capacity.in_use if capacity else 0,
             available=capacity.available if capacity else 0,

@@ -7,6 +7,7 @@ from typing import Final
 import msgspec
 
 from events.store.log import Connection
+from service.admission.dependencies import load_waits
 from service.admission.plan import Load, Plan, QueuedJob, plan
 from service.sql import QUERIES
 
@@ -69,14 +70,20 @@ async def plan_admissions(
     Without explanations a pass stops at the first job that blocks (strict FIFO) or when the
     GPUs run out, so it reads the head of the queue in growing chunks, each one going on
     after the last job of the one before (no row is read twice), instead of all of it; the
-    result equals planning over the whole queue."""
+    result equals planning over the whole queue. Jobs waiting for others (`after`) are left
+    out before planning (events.domain.scheduling.dependencies)."""
+    waits = await load_waits(conn)  # jobs waiting for others (`after`) are not eligible
     queue: list[QueuedJob] = []
+    last: QueuedJob | None = None
+    read = 0
     limit = FIRST_CHUNK
     while True:
-        got = await _queue_page(conn, limit, queue[-1] if queue else None)
-        queue += got
+        got = await _queue_page(conn, limit, last)
+        read += len(got)
+        last = got[-1] if got else last
+        queue += waits.split(got)[0] if waits.after else got
         chosen = plan(queue, load, available, policy=policy, explain=False)
         stopped = chosen.available_after <= 0 or chosen.blocker is not None
         if len(got) < limit or stopped:
-            return chosen, len(queue)
+            return chosen, read
         limit *= 4

@@ -15,6 +15,14 @@ GpuType = Literal["h200", "b200", "h100"]
 
 GpuCount = Annotated[int, Meta(ge=1, le=1024, description="GPUs the job needs (1..1024)")]
 DisplayName = Annotated[str, Meta(max_length=200)]
+After = Annotated[
+    list[Annotated[str, Meta(max_length=64)]],
+    Meta(
+        max_length=100,
+        description="ids of your own jobs this one waits for: it is admitted only once every "
+        "one of them is SUCCESS, and FAILs at once if one ends FAIL or CANCELLED",
+    ),
+]
 
 
 class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -27,6 +35,7 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     # Accepted (and ignored) for clients of the old service, which sent it; ftq reads the
     # GPU type from the account's quota.
     gpu_type: GpuType | None = None
+    after: After | None = None
 
 
 class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

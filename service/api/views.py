@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import asyncpg
@@ -14,6 +14,7 @@ import structlog
 
 from events.domain.job import JobState
 from events.store.log import Connection
+from service.admission.dependencies import load_waits
 from service.admission.plan import Admission, Load, Pending, Plan, PlanEnd, QueuedJob, place_last
 from service.admission.plan import plan as make_plan
 from service.admission.queue import load_planner_inputs, load_queue
@@ -182,12 +183,15 @@ def _refresh_in_background(runtime: Runtime) -> None:
         plans.start()
 
 
-async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> Placement:
+async def row_placements(
+    runtime: Runtime, rows: Sequence[JobRow], waiting: Mapping[str, str | None] | None = None
+) -> Placement:
     """Placements of the QUEUED `rows` (read before this call) from a recent plan (at most
-    `fresh_for_s` old). A single row that plan does not know is a job committed after it was
-    made (typically one this request has just submitted): being the newest, it goes last, so
-    it is placed from that plan without planning again (`PlanSnapshot.place_new`). With
-    several unknown rows the placements come from a plan made after this call."""
+    `fresh_for_s` old). A single row that plan does not know, which this request has just
+    submitted (`waiting` names it), is the newest job, so it goes last: placed from that plan
+    without planning again (`PlanSnapshot.place_new`), or last of all with its reason when it
+    waits for others (`after`). Otherwise unknown rows are placed by a plan made after this
+    call (the plan knows which jobs wait for others; a row does not)."""
     queued = [r for r in rows if r.state == "QUEUED"]
     if not queued:
         return {}
@@ -197,13 +201,16 @@ async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> Placement:
     unknown: list[JobRow] = []
     for r in queued:
         placed = known.get(r.id)
-        if placed is None:
+        held = waiting.get(r.id) if waiting is not None else None
+        if placed is None and held is not None:  # new, waits for others: last of all
+            out[r.id] = (len(known) + len(out) + 1, held)
+        elif placed is None:
             unknown.append(r)
         else:
             out[r.id] = placed
     if not unknown:
         return out
-    if len(unknown) == 1:
+    if len(unknown) == 1 and waiting is not None and unknown[0].id in waiting:
         r = unknown[0]
         out[r.id] = snapshot.place_new(QueuedJob(r.id, r.user_id, r.created_at, r.gpu_count))
         return out
@@ -226,13 +233,19 @@ async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         queue = await load_queue(conn)
         inputs = await load_planner_inputs(conn, settings.user_cap)
+        waits = await load_waits(conn)
     load, paused = inputs.load, inputs.paused
+    held: list[tuple[QueuedJob, str]] = []
+    if waits.after:  # jobs waiting for others (`after`) are planned without, placed last
+        queue, held = waits.split(queue)
     # In a thread: planning a long queue and indexing its placements take milliseconds of CPU
     # (100k queued: about 0.1 s), and on the event loop every request in flight would wait
     # them out; in a thread they interleave (GIL slices).
     plan, out = await asyncio.to_thread(
         _plan_placed, queue, load, available, settings.policy, paused
     )
+    for n, (job, reason) in enumerate(held, start=len(out) + 1):
+        out[job.job_id] = (n, reason)
     build_s = time.monotonic() - taken_at
     return PlanSnapshot(plan, load, paused, out, taken_at, build_s, settings.policy)
 
@@ -275,8 +288,12 @@ def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
     )
 
 
-async def job_views(runtime: Runtime, rows: Iterable[JobRow]) -> list[JobView]:
-    """Views of rows read *before* this call (placements: see `row_placements`)."""
+async def job_views(
+    runtime: Runtime, rows: Iterable[JobRow], waiting: Mapping[str, str | None] | None = None
+) -> list[JobView]:
+    """Views of rows read *before* this call (placements: see `row_placements`). `waiting`:
+    jobs this request has just submitted, with the reason each waits for others (`after`),
+    None if it does not."""
     rows = list(rows)
-    placement = await row_placements(runtime, rows)
+    placement = await row_placements(runtime, rows, waiting)
     return [job_view(r, placement) for r in rows]

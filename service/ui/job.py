@@ -31,6 +31,7 @@ LABELS: Final = {
     "job.cancelled": "Cancelled",
     "job.succeeded": "Succeeded",
     "job.failed": "Failed",
+    "job.dependency_failed": "Failed: a job it waits for did not succeed",
 }
 _DETAIL_KEYS: Final = ("state", "progress", "reason", "by", "error", "fireworks_job_name")
 
