@@ -57,6 +57,8 @@ from events.domain.job_events import (
     JobSubmitted,
     RejectedByFireworks,
     ReturnedToQueue,
+    StuckCleared,
+    StuckDetected,
     Succeeded,
 )
 from projections.replay import LogRow, gc_paused
@@ -102,6 +104,10 @@ def illegal_transition(state: JobState, event: JobEvent) -> str | None:
             ok = running
         case CancelRequested():
             ok = not queued and state.cancel_requested_by is None
+        case StuckDetected():
+            ok = running and state.stuck_reason is None
+        case StuckCleared():
+            ok = running and state.stuck_reason is not None
         case Cancelled():
             ok = queued or running or state.cancel_requested_by is not None
         case DependencyFailed():

@@ -8,6 +8,7 @@ projection written in the same transaction (DESIGN.md "Shape")."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -26,17 +27,27 @@ from events.domain.directory_events import (
     SchedulerEvent,
     UserCapSet,
     UserEvent,
+    UserShareSet,
     user_stream,
 )
 from events.domain.job import JobState, evolve, initial_state
 from events.domain.job_events import JobEvent
+from events.domain.operations import operations_of
 from events.store import locks
 from events.store import log as store
 from events.store.log import Connection, RecordedEvent
 from events.store.sql import QUERIES as EVENT_QUERIES
 from events.store.waker import Waker
 from projections.sql import DEPENDENCIES, QUERIES
-from projections.writers import dependency_rows, job_columns, write_directory, write_job
+from projections.writers import (
+    dependency_rows,
+    job_columns,
+    scheduling_columns,
+    write_directory,
+    write_job,
+    write_operations,
+    write_scheduling,
+)
 
 S = TypeVar("S")
 E = TypeVar("E", bound=codec.AnyEvent)
@@ -161,15 +172,23 @@ async def record_new_jobs(
     ids = [job.after.job_id for job in jobs]
     columns = list(zip(*(job_columns(job.after)[1:] for job in jobs), strict=True))
     args = store.new_streams_args(list(zip(ids, prepared, strict=True)))
+    # Jobs with an operations record (a runtime limit, requeued), a scheduling row (a GPU
+    # type or priority not the default) or dependencies (`after`) get them in the same
+    # transaction; the common case stays one statement.
+    extra = [
+        job.after
+        for job in jobs
+        if operations_of(job.after) is not None or scheduling_columns(job.after) is not None
+    ]
     edges = dependency_rows([job.after for job in jobs])
-    with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
-        params = (*args, ids, *map(list, columns), locks.ADMISSION_GATE)
-        if edges is None:
-            rows = await conn.fetch(NEW_JOBS, *params)
-        else:  # jobs that wait for others (`after`): their edges in the same transaction
-            async with conn.transaction():
-                rows = await conn.fetch(NEW_JOBS, *params)
-                await conn.execute(DEPENDENCIES["insert_dependencies"], *edges)
+    async with conn.transaction() if extra or edges else contextlib.nullcontext():
+        with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
+            rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns), locks.ADMISSION_GATE)
+        for after in extra:
+            await write_operations(conn, None, after)
+            await write_scheduling(conn, after)
+        if edges is not None:
+            await conn.execute(DEPENDENCIES["insert_dependencies"], *edges)
     by_stream = {row[0]: (row[1], row[2], row[3]) for row in rows}
     if len(by_stream) != len(ids):
         raise RuntimeError(f"{len(ids)} new jobs, {len(by_stream)} recorded")  # cannot happen
@@ -225,7 +244,7 @@ async def record_user(
         for event in events:
             await write_directory(conn, event)
 
-    sets_a_cap = any(isinstance(event, UserCapSet) for event in events)
+    sets_a_cap = any(isinstance(event, UserCapSet | UserShareSet) for event in events)
     recorded = await _record(
         conn,
         user_stream(after.email),

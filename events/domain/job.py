@@ -15,6 +15,8 @@ from events.domain.fireworks_states import outcome_of
 from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
+    DetectStuck,
+    EnforceRuntimeLimit,
     FailForDependency,
     FireworksJobGone,
     JobCommand,
@@ -41,10 +43,14 @@ from events.domain.job_events import (
     Kind,
     RejectedByFireworks,
     ReturnedToQueue,
+    StuckCleared,
+    StuckDetected,
     Succeeded,
 )
+from events.domain.job_limits import limit_cancel, stuck_event
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 from events.domain.scheduling.dependencies import dependency_failed_message
+from events.domain.scheduling.model import GPU_TYPES, MAX_PRIORITY
 
 GONE_OUTSIDE_FTQ = "deleted outside ftq"
 
@@ -60,6 +66,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     kind: Kind = "SFT"
     display_name: str | None = None
     gpu_count: int = 0
+    gpu_type: str = "h200"
+    priority: int = 50
     fireworks_payload: dict[str, Any] = msgspec.field(default_factory=dict)
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
@@ -81,6 +89,16 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     accelerator_seconds: float | None = None
     estimated_cost: float | None = None
     after: tuple[str, ...] = ()  # jobs it waits for (all must be SUCCESS before admission)
+    # Operations (events.domain.job_limits): the job's own runtime limit, the job it was
+    # requeued from, why ftq asked for the cancel (a limit), when ftq first saw the current
+    # Fireworks state and last saw the state or progress change, and the stuck flag.
+    max_runtime_minutes: int | None = None
+    requeued_from: str | None = None
+    cancel_reason: str | None = None
+    fireworks_state_since: datetime | None = None
+    last_change_at: datetime | None = None
+    stuck_reason: str | None = None
+    stuck_since: datetime | None = None
 
     @property
     def terminal(self) -> bool:
@@ -105,11 +123,15 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 kind=event.kind,
                 display_name=event.display_name,
                 gpu_count=event.gpu_count,
+                gpu_type=event.gpu_type,
+                priority=event.priority,
                 fireworks_payload=event.fireworks_payload,
                 idempotency_key=event.idempotency_key,
                 request_fingerprint=event.request_fingerprint,
                 created_at=event.at,
                 after=event.after,
+                max_runtime_minutes=event.max_runtime_minutes,
+                requeued_from=event.requeued_from,
             )
         case AdmissionStarted():
             return msgspec.structs.replace(
@@ -124,12 +146,15 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 admission_reason=event.reason,
             )
         case Admitted():
+            fireworks_state = event.fireworks_state or state.fireworks_state
             return msgspec.structs.replace(
                 state,
                 version=version,
                 admission_open=False,
-                fireworks_state=event.fireworks_state or state.fireworks_state,
+                fireworks_state=fireworks_state,
                 admitted_at=state.admitted_at or event.at,
+                fireworks_state_since=_since(state, fireworks_state, event.at),
+                last_change_at=state.last_change_at or event.at,
             )
         case ReturnedToQueue():
             return msgspec.structs.replace(
@@ -140,28 +165,55 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 admitted_at=None,
                 admission_open=False,
                 error=event.message,
+                fireworks_state_since=None,
+                last_change_at=None,
             )
         case FireworksStateObserved():
+            progress = event.progress if event.progress is not None else state.progress
+            moved = event.fireworks_state != state.fireworks_state or progress != state.progress
             return msgspec.structs.replace(
                 state,
                 version=version,
                 fireworks_state=event.fireworks_state,
-                progress=event.progress if event.progress is not None else state.progress,
+                progress=progress,
+                fireworks_state_since=_since(state, event.fireworks_state, event.at),
+                last_change_at=event.at if moved else state.last_change_at,
                 accelerator_seconds=_latest(event.accelerator_seconds, state.accelerator_seconds),
                 estimated_cost=_latest(event.estimated_cost, state.estimated_cost),
             )
         case CancelRequested():
-            return msgspec.structs.replace(state, version=version, cancel_requested_by=event.by)
+            return msgspec.structs.replace(
+                state, version=version, cancel_requested_by=event.by, cancel_reason=event.reason
+            )
+        case StuckDetected():
+            return msgspec.structs.replace(
+                state, version=version, stuck_reason=event.reason, stuck_since=event.at
+            )
+        case StuckCleared():
+            return msgspec.structs.replace(
+                state, version=version, stuck_reason=None, stuck_since=None
+            )
         case RejectedByFireworks():
             return _finish(state, version, "FAIL", event.at, error=event.message)
         case Cancelled():
-            return _finish(state, version, "CANCELLED", event.at, event.fireworks_state)
+            return _finish(
+                state, version, "CANCELLED", event.at, event.fireworks_state, event.error
+            )
         case Succeeded():
             return _finish(state, version, "SUCCESS", event.at, event.fireworks_state)
         case Failed():
             return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
         case DependencyFailed():
             return _finish(state, version, "FAIL", event.at, error=event.message)
+
+
+def _since(state: JobState, fireworks_state: str | None, at: datetime) -> datetime | None:
+    """When ftq first saw `fireworks_state` (the job's current one, or a new one now)."""
+    if fireworks_state is None:
+        return state.fireworks_state_since or at
+    if fireworks_state != state.fireworks_state or state.fireworks_state_since is None:
+        return at
+    return state.fireworks_state_since
 
 
 def _latest(reported: float | None, known: float | None) -> float | None:
@@ -177,16 +229,31 @@ def _finish(
     error: str | None = None,
 ) -> JobState:
     progress = 100.0 if status == "SUCCESS" else state.progress
+    if fireworks_state is None and not _still_true_at_the_end(state.fireworks_state):
+        fireworks_state = None  # a finished job never shows a live-looking Fireworks state
+    else:
+        fireworks_state = fireworks_state or state.fireworks_state
     return msgspec.structs.replace(
         state,
         version=version,
         status=status,
         completed_at=at,
         admission_open=False,
-        fireworks_state=fireworks_state or state.fireworks_state,
+        fireworks_state=fireworks_state,
         progress=progress,
         error=error if error is not None else (None if status != "FAIL" else state.error),
+        stuck_reason=None,  # a finished job is not stuck: the episode ends with it
+        stuck_since=None,
     )
+
+
+def _still_true_at_the_end(fireworks_state: str | None) -> bool:
+    """Whether a Fireworks state last seen while the job ran may stay on it once it is
+    finished without a newer one: a final state, or one on its way out (CANCELLING), yes; a
+    live one (PENDING, RUNNING, ...), no."""
+    if fireworks_state is None:
+        return False
+    return outcome_of(fireworks_state) != "running" or fireworks_state == "JOB_STATE_CANCELLING"
 
 
 def fold(events: list[JobEvent], state: JobState | None = None) -> JobState:
@@ -202,8 +269,9 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
     if state.status is None:
         raise UnknownStream("no such job")
     if state.terminal:
-        if isinstance(command, ObserveFireworks | FireworksJobGone | ConfirmCancelled):
-            return []  # late news about a finished job changes nothing
+        late = ObserveFireworks | FireworksJobGone | ConfirmCancelled
+        if isinstance(command, late | EnforceRuntimeLimit | DetectStuck):
+            return []  # late news about a finished job changes nothing, nor do checks
         raise InvalidState(f"job is {state.status}, a terminal state")
     match command:
         case StartAdmission():
@@ -261,6 +329,27 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
                     message=message,
                 )
             ]
+        case EnforceRuntimeLimit():
+            # nothing before the limit, nothing twice (a cancel already asked for, by anyone,
+            # is the one that ends the job)
+            asked = _running(state) and limit_cancel(
+                state.max_runtime_minutes, command.default_minutes, state.admitted_at, command.at
+            )
+            return [asked] if asked else []
+        case DetectStuck():  # once per episode: until Fireworks shows a change
+            flag = (
+                _running(state)
+                and state.stuck_reason is None
+                and stuck_event(
+                    state.fireworks_state,
+                    state.fireworks_state_since,
+                    state.last_change_at,
+                    command.at,
+                    stuck_minutes=command.stuck_minutes,
+                    stalled_minutes=command.stalled_minutes,
+                )
+            )
+            return [flag] if flag else []
         case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
             return _submit(command, state)
 
@@ -272,6 +361,10 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
         raise InvalidState("gpu_count must be at least 1")
     if command.job_id in command.after:
         raise InvalidState("a job cannot wait for itself")
+    if command.gpu_type not in GPU_TYPES:
+        raise InvalidState(f"gpu_type must be one of {', '.join(GPU_TYPES)}")
+    if not 0 <= command.priority <= MAX_PRIORITY:
+        raise InvalidState(f"priority must be between 0 and {MAX_PRIORITY}")
     return [
         JobSubmitted(
             at=command.at,
@@ -285,6 +378,10 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
             idempotency_key=command.idempotency_key,
             request_fingerprint=command.request_fingerprint,
             after=command.after,
+            gpu_type=command.gpu_type,
+            priority=command.priority,
+            max_runtime_minutes=command.max_runtime_minutes,
+            requeued_from=command.requeued_from,
         )
     ]
 
@@ -310,6 +407,15 @@ def _observe(command: ObserveFireworks, state: JobState) -> list[JobEvent]:
                 estimated_cost=command.estimated_cost,
             )
         )
+    moved = command.fireworks_state != state.fireworks_state or (
+        command.progress is not None and command.progress != state.progress
+    )
+    if moved and state.stuck_reason is not None:
+        out.append(
+            StuckCleared(
+                at=command.at, fireworks_state=command.fireworks_state, progress=command.progress
+            )
+        )
     match outcome_of(command.fireworks_state):
         case "success":
             out.append(Succeeded(at=command.at, fireworks_state=command.fireworks_state))
@@ -327,6 +433,16 @@ def _observe(command: ObserveFireworks, state: JobState) -> list[JobEvent]:
     return out
 
 
+def _running(state: JobState) -> bool:
+    """On Fireworks and confirmed there, with no cancel under way."""
+    return (
+        state.status == "PROGRESS"
+        and not state.admission_open
+        and state.admitted_at is not None
+        and state.cancel_requested_by is None
+    )
+
+
 def _news(reported: float | None, known: float | None) -> bool:
     return reported is not None and reported != known
 
@@ -336,6 +452,11 @@ def _cancelled(
 ) -> Cancelled:
     by = state.cancel_requested_by
     if reason is None:
+        reason = state.cancel_reason  # ftq's own (a runtime limit): also the job's error
+        if reason is not None:
+            return Cancelled(
+                at=at, reason=reason, by=by, fireworks_state=fireworks_state, error=reason
+            )
         reason = f"cancelled by {by}" if by is not None else "cancelled on Fireworks"
     return Cancelled(at=at, reason=reason, by=by, fireworks_state=fireworks_state)
 

@@ -25,6 +25,10 @@ class SubmitJob(Command, frozen=True):
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     after: tuple[str, ...] = ()
+    gpu_type: str = "h200"
+    priority: int = 50
+    max_runtime_minutes: int | None = None
+    requeued_from: str | None = None
 
 
 class StartAdmission(Command, frozen=True):
@@ -83,6 +87,20 @@ class FailForDependency(Command, frozen=True):
     dependency_status: str
 
 
+class EnforceRuntimeLimit(Command, frozen=True):
+    """The leader checks a running job against its runtime limit (`default_minutes`: the
+    FTQ_MAX_RUNTIME_HOURS default in minutes, None when unset)."""
+
+    default_minutes: float | None = None
+
+
+class DetectStuck(Command, frozen=True):
+    """The leader checks whether a running job looks stuck (thresholds in minutes)."""
+
+    stuck_minutes: float
+    stalled_minutes: float
+
+
 JobCommand = (
     SubmitJob
     | StartAdmission
@@ -94,4 +112,6 @@ JobCommand = (
     | RequestCancel
     | ConfirmCancelled
     | FailForDependency
+    | EnforceRuntimeLimit
+    | DetectStuck
 )

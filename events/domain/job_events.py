@@ -33,6 +33,25 @@ class AdmissionReason(msgspec.Struct, frozen=True, kw_only=True):
     available: int
     queue_position: int
     headroom_source: str = "config"
+    # The planner's evidence (events.domain.scheduling.Admission), for the audit: the GPU
+    # type whose quota the figures above are of, the job's size class, the cap applied and
+    # the user's jobs of that class in PROGRESS before it, the big-job reserve in force;
+    # under reserve/fair-share the reservation of the first blocked job of the type (job,
+    # time, spare GPUs), the spare before this admission, this job's runtime estimate, the
+    # jobs holding a reservation; under fair-share the user's usage figure (decayed
+    # GPU-seconds / share weight).
+    gpu_type: str = "h200"
+    size_class: str = "small"
+    cap: int | None = None
+    user_load: int = 0
+    big_job_reserve: int = 0
+    reservation_job: str | None = None
+    reservation_at: datetime | None = None
+    reservation_spare: int | None = None
+    spare_before: int | None = None
+    estimate_s: float | None = None
+    usage: float | None = None
+    holders: list[str] = msgspec.field(default_factory=list)
 
 
 class JobSubmitted(Event, frozen=True, tag="job.submitted"):
@@ -47,6 +66,14 @@ class JobSubmitted(Event, frozen=True, tag="job.submitted"):
     request_fingerprint: str | None = None
     # Jobs this one waits for (`after`, Slurm's afterok): admitted only once all SUCCESS.
     after: tuple[str, ...] = ()
+    # Whose quota the job counts against (`training-<gpu_type>-count`) and its priority
+    # (0..100; higher goes first, with aging). Older events: h200, 50.
+    gpu_type: str = "h200"
+    priority: int = 50
+    # The job's own runtime limit (None: the default, FTQ_MAX_RUNTIME_HOURS, if any).
+    max_runtime_minutes: int | None = None
+    # The FAIL or CANCELLED job this one was requeued from (POST /jobs/{id}/requeue).
+    requeued_from: str | None = None
 
 
 class AdmissionStarted(Event, frozen=True, tag="job.admission_started"):
@@ -88,15 +115,23 @@ class FireworksStateObserved(Event, frozen=True, tag="job.fireworks_state_observ
 
 
 class CancelRequested(Event, frozen=True, tag="job.cancel_requested"):
-    """A user asked to cancel a job in PROGRESS; carried out on Fireworks before Cancelled."""
+    """A user (or ftq itself, `by="ftq"`) asked to cancel a job in PROGRESS; carried out on
+    Fireworks before Cancelled. When ftq enforces a runtime limit, `reason` says so and the
+    limit fields record what it saw: the limit, where it came from, when the count began."""
 
     by: str
+    reason: str | None = None
+    limit_minutes: float | None = None
+    limit_source: str | None = None
+    admitted_at: datetime | None = None
 
 
 class Cancelled(Event, frozen=True, tag="job.cancelled"):
     reason: str
     by: str | None = None
     fireworks_state: str | None = None
+    # The job's `error` when ftq cancelled it for a reason of its own (a runtime limit).
+    error: str | None = None
 
 
 class Succeeded(Event, frozen=True, tag="job.succeeded"):
@@ -117,6 +152,21 @@ class DependencyFailed(Event, frozen=True, tag="job.dependency_failed"):
     message: str
 
 
+class StuckDetected(Event, frozen=True, tag="job.stuck_detected"):
+    """The job looks stuck on Fireworks (once per episode); flagged, not cancelled."""
+
+    reason: str
+    fireworks_state: str
+    since: datetime
+
+
+class StuckCleared(Event, frozen=True, tag="job.stuck_cleared"):
+    """Fireworks showed a change (state or progress) of a job flagged stuck: the episode ends."""
+
+    fireworks_state: str
+    progress: float | None = None
+
+
 JobEvent = (
     JobSubmitted
     | AdmissionStarted
@@ -129,4 +179,6 @@ JobEvent = (
     | Succeeded
     | Failed
     | DependencyFailed
+    | StuckDetected
+    | StuckCleared
 )

@@ -12,7 +12,7 @@ import structlog
 
 from events.domain.job_commands import FailForDependency
 from events.domain.rejections import CommandRejected
-from events.domain.scheduling.dependencies import gate
+from events.domain.scheduling.dependencies import gate, unmet
 from events.store.log import Connection
 from projections.sql import DEPENDENCIES
 from service.admission.admit import AdmissionContext
@@ -35,6 +35,11 @@ class Waits(msgspec.Struct, frozen=True):
 
     after: dict[str, tuple[str, ...]]
     statuses: dict[str, str | None]
+
+    def holds(self, job_id: str) -> bool:
+        """Whether the job waits for a job that is not SUCCESS yet."""
+        after = self.after.get(job_id)
+        return after is not None and unmet(after, self.statuses) is not None
 
     def split(self, queue: Sequence[T]) -> tuple[list[T], list[tuple[T, str]]]:
         """`queue` as (free to plan, held back with the reason), order kept."""

@@ -27,6 +27,7 @@ from service.api.intake import (
     MAX_IDEMPOTENCY_KEY,
     check_after,
     check_payload,
+    check_priorities,
     fingerprint,
     known_jobs,
     submit_command,
@@ -182,7 +183,7 @@ async def _sort_out(
         except ApiError as exc:
             outcome.refused[item.index] = _failure(item.index, exc)
             continue
-        command = submit_command(item.data, caller, at, item.key)
+        command = submit_command(item.data, caller, at, item.key, runtime.settings.default_gpu_type)
         outcome.new.append((item.index, command))
         outcome.waiting[command.job_id] = waiting
         if item.key is not None:
@@ -233,6 +234,7 @@ async def submit_batch(
             results[index] = _failure(index, exc)
             continue
         checked.append(Checked(index, data, key, None if key is None else fingerprint(data)))
+    await check_priorities(runtime, caller, [c.data for c in checked])
     for attempt in range(1, ATTEMPTS + 1):
         outcome = await _sort_out(runtime, caller, checked, datetime.now(UTC))
         if atomic and (results or outcome.refused):

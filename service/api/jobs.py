@@ -17,6 +17,7 @@ from service.api.intake import (
     IDEMPOTENCY_KEY,
     check_after,
     check_payload,
+    check_priorities,
     known_jobs,
     submit_command,
 )
@@ -85,7 +86,7 @@ async def _replay(runtime: Runtime, caller: Caller, key: str, fp: str) -> Respon
     status_code=201,
     summary="Submit a job",
     responses={
-        **errors(400, 409, 413, 429),
+        **errors(400, 403, 409, 413, 429),
         **ok(200, JobView, "idempotent retry: the same job"),
     },
     description="201 with the new job; 200 with the earlier job on an idempotent retry.",
@@ -98,12 +99,15 @@ async def submit_job(
     idempotency_key: IdempotencyKey = None,
 ) -> Response[JobView]:
     data = check_payload(await strict_body(request, JobSubmission))
-    command = submit_command(data, caller, datetime.now(UTC), idempotency_key)
+    command = submit_command(
+        data, caller, datetime.now(UTC), idempotency_key, runtime.settings.default_gpu_type
+    )
     fp = command.request_fingerprint  # what a retry with the same key must match
     if idempotency_key is not None and fp is not None:
         earlier = await _replay(runtime, caller, idempotency_key, fp)
         if earlier is not None:
             return earlier
+    await check_priorities(runtime, caller, [data])
     waiting = None  # why the new job will wait for others (`after`), if it will
     if data.after:
         waiting = check_after(data, caller, await known_jobs(runtime, [data]))

@@ -23,6 +23,16 @@ After = Annotated[
         "one of them is SUCCESS, and FAILs at once if one ends FAIL or CANCELLED",
     ),
 ]
+Priority = Annotated[int, Meta(ge=0, le=100, description="0..100, default 50; higher first")]
+MaxRuntimeMinutes = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=43200,
+        description="Runtime limit on Fireworks in minutes from admission (1..43200); past it "
+        "ftq cancels the job. Unset: FTQ_MAX_RUNTIME_HOURS, if the operator set it.",
+    ),
+]
 
 
 class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -32,10 +42,14 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     fireworks_payload: dict[str, Any]
     gpu_count: GpuCount = 4
     display_name: DisplayName | None = None
-    # Accepted (and ignored) for clients of the old service, which sent it; ftq reads the
-    # GPU type from the account's quota.
+    # Whose quota the job counts against (`training-<gpu_type>-count`); unset:
+    # FTQ_DEFAULT_GPU_TYPE. The old service's newer clients send it.
     gpu_type: GpuType | None = None
     after: After | None = None
+    # Higher goes first (with aging); a member may only lower it below their maximum (50
+    # unless an admin raised it with `ftq users max-priority`), an admin may set any.
+    priority: Priority | None = None
+    max_runtime_minutes: MaxRuntimeMinutes | None = None
 
 
 class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -46,6 +60,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     state: JobStatus
     display_name: str | None
     gpu_count: int
+    gpu_type: GpuType
+    priority: int
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -58,6 +74,12 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     cancel_requested: bool = False
     queue_position: int | None = None
     pending_reason: str | None = None
+    max_runtime_minutes: int | None = None
+    # The FAIL/CANCELLED job this one was requeued from (POST /jobs/{id}/requeue).
+    requeued_from: str | None = None
+    # A PROGRESS job that looks stuck on Fireworks (FTQ_STUCK_MINUTES, FTQ_STALLED_MINUTES).
+    stuck: bool = False
+    stuck_reason: str | None = None
 
 
 class CancelResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -81,13 +103,24 @@ class QueueEntry(msgspec.Struct, frozen=True, kw_only=True):
     fireworks_payload: dict[str, Any] | None
 
 
+class CapacityType(msgspec.Struct, frozen=True, kw_only=True):
+    """The headroom of one GPU type (its `training-<type>-count` quota)."""
+
+    quota: int
+    in_use: int
+    available: int
+
+
 class CapacityView(msgspec.Struct, frozen=True, kw_only=True):
+    """Totals over every GPU type, and each type in `types`."""
+
     quota: int
     in_use: int
     available: int
     source: Literal["fireworks-quotas", "config"]
     observed_at: datetime
     note: str | None = None
+    types: dict[str, CapacityType] = msgspec.field(default_factory=dict)
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -138,6 +171,9 @@ class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
     paused: bool
     running_here: bool
     last_tick: dict[str, Any] | None
+    pause_reason: str | None = None  # the reason given with the pause, while paused
+    changed_by: str | None = None  # who paused or resumed last, and when
+    changed_at: datetime | None = None
 
 
 class PauseRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

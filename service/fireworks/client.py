@@ -11,13 +11,16 @@ import aiohttp
 import msgspec
 import structlog
 
-from .errors import NotFound, Rejected, Transient, classify
+from service.metrics import count_fireworks_error
+
+from .errors import FireworksError, NotFound, Rejected, Transient, classify, error_kind
 from .kinds import COLLECTION, ID_PARAM, KINDS, LIST_KEY, Kind
 from .models import FireworksJob, Quota
 
 log = structlog.get_logger(__name__)
 
 GPU_COUNT_HEADER = "X-Ftq-Gpu-Count"
+GPU_TYPE_HEADER = "X-Ftq-Gpu-Type"
 PAGE_SIZE = 200
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -61,9 +64,18 @@ class FireworksClient:
         payload: Mapping[str, Any],
         *,
         gpu_count: int | None = None,
+        gpu_type: str | None = None,
     ) -> FireworksJob:
-        """Create a job under the caller-chosen id; a 409 means "GET it", never retry."""
-        headers = {GPU_COUNT_HEADER: str(gpu_count)} if gpu_count is not None else None
+        """Create a job under the caller-chosen id; a 409 means "GET it", never retry.
+        `gpu_count` and `gpu_type` travel as headers the simulator reads (Fireworks' own
+        payloads carry neither)."""
+        headers: dict[str, str] | None = None
+        if gpu_count is not None or gpu_type is not None:
+            headers = {}
+            if gpu_count is not None:
+                headers[GPU_COUNT_HEADER] = str(gpu_count)
+            if gpu_type is not None:
+                headers[GPU_TYPE_HEADER] = gpu_type
         body = await self._call(
             "POST",
             f"/{COLLECTION[kind]}",
@@ -178,6 +190,23 @@ class FireworksClient:
         all_headers = {**self._auth, **(headers or {})}
         if data is not None:
             all_headers["Content-Type"] = "application/json"
+        try:
+            return await self._exchange(
+                method, full_path, params, data, all_headers, requested_gpus
+            )
+        except FireworksError as exc:
+            count_fireworks_error(error_kind(exc))
+            raise
+
+    async def _exchange(
+        self,
+        method: str,
+        full_path: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        all_headers: dict[str, str],
+        requested_gpus: int | None,
+    ) -> dict[str, Any]:
         try:
             async with self._session.request(
                 method,

@@ -32,6 +32,8 @@ LABELS: Final = {
     "job.succeeded": "Succeeded",
     "job.failed": "Failed",
     "job.dependency_failed": "Failed: a job it waits for did not succeed",
+    "job.stuck_detected": "Looks stuck on Fireworks",
+    "job.stuck_cleared": "Moving again on Fireworks",
 }
 _DETAIL_KEYS: Final = ("state", "progress", "reason", "by", "error", "fireworks_job_name")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -19,6 +21,47 @@ async def test_migrate_twice_applies_nothing_the_second_time(env: Env, empty_db_
     second = await db.run("migrate")
     assert second.code == 0, second.err
     assert second.out.strip() == "up to date"
+
+
+async def test_commands_say_which_database_they_opened_never_its_password(
+    env: Env, db_url: str
+) -> None:
+    parts = urlsplit(db_url)
+    assert parts.password is None  # the test server trusts local connections
+    netloc = f"{parts.username}:s3cret@{parts.hostname}:{parts.port}"
+    secret_url = urlunsplit(parts._replace(netloc=netloc))
+    for args in (("users", "list"), ("replay",), ("audit",), ("migrate",)):
+        result = await env.with_(DATABASE_URL=secret_url).run(*args)
+        assert result.code == 0, result.err
+        said = f"database {parts.path.lstrip('/')} on {parts.hostname}:{parts.port}"
+        assert f"using {said} as {parts.username} (DATABASE_URL)" in result.err, result.err
+        assert "s3cret" not in result.err + result.out
+    fallback = await env.run("users", "list")
+    assert fallback.code == 0, fallback.err
+    assert "embedded PostgreSQL in" in fallback.err and "no ftq demo is running" in fallback.err
+
+
+async def test_migrate_and_serve_refuse_an_edited_applied_migration(env: Env, db_url: str) -> None:
+    """The database recorded another checksum for 0001 than the file has now (as if the file
+    had been edited after it was applied): `ftq migrate` and `ftq serve`'s startup migration
+    both refuse, naming the file, and change nothing."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute(
+            "UPDATE schema_migrations SET checksum = repeat('0', 64)"
+            " WHERE component = 'events' AND version = 1"
+        )
+    finally:
+        await conn.close()
+    db = env.with_(DATABASE_URL=db_url, FIREWORKS_BASE_URL="simulator")
+    refused = await db.run("migrate")
+    assert refused.code == 1
+    assert "events/0001_event_log was edited" in refused.err
+    assert "0001_event_log.sql" in refused.err and "Traceback" not in refused.err
+    server = await db.start("serve", "--port", str(free_port()), "--no-scheduler")
+    code = await asyncio.wait_for(server.proc.wait(), 60)  # it exits: startup failed
+    assert code != 0
+    assert "events/0001_event_log was edited" in server.err
 
 
 async def test_issued_key_works_until_revoked_and_only_its_hash_is_stored(
