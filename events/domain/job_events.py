@@ -64,6 +64,8 @@ class JobSubmitted(Event, frozen=True, tag="job.submitted"):
     fireworks_payload: dict[str, Any]
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    # Jobs this one waits for (`after`, Slurm's afterok): admitted only once all SUCCESS.
+    after: tuple[str, ...] = ()
     # Whose quota the job counts against (`training-<gpu_type>-count`) and its priority
     # (0..100; higher goes first, with aging). Older events: h200, 50.
     gpu_type: str = "h200"
@@ -149,6 +151,15 @@ class SecretsShredded(Event, frozen=True, tag="job.secrets_shredded"):
     reason: str = "requested"
 
 
+class DependencyFailed(Event, frozen=True, tag="job.dependency_failed"):
+    """A job it waits for (`after`) ended FAIL or CANCELLED: this QUEUED job can never run, and
+    FAILs (recorded by the admission loop's leader)."""
+
+    dependency_id: str
+    dependency_status: str
+    message: str
+
+
 class StuckDetected(Event, frozen=True, tag="job.stuck_detected"):
     """The job looks stuck on Fireworks (once per episode); flagged, not cancelled."""
 
@@ -176,6 +187,7 @@ JobEvent = (
     | Succeeded
     | Failed
     | SecretsShredded
+    | DependencyFailed
     | StuckDetected
     | StuckCleared
 )

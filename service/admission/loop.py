@@ -33,6 +33,7 @@ from service.admission.admit import (
     no_checkpoint,
     start,
 )
+from service.admission.dependencies import fail_broken_dependents
 from service.admission.history import SchedulingHistory
 from service.admission.leader import Leadership
 from service.admission.limits import STEPS as LIMIT_STEPS
@@ -96,6 +97,7 @@ class TickSummary(msgspec.Struct, frozen=True, kw_only=True):
     returned: int = 0
     failed: int = 0
     cancelled: int = 0
+    dependency_failed: int = 0  # QUEUED jobs failed because a job they wait for did
     quota: int = 0
     in_use: int = 0
     available: int = 0
@@ -263,6 +265,7 @@ class AdmissionLoop:
                 self._blocked.clear()
                 await self._housekeeping.run_if_due()
                 counts += await check_running_jobs(self._ctx, self._settings)
+            counts["dependency_failed"] += await fail_broken_dependents(self._ctx)
             capacity = await self._admit_planned(counts)
         except Exception as exc:
             log.exception("admission.tick_failed")
@@ -275,6 +278,7 @@ class AdmissionLoop:
             returned=counts["returned"],
             failed=counts["failed"],
             cancelled=counts["cancelled"],
+            dependency_failed=counts["dependency_failed"],
             quota=capacity.quota if capacity else 0,
             in_use=capacity.in_use if capacity else 0,
             available=capacity.available if capacity else 0,
