@@ -60,6 +60,9 @@ from service.webhooks.deliverer import WebhookDeliverer
 log = structlog.get_logger(__name__)
 
 LEGACY_PREFIX = "/functions/v1/jobs-api"  # where clients of the Supabase service call
+# The alias serves the same routes again; the OpenAPI document lists it once, in its
+# description (service.api.docs), not each route twice.
+ALIAS: dict[str, Any] = {"include_in_schema": False}
 SIMULATOR_KEY = "sim-key"
 GIL_SWITCH_S = 0.001  # see lifespan_for
 
@@ -221,9 +224,10 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
             route_handlers=[*JOB_ROUTES, *BATCH_ROUTES],
             dependencies=deps,
             **guarded,
+            **ALIAS,
         ),
         Router("/", route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded),
-        Router(LEGACY_PREFIX, route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded),
+        Router(LEGACY_PREFIX, route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded, **ALIAS),
         Router(
             "/admin",
             route_handlers=ADMIN_ROUTES,
@@ -240,7 +244,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
         # refuses the same provider at two layers, so their routers carry none.
         routers += [
             Router("/", route_handlers=history, **guarded),
-            Router(LEGACY_PREFIX, route_handlers=history, **guarded),
+            Router(LEGACY_PREFIX, route_handlers=history, **guarded, **ALIAS),
         ]
     with _tolerating_litestar_deprecations():
         app = Litestar(
@@ -248,7 +252,7 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
             exception_handlers=EXCEPTION_HANDLERS,
             lifespan=[lifespan_for(settings, run_scheduler, vault)],
             request_max_body_size=settings.max_body_bytes,
-            openapi_config=openapi_config(BEARER_SCHEME),
+            openapi_config=openapi_config(BEARER_SCHEME, alias=LEGACY_PREFIX),
             template_config=template_config(),
             logging_config=None,
         )
