@@ -18,7 +18,12 @@ from events.domain.operations import operations_of
 from events.domain.usage import usage_of
 from events.store.log import Connection, Cursor, RecordedEvent
 from projections.sql import QUERIES
-from projections.writers import operations_columns, usage_columns, write_directory
+from projections.writers import (
+    operations_columns,
+    scheduling_columns,
+    usage_columns,
+    write_directory,
+)
 
 BATCH = 5000
 _json = msgspec.json.Encoder()
@@ -38,6 +43,7 @@ COMPARED = {
     "scheduler_state": ("singleton", "TRUE"),
     "job_usage": ("job_id", "TRUE"),
     "job_operations": ("job_id", "TRUE"),
+    "job_scheduling": ("job_id", "TRUE"),
 }
 
 
@@ -102,6 +108,10 @@ async def _fill_temp_tables(conn: Connection) -> int:
         "job_operations",
         records=[operations_columns(o) for o in operations if o is not None],
         schema_name="pg_temp",
+    )
+    scheduling = [scheduling_columns(state) for state, _ in jobs.values()]
+    await conn.copy_records_to_table(
+        "job_scheduling", records=[r for r in scheduling if r is not None], schema_name="pg_temp"
     )
     return count
 

@@ -171,6 +171,7 @@ def lifespan_for(
                 capacity=CapacityReader(client, settings),
                 simulator=simulator,
             )
+            stack.push_async_callback(runtime.capacity.close)
             if run_scheduler:
                 runtime.loop = await _admission_loop(runtime)
                 stack.push_async_callback(runtime.loop.stop)

@@ -47,6 +47,7 @@ from events.domain.job_events import (
 )
 from events.domain.job_limits import limit_cancel, stuck_event
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
+from events.domain.scheduling.model import GPU_TYPES, MAX_PRIORITY
 
 GONE_OUTSIDE_FTQ = "deleted outside ftq"
 
@@ -62,6 +63,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     kind: Kind = "SFT"
     display_name: str | None = None
     gpu_count: int = 0
+    gpu_type: str = "h200"
+    priority: int = 50
     fireworks_payload: dict[str, Any] = msgspec.field(default_factory=dict)
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
@@ -116,6 +119,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 kind=event.kind,
                 display_name=event.display_name,
                 gpu_count=event.gpu_count,
+                gpu_type=event.gpu_type,
+                priority=event.priority,
                 fireworks_payload=event.fireworks_payload,
                 idempotency_key=event.idempotency_key,
                 request_fingerprint=event.request_fingerprint,
@@ -334,6 +339,10 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
         raise AlreadyExists(f"job {command.job_id} already exists")
     if command.gpu_count < 1:
         raise InvalidState("gpu_count must be at least 1")
+    if command.gpu_type not in GPU_TYPES:
+        raise InvalidState(f"gpu_type must be one of {', '.join(GPU_TYPES)}")
+    if not 0 <= command.priority <= MAX_PRIORITY:
+        raise InvalidState(f"priority must be between 0 and {MAX_PRIORITY}")
     return [
         JobSubmitted(
             at=command.at,
@@ -346,6 +355,8 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
             fireworks_payload=command.fireworks_payload,
             idempotency_key=command.idempotency_key,
             request_fingerprint=command.request_fingerprint,
+            gpu_type=command.gpu_type,
+            priority=command.priority,
             max_runtime_minutes=command.max_runtime_minutes,
             requeued_from=command.requeued_from,
         )

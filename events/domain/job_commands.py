@@ -24,6 +24,8 @@ class SubmitJob(Command, frozen=True):
     fireworks_payload: dict[str, Any]
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    gpu_type: str = "h200"
+    priority: int = 50
     max_runtime_minutes: int | None = None
     requeued_from: str | None = None
 

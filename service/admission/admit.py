@@ -123,7 +123,11 @@ async def create(ctx: AdmissionContext, state: JobState) -> Outcome:
     command: JobCommand
     try:
         job = await ctx.client.create_job(
-            state.kind, fireworks_id, state.fireworks_payload, gpu_count=state.gpu_count
+            state.kind,
+            fireworks_id,
+            state.fireworks_payload,
+            gpu_count=state.gpu_count,
+            gpu_type=state.gpu_type,
         )
         command = ConfirmAdmission(at=ctx.clock(), fireworks_state=job.state)
     except AlreadyExists:  # our own earlier attempt got there: GET it

@@ -26,6 +26,7 @@ from service.api.intake import (
     IDEMPOTENCY_KEY,
     MAX_IDEMPOTENCY_KEY,
     check_payload,
+    check_priorities,
     fingerprint,
     submit_command,
 )
@@ -175,7 +176,7 @@ async def _sort_out(
             else:
                 outcome.refused[item.index] = _conflict(item.index, first.job_id)
             continue
-        command = submit_command(item.data, caller, at, item.key)
+        command = submit_command(item.data, caller, at, item.key, runtime.settings.default_gpu_type)
         outcome.new.append((item.index, command))
         if item.key is not None:
             in_batch[item.key] = command
@@ -225,6 +226,7 @@ async def submit_batch(
             results[index] = _failure(index, exc)
             continue
         checked.append(Checked(index, data, key, None if key is None else fingerprint(data)))
+    await check_priorities(runtime, caller, [c.data for c in checked])
     for attempt in range(1, ATTEMPTS + 1):
         outcome = await _sort_out(runtime, caller, checked, datetime.now(UTC))
         if atomic and (results or outcome.refused):

@@ -13,7 +13,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from service.api.auth import Caller, CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
 from service.api.errors import ApiError, invalid, not_found
-from service.api.intake import IDEMPOTENCY_KEY, check_payload, submit_command
+from service.api.intake import IDEMPOTENCY_KEY, check_payload, check_priorities, submit_command
 from service.api.limits import check_flood_limits
 from service.api.pagination import decode_cursor, encode_cursor, next_link
 from service.api.runtime import Runtime
@@ -79,7 +79,7 @@ async def _replay(runtime: Runtime, caller: Caller, key: str, fp: str) -> Respon
     status_code=201,
     summary="Submit a job",
     responses={
-        **errors(400, 409, 413, 429),
+        **errors(400, 403, 409, 413, 429),
         **ok(200, JobView, "idempotent retry: the same job"),
     },
     description="201 with the new job; 200 with the earlier job on an idempotent retry.",
@@ -93,12 +93,15 @@ async def submit_job(
 ) -> Response[JobView]:
     data = await strict_body(request, JobSubmission)
     check_payload(data)
-    command = submit_command(data, caller, datetime.now(UTC), idempotency_key)
+    command = submit_command(
+        data, caller, datetime.now(UTC), idempotency_key, runtime.settings.default_gpu_type
+    )
     fp = command.request_fingerprint  # what a retry with the same key must match
     if idempotency_key is not None and fp is not None:
         earlier = await _replay(runtime, caller, idempotency_key, fp)
         if earlier is not None:
             return earlier
+    await check_priorities(runtime, caller, [data])
     await check_flood_limits(runtime, caller, 1)
     try:
         state = await runtime.submitter.submit(command, metadata(caller))

@@ -4,6 +4,7 @@ database, with the same `evolve` code the service uses."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -75,7 +76,9 @@ def _kept(until_position: int | None, at: datetime | None) -> Callable[[Recorded
 
 def export(rows: list[RecordedEvent], path: Path) -> None:
     """Write `rows` as NDJSON; the file holds payload secrets: protect it like the database."""
-    with path.open("wb") as file:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file was there before, with a wider mode
+    with os.fdopen(fd, "wb") as file:
         for r in rows:
             line = ExportLine(
                 position=r.position,
@@ -183,7 +186,7 @@ def audit(
     from projections.audit import audit as check  # noqa: PLC0415
 
     config = settings()
-    cap = config.user_cap if default_cap is None else default_cap
+    cap = config.default_cap if default_cap is None else default_cap
 
     async def go() -> list[RecordedEvent]:
         async with database(config, migrated=False) as pool:
