@@ -280,7 +280,8 @@ async def test_requeue_makes_a_new_job_at_the_back_of_the_queue(
     assert new["id"] != old["id"] and new["requeued_from"] == old["id"]
     assert new["state"] == "QUEUED" and new["user"] == "alice@example.com"
     kept = {"kind", "gpu_count", "display_name", "fireworks_payload", "max_runtime_minutes"}
-    kept |= {"gpu_type", "priority"} & old.keys()  # once jobs keep them (policies issue)
+    kept |= {"gpu_type", "priority"}
+    assert old["gpu_type"] == "h200"
     for field in kept:
         assert new[field] == old[field], field
     assert new["created_at"] > old["created_at"] and new["error"] is None
