@@ -26,10 +26,12 @@ from service.api.runtime import Runtime
 from service.api.schemas import (
     CapUpdate,
     IssuedKeyView,
+    MaxPriorityUpdate,
     NewKey,
     NewUser,
     PauseRequest,
     SchedulerView,
+    ShareUpdate,
     UsageTotals,
     UserView,
 )
@@ -43,7 +45,16 @@ class RevokedKey(msgspec.Struct, frozen=True):
 
 
 def _user_view(user: directory.User) -> UserView:
-    return UserView(id=user.id, email=user.email, role=user.role, cap=user.cap)
+    return UserView(
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        cap=user.cap,
+        cap_big=user.cap_big,
+        no_cap=list(user.no_cap),
+        share=user.share,
+        max_priority=user.max_priority,
+    )
 
 
 async def _user(runtime: Runtime, user_id: str) -> directory.User:
@@ -106,7 +117,7 @@ async def issue_key(
 
 @put(
     "/users/{user_id:str}/cap",
-    summary="Set a user's PROGRESS cap (null: the global default)",
+    summary='Set a user\'s PROGRESS cap of a size class (null: the default; "none": no cap)',
     responses=errors(400, 403, 404, 413),
 )
 async def set_cap(
@@ -118,8 +129,54 @@ async def set_cap(
 ) -> UserView:
     data = await strict_body(request, CapUpdate)
     user = await _user(runtime, user_id)
-    await directory.set_cap(runtime.pool, user.email, data.cap, metadata(caller))
+    unlimited = data.cap == "none"
+    cap = None if data.cap == "none" else data.cap
+    await directory.set_cap(
+        runtime.pool,
+        user.email,
+        cap,
+        metadata(caller),
+        size_class=data.size_class,
+        unlimited=unlimited,
+    )
     _wake(runtime)
+    return _user_view(await _user(runtime, user.id))
+
+
+@put(
+    "/users/{user_id:str}/share",
+    summary="Set a user's fair-share weight (null: the default, 1)",
+    responses=errors(400, 403, 404, 413),
+)
+async def set_share(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    data: JSONBody[ShareUpdate],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> UserView:
+    data = await strict_body(request, ShareUpdate)
+    user = await _user(runtime, user_id)
+    await directory.set_share(runtime.pool, user.email, data.share, metadata(caller))
+    _wake(runtime)
+    return _user_view(await _user(runtime, user.id))
+
+
+@put(
+    "/users/{user_id:str}/max-priority",
+    summary="Set the highest priority a user may submit with (null: the default, 50)",
+    responses=errors(400, 403, 404, 413),
+)
+async def set_max_priority(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    data: JSONBody[MaxPriorityUpdate],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> UserView:
+    data = await strict_body(request, MaxPriorityUpdate)
+    user = await _user(runtime, user_id)
+    await directory.set_max_priority(runtime.pool, user.email, data.max_priority, metadata(caller))
     return _user_view(await _user(runtime, user.id))
 
 
@@ -201,6 +258,8 @@ ADMIN_ROUTES: Final = [
     list_users,
     issue_key,
     set_cap,
+    set_share,
+    set_max_priority,
     revoke_key,
     scheduler,
     pause,

@@ -137,6 +137,10 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     email: str
     role: Role
     cap: int | None
+    cap_big: int | None = None
+    no_cap: list[str] = msgspec.field(default_factory=list)  # classes without a hard cap
+    share: float | None = None
+    max_priority: int | None = None
     usage: UsageTotals | None = None  # filled in by GET /admin/users
 
 
@@ -152,9 +156,23 @@ class IssuedKeyView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CapUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A per-user PROGRESS cap; null returns the user to the global default."""
+    """A per-user PROGRESS cap of one size class (`small`, the one cap when classes are off;
+    or `big`); null returns the user to the default, "none" means no hard cap."""
 
-    cap: Annotated[int, Meta(ge=0, le=1024)] | None
+    cap: Annotated[int, Meta(ge=0, le=1024)] | Literal["none"] | None
+    size_class: Literal["small", "big"] = msgspec.field(default="small", name="class")
+
+
+class ShareUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A user's fair-share weight (their usage counts divided by it); null: the default, 1."""
+
+    share: Annotated[float, Meta(gt=0, le=1_000_000)] | None
+
+
+class MaxPriorityUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The highest priority the user may submit with; null: the default, 50."""
+
+    max_priority: Annotated[int, Meta(ge=0, le=100)] | None
 
 
 class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
