@@ -36,6 +36,8 @@ from service.api.schemas import (
     UserView,
 )
 from service.commands import run_scheduler_command
+from service.settings import policy_record
+from service.sql import QUERIES
 from service.usage import EPOCH, usage
 
 
@@ -213,14 +215,27 @@ async def resume_scheduler(runtime: Runtime, caller: Caller) -> None:
 async def _scheduler_view(runtime: Runtime) -> SchedulerView:
     async with runtime.pool.acquire() as conn:
         paused = await is_paused(conn)
-    leader, last_tick = False, None
+        recorded = await conn.fetchrow(QUERIES["policy_in_force"])
+    leader, last_tick, headroom = False, None, None
     if runtime.loop is not None:
         status = runtime.loop.status()
         leader = bool(status.leader)
         raw: Any = msgspec.to_builtins(status.last_tick) if status.last_tick else None
         last_tick = raw if isinstance(raw, dict) else None
+        headroom = status.headroom
+    settings = runtime.settings
     return SchedulerView(
-        leader=leader, paused=paused, running_here=runtime.loop is not None, last_tick=last_tick
+        leader=leader,
+        paused=paused,
+        running_here=runtime.loop is not None,
+        last_tick=last_tick,
+        policy=settings.policy,
+        policy_settings=policy_record(settings),
+        recorded_policy=recorded[0] if recorded else None,
+        recorded_policy_settings=(
+            msgspec.json.decode(recorded[1]) if recorded and recorded[1] else None
+        ),
+        headroom=headroom,
     )
 
 

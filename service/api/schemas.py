@@ -12,6 +12,7 @@ Kind = Literal["SFT", "DPO", "RFT"]
 JobStatus = Literal["QUEUED", "PROGRESS", "SUCCESS", "FAIL", "CANCELLED"]
 Role = Literal["member", "admin"]
 GpuType = Literal["h200", "b200", "h100"]
+POLICY_HEADER = "X-FTQ-Policy"  # GET /queue: the admission policy in force
 
 GpuCount = Annotated[int, Meta(ge=1, le=1024, description="GPUs the job needs (1..1024)")]
 DisplayName = Annotated[str, Meta(max_length=200)]
@@ -180,6 +181,14 @@ class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
     paused: bool
     running_here: bool
     last_tick: dict[str, Any] | None
+    # The admission policy and limits this process admits with, and the ones last recorded
+    # in the log (scheduler.policy_in_force) by a leader; the headroom per GPU type the loop
+    # last read.
+    policy: str = "strict-fifo"
+    policy_settings: dict[str, Any] = msgspec.field(default_factory=dict)
+    recorded_policy: str | None = None
+    recorded_policy_settings: dict[str, Any] | None = None
+    headroom: dict[str, int] | None = None
 
 
 class PauseRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,5 +1,9 @@
 -- Named read queries of the service (service.sql.QUERIES). Values are always parameters.
 
+-- name: policy_in_force
+-- The policy last recorded in force by a leader (scheduler.policy_in_force), and its settings.
+SELECT policy, policy_settings::text FROM scheduler_state WHERE policy IS NOT NULL;
+
 -- name: scheduler_paused
 SELECT paused FROM scheduler_state;
 

@@ -118,3 +118,15 @@ async def test_admin_sets_caps_per_class_shares_and_max_priority(
         assert_error(r, 400, "VALIDATION_ERROR")
     member = await app_client.put(f"{base}/share", json={"share": 9}, headers=bearer(users.bob))
     assert_error(member, 403, "FORBIDDEN")
+
+
+async def test_the_policy_in_force_is_shown(app_client: Client, users: Users) -> None:
+    admin = bearer(users.admin)
+    view = (await app_client.get("/admin/scheduler", headers=admin)).json()
+    assert view["policy"] == "strict-fifo"
+    assert view["policy_settings"]["big_job_gpus"] == 0
+    queue = await app_client.get("/queue", headers=bearer(users.alice))
+    assert queue.headers["x-ftq-policy"] == "strict-fifo"
+    metrics = (await app_client.get("/metrics")).text
+    assert 'ftq_admission_policy{policy="strict-fifo"} 1.0' in metrics
+    assert 'ftq_admission_policy{policy="fair-share"} 0.0' in metrics
