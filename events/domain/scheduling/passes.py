@@ -87,6 +87,7 @@ class Pass:
         self._easy = policy.name in ("reserve", "fair-share")
         self._strict = policy.name == "strict-fifo"
         self._fair = policy.name == "fair-share"
+        self._class_caps = {"small": limits.cap_small, "big": limits.cap_big}
         self._classes_on = limits.big_job_gpus > 0
         self._cap_reasons: dict[tuple[str, str], str] = {}
         self._wait_reasons: dict[str, str] = {}  # gpu type -> "waiting for a reservation ..."
@@ -104,8 +105,7 @@ class Pass:
         key = (job.user_id, size_class)
         held = self.slots.get(key, 0)
         cap = limits.user_caps.get(key, _DEFAULT)
-        if cap is _DEFAULT:
-            cap = limits.cap_small if size_class == "small" else limits.cap_big
+        cap = self._class_caps[size_class] if cap is _DEFAULT else cap
         ahead = self._less_usage_ahead(job, position) if self._fair else 0
         if cap is not None and held >= cap:
             return Pending(job, position, self._cap_reason(key, cap))
