@@ -157,6 +157,7 @@ class AdmissionLoop:
         )
         self._recorded_policy = False
         self._headroom: dict[str, int] | None = None
+        self._capacity_seen: Capacity | None = None
 
     @property
     def history(self) -> SchedulingHistory:
@@ -166,6 +167,11 @@ class AdmissionLoop:
     def last_headroom(self) -> dict[str, int] | None:
         """Free GPUs per type by the loop's last capacity reading (None: none yet)."""
         return self._headroom
+
+    @property
+    def last_capacity(self) -> Capacity | None:
+        """The loop's last capacity reading (None: none yet)."""
+        return self._capacity_seen
 
     async def _connect(self) -> asyncpg.Connection:
         if self._dsn is not None:
@@ -313,6 +319,7 @@ class AdmissionLoop:
         if capacity.note:
             log.warning("admission.capacity_degraded", note=capacity.note)
         self._headroom = capacity.headroom()
+        self._capacity_seen = capacity
         taken: Counter[str] = Counter()  # GPUs per type of this pass's admissions
         tried: set[str] = set()  # each job at most once a pass (no livelock on a stuck one)
         while True:

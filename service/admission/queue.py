@@ -38,7 +38,7 @@ async def _queue_page(conn: Connection, limit: int, after: Job | None) -> list[J
         rows = await conn.fetch(QUERIES["queue_head"], limit)
     else:
         rows = await conn.fetch(QUERIES["queue_after"], limit, after.created_at, after.job_id)
-    return [Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+    return [Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
 
 async def load_queue(conn: Connection, page: int = QUEUE_PAGE) -> list[Job]:
@@ -75,6 +75,7 @@ class RunningRow(msgspec.Struct, frozen=True, gc=False):
     gpu_type: str
     kind: str
     started_at: datetime | None
+    max_runtime_minutes: int | None = None
 
 
 class PlannerInputs(msgspec.Struct, frozen=True):
@@ -158,7 +159,9 @@ def pass_inputs(
     running: list[Running] = []
     for r in inputs.running:
         started = r.started_at or now
-        job = Job(r.job_id, r.user_id, started, r.gpu_count, r.gpu_type, r.kind)
+        job = Job(
+            r.job_id, r.user_id, started, r.gpu_count, r.gpu_type, r.kind, 50, r.max_runtime_minutes
+        )
         end = history.expected_end(job, started, now)
         running.append(Running(r.job_id, r.user_id, r.gpu_count, started, end, r.gpu_type, r.kind))
     policy = settings.scheduling_policy(inputs.weights)

@@ -12,6 +12,7 @@ Kind = Literal["SFT", "DPO", "RFT"]
 JobStatus = Literal["QUEUED", "PROGRESS", "SUCCESS", "FAIL", "CANCELLED"]
 Role = Literal["member", "admin"]
 GpuType = Literal["h200", "b200", "h100"]
+POLICY_HEADER = "X-FTQ-Policy"  # GET /queue: the admission policy in force
 
 GpuCount = Annotated[int, Meta(ge=1, le=1024, description="GPUs the job needs (1..1024)")]
 DisplayName = Annotated[str, Meta(max_length=200)]
@@ -146,6 +147,10 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     email: str
     role: Role
     cap: int | None
+    cap_big: int | None = None
+    no_cap: list[str] = msgspec.field(default_factory=list)  # classes without a hard cap
+    share: float | None = None
+    max_priority: int | None = None
     usage: UsageTotals | None = None  # filled in by GET /admin/users
 
 
@@ -161,9 +166,23 @@ class IssuedKeyView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CapUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A per-user PROGRESS cap; null returns the user to the global default."""
+    """A per-user PROGRESS cap of one size class (`small`, the one cap when classes are off;
+    or `big`); null returns the user to the default, "none" means no hard cap."""
 
-    cap: Annotated[int, Meta(ge=0, le=1024)] | None
+    cap: Annotated[int, Meta(ge=0, le=1024)] | Literal["none"] | None
+    size_class: Literal["small", "big"] = msgspec.field(default="small", name="class")
+
+
+class ShareUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A user's fair-share weight (their usage counts divided by it); null: the default, 1."""
+
+    share: Annotated[float, Meta(gt=0, le=1_000_000)] | None
+
+
+class MaxPriorityUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The highest priority the user may submit with; null: the default, 50."""
+
+    max_priority: Annotated[int, Meta(ge=0, le=100)] | None
 
 
 class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,6 +193,14 @@ class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
     pause_reason: str | None = None  # the reason given with the pause, while paused
     changed_by: str | None = None  # who paused or resumed last, and when
     changed_at: datetime | None = None
+    # The admission policy and limits this process admits with, and the ones last recorded
+    # in the log (scheduler.policy_in_force) by a leader; the headroom per GPU type the loop
+    # last read.
+    policy: str = "strict-fifo"
+    policy_settings: dict[str, Any] = msgspec.field(default_factory=dict)
+    recorded_policy: str | None = None
+    recorded_policy_settings: dict[str, Any] | None = None
+    headroom: dict[str, int] | None = None
 
 
 class PauseRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

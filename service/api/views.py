@@ -282,11 +282,12 @@ def headroom_now(runtime: Runtime, inputs: PlannerInputs) -> dict[str, int]:
     """Free GPUs per type for explaining the queue, never waiting on Fireworks: the headroom
     the admission loop last read, when it runs here, else the capacity cache's last reading
     (refreshed by its own task when stale)."""
+    ours = inputs.gpus_by_type()
     if runtime.loop is not None:
-        last = runtime.loop.last_headroom
+        last = runtime.loop.last_capacity
         if last is not None:
-            return dict(last)
-    return runtime.capacity.peek(inputs.gpus_by_type()).headroom()
+            return last.headroom_with(ours)
+    return runtime.capacity.peek(ours).headroom()
 
 
 async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:

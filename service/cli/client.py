@@ -14,6 +14,7 @@ import msgspec
 import typer
 from rich.text import Text
 
+from service.api.schemas import POLICY_HEADER
 from service.cli.app import Failure, app, err, fail, note, out, run, table
 from service.cli.http import DEFAULT_URL, Key, Url, api, error_text
 
@@ -264,17 +265,21 @@ def requeue(
 
 @app.command()
 def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> None:
-    """The QUEUED jobs in admission order, with why each one waits."""
+    """The QUEUED jobs in the policy's order (shown as the table's title), with why each
+    one waits."""
 
-    async def go() -> Any:
+    async def go() -> tuple[Any, str]:
         async with api(url, key) as client:
-            return (await client.call("GET", "/queue"))[1]
+            body = (await client.call("GET", "/queue"))[1]
+            return body, client.last_headers.get(POLICY_HEADER, "")
 
-    entries = run(go())
+    entries, policy = run(go())
     if as_json:
         print_json(entries)
         return
     shown = table("pos", "id", "kind", "gpus", "user", "pending reason")
+    if policy:
+        shown.title = f"policy: {policy}"
     for entry in entries:
         user = entry.get("user") or ("you" if entry.get("mine") else "")
         shown.add_row(
