@@ -143,6 +143,6 @@ async def write_directory(conn: Connection, event: UserEvent | SchedulerEvent) -
         case KeyRevoked():
             await conn.execute(QUERIES["revoke_key"], event.key_id, event.at)
         case SchedulerPaused():
-            await conn.execute(QUERIES["set_scheduler"], True, event.by, event.at)
+            await conn.execute(QUERIES["set_scheduler"], True, event.by, event.at, event.reason)
         case SchedulerResumed():
-            await conn.execute(QUERIES["set_scheduler"], False, event.by, event.at)
+            await conn.execute(QUERIES["set_scheduler"], False, event.by, event.at, None)

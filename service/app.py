@@ -40,6 +40,7 @@ from service.api.docs import docs_routers, openapi_config
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.jobs import JOB_ROUTES
 from service.api.ops import OPS_ROUTES
+from service.api.requeue import REQUEUE_ROUTES
 from service.api.runtime import Runtime
 from service.api.secrets import SECRETS_ROUTES
 from service.api.usage import USAGE_ROUTES
@@ -221,6 +222,8 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
             dependencies=deps,
             **guarded,
         ),
+        Router("/", route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded),
+        Router(LEGACY_PREFIX, route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded),
         Router(
             "/admin",
             route_handlers=ADMIN_ROUTES,

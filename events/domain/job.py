@@ -47,12 +47,7 @@ from events.domain.job_events import (
     StuckDetected,
     Succeeded,
 )
-from events.domain.job_limits import (
-    WAITING_STATES,
-    runtime_exceeded,
-    runtime_limit,
-    stuck_reason,
-)
+from events.domain.job_limits import limit_cancel, stuck_event
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 
 GONE_OUTSIDE_FTQ = "deleted outside ftq"
@@ -228,18 +223,31 @@ def _finish(
     error: str | None = None,
 ) -> JobState:
     progress = 100.0 if status == "SUCCESS" else state.progress
+    if fireworks_state is None and not _still_true_at_the_end(state.fireworks_state):
+        fireworks_state = None  # a finished job never shows a live-looking Fireworks state
+    else:
+        fireworks_state = fireworks_state or state.fireworks_state
     return msgspec.structs.replace(
         state,
         version=version,
         status=status,
         completed_at=at,
         admission_open=False,
-        fireworks_state=fireworks_state or state.fireworks_state,
+        fireworks_state=fireworks_state,
         progress=progress,
         error=error if error is not None else (None if status != "FAIL" else state.error),
         stuck_reason=None,  # a finished job is not stuck: the episode ends with it
         stuck_since=None,
     )
+
+
+def _still_true_at_the_end(fireworks_state: str | None) -> bool:
+    """Whether a Fireworks state last seen while the job ran may stay on it once it is
+    finished without a newer one: a final state, or one on its way out (CANCELLING), yes; a
+    live one (PENDING, RUNNING, ...), no."""
+    if fireworks_state is None:
+        return False
+    return outcome_of(fireworks_state) != "running" or fireworks_state == "JOB_STATE_CANCELLING"
 
 
 def fold(events: list[JobEvent], state: JobState | None = None) -> JobState:
@@ -305,9 +313,26 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
             _require(state.cancel_requested_by is not None, state, "confirm a cancel never asked")
             return [_cancelled(state, command.at, command.fireworks_state)]
         case EnforceRuntimeLimit():
-            return _enforce_limit(command, state)
-        case DetectStuck():
-            return _detect_stuck(command, state)
+            # nothing before the limit, nothing twice (a cancel already asked for, by anyone,
+            # is the one that ends the job)
+            asked = _running(state) and limit_cancel(
+                state.max_runtime_minutes, command.default_minutes, state.admitted_at, command.at
+            )
+            return [asked] if asked else []
+        case DetectStuck():  # once per episode: until Fireworks shows a change
+            flag = (
+                _running(state)
+                and state.stuck_reason is None
+                and stuck_event(
+                    state.fireworks_state,
+                    state.fireworks_state_since,
+                    state.last_change_at,
+                    command.at,
+                    stuck_minutes=command.stuck_minutes,
+                    stalled_minutes=command.stalled_minutes,
+                )
+            )
+            return [flag] if flag else []
         case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
             return _submit(command, state)
         case ShredSecrets():  # handled above, likewise
@@ -400,50 +425,6 @@ def _running(state: JobState) -> bool:
         and state.admitted_at is not None
         and state.cancel_requested_by is None
     )
-
-
-def _enforce_limit(command: EnforceRuntimeLimit, state: JobState) -> list[JobEvent]:
-    """Ask for the cancel once the job has run past its limit; nothing before, nothing twice
-    (a cancel already asked for, by anyone, is the one that ends the job)."""
-    limit = runtime_limit(state.max_runtime_minutes, command.default_minutes)
-    if limit is None or not _running(state):
-        return []
-    if not runtime_exceeded(state.admitted_at, limit, command.at):
-        return []
-    return [
-        CancelRequested(
-            at=command.at,
-            by="ftq",
-            reason=limit.message,
-            limit_minutes=limit.minutes,
-            limit_source=limit.source,
-            admitted_at=state.admitted_at,
-        )
-    ]
-
-
-def _detect_stuck(command: DetectStuck, state: JobState) -> list[JobEvent]:
-    """Flag a job that looks stuck, once per episode (until Fireworks shows a change)."""
-    if not _running(state) or state.stuck_reason is not None:
-        return []
-    reason = stuck_reason(
-        state.fireworks_state,
-        state.fireworks_state_since,
-        state.last_change_at,
-        command.at,
-        stuck_minutes=command.stuck_minutes,
-        stalled_minutes=command.stalled_minutes,
-    )
-    if reason is None or state.fireworks_state is None or state.fireworks_state_since is None:
-        return []
-    since = state.fireworks_state_since
-    if state.fireworks_state not in WAITING_STATES:
-        since = state.last_change_at or since
-    return [
-        StuckDetected(
-            at=command.at, reason=reason, fireworks_state=state.fireworks_state, since=since
-        )
-    ]
 
 
 def _news(reported: float | None, known: float | None) -> bool:

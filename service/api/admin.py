@@ -11,7 +11,6 @@ from litestar.params import FromPath, JSONBody
 
 from events.domain.directory import PauseScheduler, ResumeScheduler
 from service import directory
-from service.admission.queue import is_paused
 from service.api.auth import Caller, CallerDep
 from service.api.common import (
     RuntimeDep,
@@ -34,6 +33,7 @@ from service.api.schemas import (
     UserView,
 )
 from service.commands import run_scheduler_command
+from service.sql import QUERIES
 from service.usage import EPOCH, usage
 
 
@@ -48,6 +48,15 @@ def _user_view(user: directory.User) -> UserView:
 
 async def _user(runtime: Runtime, user_id: str) -> directory.User:
     user = await directory.find_user(runtime.pool, user_id=checked_uuid(user_id, "user"))
+    if user is None:
+        raise not_found("no such user")
+    return user
+
+
+async def _user_by_id_or_email(runtime: Runtime, id_or_email: str) -> directory.User:
+    if "@" not in id_or_email:
+        return await _user(runtime, id_or_email)
+    user = await directory.find_user(runtime.pool, email=id_or_email)
     if user is None:
         raise not_found("no such user")
     return user
@@ -107,6 +116,7 @@ async def issue_key(
 @put(
     "/users/{user_id:str}/cap",
     summary="Set a user's PROGRESS cap (null: the global default)",
+    description="`user_id` is the user's id or email (as `ftq users cap` takes).",
     responses=errors(400, 403, 404, 413),
 )
 async def set_cap(
@@ -117,7 +127,7 @@ async def set_cap(
     runtime: RuntimeDep,
 ) -> UserView:
     data = await strict_body(request, CapUpdate)
-    user = await _user(runtime, user_id)
+    user = await _user_by_id_or_email(runtime, user_id)
     await directory.set_cap(runtime.pool, user.email, data.cap, metadata(caller))
     _wake(runtime)
     return _user_view(await _user(runtime, user.id))
@@ -154,8 +164,8 @@ async def resume_scheduler(runtime: Runtime, caller: Caller) -> None:
 
 
 async def _scheduler_view(runtime: Runtime) -> SchedulerView:
-    async with runtime.pool.acquire() as conn:
-        paused = await is_paused(conn)
+    switch = await runtime.pool.fetchrow(QUERIES["scheduler_switch"])
+    paused, reason, changed_by, changed_at = switch if switch else (False, None, None, None)
     leader, last_tick = False, None
     if runtime.loop is not None:
         status = runtime.loop.status()
@@ -163,7 +173,13 @@ async def _scheduler_view(runtime: Runtime) -> SchedulerView:
         raw: Any = msgspec.to_builtins(status.last_tick) if status.last_tick else None
         last_tick = raw if isinstance(raw, dict) else None
     return SchedulerView(
-        leader=leader, paused=paused, running_here=runtime.loop is not None, last_tick=last_tick
+        leader=leader,
+        paused=bool(paused),
+        running_here=runtime.loop is not None,
+        last_tick=last_tick,
+        pause_reason=reason if paused else None,
+        changed_by=changed_by,
+        changed_at=changed_at,
     )
 
 

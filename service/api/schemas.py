@@ -145,6 +145,9 @@ class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
     paused: bool
     running_here: bool
     last_tick: dict[str, Any] | None
+    pause_reason: str | None = None  # the reason given with the pause, while paused
+    changed_by: str | None = None  # who paused or resumed last, and when
+    changed_at: datetime | None = None
 
 
 class PauseRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,4 +1,4 @@
-"""Client commands over the HTTP API: submit, jobs, show, cancel, queue, capacity.
+"""Client commands over the HTTP API: submit, jobs, show, cancel, requeue, queue, capacity.
 
 Configured by FTQ_URL (default http://127.0.0.1:8000) and SFTQ_API_KEY, or --url/--key.
 API errors print `CODE: message` from the error body and exit 1 (2 for a refused input).
@@ -239,6 +239,27 @@ def cancel(
         out.print(f"{result['id']} {result['state']}")
     if status == 202:
         note("Fireworks could not be reached; the cancel is recorded and will be carried out")
+
+
+@app.command()
+def requeue(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="A FAIL or CANCELLED job's id.")],
+    as_json: AsJson = False,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Submit a failed or cancelled job again: a new job, same payload, at the back of the
+    queue (prints the new job's id and state)."""
+
+    async def go() -> Any:
+        async with api(url, key) as client:
+            return (await client.call("POST", f"/jobs/{job_id}/requeue"))[1]
+
+    job = run(go())
+    if as_json:
+        print_json(job)
+        return
+    out.print(f"{job['id']} {job['state']} (requeued from {job.get('requeued_from')})")
 
 
 @app.command()

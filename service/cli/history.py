@@ -4,6 +4,7 @@ database, with the same `evolve` code the service uses."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -78,7 +79,9 @@ def export(rows: list[RecordedEvent], path: Path, *, redact: bool = False) -> No
     old events unless `redact`): protect it like the database."""
     from service.secrets.migrate_log import redact_data  # noqa: PLC0415
 
-    with path.open("wb") as file:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file was there before, with a wider mode
+    with os.fdopen(fd, "wb") as file:
         for r in rows:
             line = ExportLine(
                 position=r.position,

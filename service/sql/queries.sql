@@ -20,6 +20,9 @@ SELECT id::text FROM jobs WHERE state = 'PROGRESS';
 -- name: scheduler_paused
 SELECT paused FROM scheduler_state;
 
+-- name: scheduler_switch
+SELECT paused, reason, changed_by, changed_at FROM scheduler_state;
+
 -- name: user_by_id
 SELECT id::text, email, role, cap FROM users WHERE id::text = $1;
 

@@ -89,17 +89,26 @@ async def test_cap_and_scheduler_pause_are_recorded(
     admin = bearer(users.admin)
     r = await app_client.put(f"/admin/users/{users.bob_id}/cap", json={"cap": 3}, headers=admin)
     assert r.status_code == 200 and r.json()["cap"] == 3
+    by_email = await app_client.put(
+        "/admin/users/Bob@example.com/cap", json={"cap": 2}, headers=admin
+    )  # the email, as `ftq users cap` takes it
+    assert by_email.status_code == 200, by_email.text
+    assert (by_email.json()["id"], by_email.json()["cap"]) == (users.bob_id, 2)
+    nobody = await app_client.put("/admin/users/x@example.com/cap", json={"cap": 2}, headers=admin)
+    assert_error(nobody, 404, "NOT_FOUND")
     status = await app_client.get("/admin/scheduler", headers=admin)
     assert status.json()["paused"] is False and status.json()["leader"] is False
     paused = await app_client.post(
         "/admin/scheduler/pause", json={"reason": "maint"}, headers=admin
     )
     assert paused.status_code == 200 and paused.json()["paused"] is True
+    shown = (await app_client.get("/admin/scheduler", headers=admin)).json()
+    assert (shown["pause_reason"], shown["changed_by"]) == ("maint", "root@example.com"), shown
     await app_client.post("/jobs", json=sft(), headers=bearer(users.alice))
     queue = await app_client.get("/queue", headers=bearer(users.alice))
     assert queue.json()[0]["pending_reason"] == "admission paused"
     resumed = await app_client.post("/admin/scheduler/resume", headers=admin)
-    assert resumed.json()["paused"] is False
+    assert resumed.json()["paused"] is False and resumed.json().get("pause_reason") is None
     types = [r[0] for r in await pool.fetch("SELECT type FROM events ORDER BY position")]
     assert "scheduler.paused" in types and "scheduler.resumed" in types
     assert "user.cap_set" in types

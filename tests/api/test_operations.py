@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from projections.rebuild import verify
 from tests.api.conftest import Users, bearer, sft
+from tests.api.conftest import count_events as count_all_events
 from tests.api.operations_env import Client, Clock, Ops, make_loop, ops
 from tests.api.test_jobs import assert_error
 
@@ -232,3 +235,132 @@ async def test_thresholds_come_from_the_settings(
         await quick.tick()
         shown = await job(app_client, users.alice, made["id"])
         assert shown["stuck"] is True and "(over 5)" in shown["stuck_reason"]
+
+
+# -- requeue ----------------------------------------------------------------------------
+
+
+async def count_events(ops: Ops) -> int:
+    return await count_all_events(ops.loop._pool)
+
+
+async def finish(ops: Ops, job_id: str, outcome: str) -> None:
+    await ops.sim("POST", f"/_sim/jobs/{job_id}/outcome", {"state": outcome})
+    await ops.tick()
+
+
+@pytest.mark.parametrize("prefix", ["", ALIAS])
+@pytest.mark.parametrize("ending", ["FAILED", "CANCELLED-BY-USER", "RUNTIME-LIMIT"])
+async def test_requeue_makes_a_new_job_at_the_back_of_the_queue(
+    ops: Ops, users: Users, prefix: str, ending: str
+) -> None:
+    old = await submit(
+        ops, users.alice, gpu_count=2, display_name="sweep-7", max_runtime_minutes=5,
+        gpu_type="h200",
+    )  # fmt: skip
+    await ops.tick()
+    if ending == "FAILED":
+        await finish(ops, old["id"], "FAILED")
+        expected = "FAIL"
+    elif ending == "RUNTIME-LIMIT":
+        ops.clock.forward(6)
+        await ops.tick()
+        expected = "CANCELLED"
+    else:
+        r = await ops.client.delete(f"/jobs/{old['id']}", headers=bearer(users.alice))
+        assert r.status_code == 200, r.text
+        expected = "CANCELLED"
+    assert (await job(ops.client, users.alice, old["id"]))["state"] == expected
+    behind = await submit(ops, users.bob)  # queued before the requeue
+    await ops.sim("POST", "/_sim/external-jobs", {"gpus": 8, "force": True})  # no room now
+    r = await ops.client.post(f"{prefix}/jobs/{old['id']}/requeue", headers=bearer(users.alice))
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert r.headers["location"] == f"{prefix}/jobs/{new['id']}"
+    assert new["id"] != old["id"] and new["requeued_from"] == old["id"]
+    assert new["state"] == "QUEUED" and new["user"] == "alice@example.com"
+    kept = {"kind", "gpu_count", "display_name", "fireworks_payload", "max_runtime_minutes"}
+    kept |= {"gpu_type", "priority"} & old.keys()  # once jobs keep them (policies issue)
+    for field in kept:
+        assert new[field] == old[field], field
+    assert new["created_at"] > old["created_at"] and new["error"] is None
+    shown = await job(ops.client, users.alice, new["id"])
+    assert shown["requeued_from"] == old["id"]
+    queue = (await ops.client.get("/queue", headers=bearer(users.admin))).json()
+    assert [e["id"] for e in queue][-2:] == [behind["id"], new["id"]]  # at the back
+    (submitted,) = [
+        e for e in await history(ops.client, users.alice, new["id"]) if e["type"] == "job.submitted"
+    ]
+    assert submitted["data"]["requeued_from"] == old["id"]
+    assert submitted["data"]["max_runtime_minutes"] == 5
+    # the old job is untouched
+    assert (await job(ops.client, users.alice, old["id"]))["state"] == expected
+
+
+async def test_requeue_refuses_live_and_successful_jobs(ops: Ops, users: Users) -> None:
+    running = await submit(ops, users.alice)
+    await ops.tick()
+    done = await submit(ops, users.bob)
+    await ops.tick()
+    await finish(ops, done["id"], "COMPLETED")
+    queued = await submit(ops, users.alice)
+    assert (await job(ops.client, users.alice, running["id"]))["state"] == "PROGRESS"
+    assert (await job(ops.client, users.bob, done["id"]))["state"] == "SUCCESS"
+    before = await count_events(ops)
+    for key, made in ((users.alice, running), (users.bob, done), (users.alice, queued)):
+        for prefix in ("", ALIAS):
+            r = await ops.client.post(f"{prefix}/jobs/{made['id']}/requeue", headers=bearer(key))
+            error = assert_error(r, 409, "INVALID_STATE")
+            assert "only FAIL or CANCELLED" in error["message"]
+    assert await count_events(ops) == before
+
+
+async def test_requeue_is_for_the_owner_or_an_admin(ops: Ops, users: Users) -> None:
+    old = await submit(ops, users.alice)
+    r = await ops.client.delete(f"/jobs/{old['id']}", headers=bearer(users.alice))
+    assert r.status_code == 200
+    r = await ops.client.post(f"/jobs/{old['id']}/requeue", headers=bearer(users.bob))
+    assert_error(r, 404, "NOT_FOUND")  # another member's job does not exist for bob
+    assert_error(await ops.client.post(f"/jobs/{old['id']}/requeue"), 401, "UNAUTHENTICATED")
+    for missing in (str(uuid.uuid4()), "not-a-uuid"):
+        r = await ops.client.post(f"/jobs/{missing}/requeue", headers=bearer(users.alice))
+        assert_error(r, 404, "NOT_FOUND")
+    r = await ops.client.post(f"/jobs/{old['id']}/requeue", headers=bearer(users.admin))
+    assert r.status_code == 201, r.text
+    new = r.json()
+    assert new["user"] == "alice@example.com"  # the owner's job, requeued by an admin
+    assert (await job(ops.client, users.alice, new["id"]))["requeued_from"] == old["id"]
+    events = await history(ops.client, users.admin, new["id"])
+    assert events[0]["type"] == "job.submitted"
+    # requeue of the requeued job, and of the same old job again: each a new job
+    again = await ops.client.post(f"/jobs/{old['id']}/requeue", headers=bearer(users.alice))
+    assert again.status_code == 201 and again.json()["id"] != new["id"]
+
+
+async def test_requeue_is_in_the_openapi_document(app_client: Client) -> None:
+    paths = (await app_client.get("/schema/openapi.json")).json()["paths"]
+    for prefix in ("", ALIAS):
+        post = paths[f"{prefix}/jobs/{{id}}/requeue"]["post"]
+        assert {"201", "401", "404", "409"} <= set(post["responses"])
+
+
+@pytest.mark.parametrize("prefix", ["", ALIAS])
+async def test_max_runtime_in_a_batch_is_checked_per_item_and_enforced(
+    ops: Ops, users: Users, prefix: str
+) -> None:
+    items = [sft(max_runtime_minutes=5), sft(max_runtime_minutes=0), sft()]
+    r = await ops.client.post(f"{prefix}/jobs/batch", json=items, headers=bearer(users.alice))
+    assert r.status_code == 200, r.text
+    results = r.json()
+    assert [x["status"] for x in results] == [201, 400, 201]
+    assert results[1]["error"]["details"][0]["field"] == "max_runtime_minutes"
+    limited = results[0]["job"]
+    assert limited["max_runtime_minutes"] == 5 and "max_runtime_minutes" not in results[2]["job"]
+    assert (await job(ops.client, users.alice, limited["id"]))["max_runtime_minutes"] == 5
+    await ops.tick()
+    ops.clock.forward(6)
+    await ops.tick()
+    shown = await job(ops.client, users.alice, limited["id"])
+    assert (shown["state"], shown["error"]) == ("CANCELLED", "max runtime exceeded (5 min)")
+    async with ops.loop._pool.acquire() as conn:
+        assert await verify(conn) == []  # the job_operations rows a batch wrote match the log

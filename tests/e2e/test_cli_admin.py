@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +39,29 @@ async def test_commands_say_which_database_they_opened_never_its_password(
     fallback = await env.run("users", "list")
     assert fallback.code == 0, fallback.err
     assert "embedded PostgreSQL in" in fallback.err and "no ftq demo is running" in fallback.err
+
+
+async def test_migrate_and_serve_refuse_an_edited_applied_migration(env: Env, db_url: str) -> None:
+    """The database recorded another checksum for 0001 than the file has now (as if the file
+    had been edited after it was applied): `ftq migrate` and `ftq serve`'s startup migration
+    both refuse, naming the file, and change nothing."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute(
+            "UPDATE schema_migrations SET checksum = repeat('0', 64)"
+            " WHERE component = 'events' AND version = 1"
+        )
+    finally:
+        await conn.close()
+    db = env.with_(DATABASE_URL=db_url, FIREWORKS_BASE_URL="simulator")
+    refused = await db.run("migrate")
+    assert refused.code == 1
+    assert "events/0001_event_log was edited" in refused.err
+    assert "0001_event_log.sql" in refused.err and "Traceback" not in refused.err
+    server = await db.start("serve", "--port", str(free_port()), "--no-scheduler")
+    code = await asyncio.wait_for(server.proc.wait(), 60)  # it exits: startup failed
+    assert code != 0
+    assert "events/0001_event_log was edited" in server.err
 
 
 async def test_issued_key_works_until_revoked_and_only_its_hash_is_stored(

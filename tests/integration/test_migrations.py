@@ -6,8 +6,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from events.store.migrations import apply_migrations, discover
+from events.store.migrations import MigrationEdited, apply_migrations, discover
+from events.store.sql import QUERIES
 from service.database import MIGRATION_SOURCES, is_migrated, migrate
+from tests.integration.schema_snapshot import SNAPSHOT, describe, migrated_schema
 
 
 async def test_migrations_apply_once_on_an_empty_database(empty_db_url: str) -> None:
@@ -119,3 +121,70 @@ def test_discover_refuses_bad_names_and_duplicates(tmp_path: Path) -> None:
     (tmp_path / "0001_b.sql").write_text("")
     with pytest.raises(ValueError, match="two x migrations"):
         discover([("x", tmp_path)])
+
+
+async def test_all_migrations_build_the_committed_schema_snapshot(pg_server_url: str) -> None:
+    """Every migration applied to an empty database gives `schema.snapshot`. After adding a
+    migration, regenerate it (`python -m tests.integration.schema_snapshot`, see its
+    docstring) and review the diff."""
+    assert await migrated_schema(pg_server_url) == SNAPSHOT.read_text(), (
+        "the migrated schema differs from tests/integration/schema.snapshot:"
+        " regenerate it with `python -m tests.integration.schema_snapshot` and review the diff"
+    )
+
+
+def _copy_sources(tmp_path: Path) -> list[tuple[str, Path]]:
+    sources = []
+    for component, directory in MIGRATION_SOURCES:
+        copy = tmp_path / component
+        copy.mkdir()
+        for path in directory.glob("*.sql"):
+            (copy / path.name).write_bytes(path.read_bytes())
+        sources.append((component, copy))
+    return sources
+
+
+async def test_an_edited_applied_migration_is_refused_by_name(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    sources = _copy_sources(tmp_path)
+    (tmp_path / "projections" / "0099_later.sql").write_bytes(b"CREATE TABLE later (n int);\n")
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await apply_migrations(conn, sources)
+        recorded = await conn.fetch("SELECT checksum FROM schema_migrations")
+        assert recorded and all(len(r[0]) == 64 for r in recorded)
+        edited = tmp_path / "projections" / "0099_later.sql"
+        edited.write_text("CREATE TABLE later (n bigint);")
+        (tmp_path / "projections" / "0100_next.sql").write_text("CREATE TABLE next (n int);")
+        with pytest.raises(MigrationEdited, match="projections/0099_later") as refused:
+            await apply_migrations(conn, sources)
+        assert str(edited) in str(refused.value)
+        assert await conn.fetchval("SELECT to_regclass('next')") is None  # nothing applied
+        edited.write_bytes(b"CREATE TABLE later (n int);\r\n")  # restored, in a CRLF checkout
+        assert await apply_migrations(conn, sources) == ["projections/0100_next"]
+    finally:
+        await conn.close()
+
+
+async def test_checksums_are_backfilled_on_a_database_from_before_them(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """A database migrated before checksums were kept (no `checksum` column) upgrades: the
+    column is added, every row gets its file's checksum, and from then on edits are refused."""
+    sources = _copy_sources(tmp_path)
+    conn = await asyncpg.connect(empty_db_url)
+    try:
+        await apply_migrations(conn, sources)
+        await conn.execute("ALTER TABLE schema_migrations DROP COLUMN checksum")
+        assert await apply_migrations(conn, sources) == []
+        rows = await conn.fetch(QUERIES["migrations_checksums"])
+        by_key = {m.key: m.checksum() for m in discover(sources)}
+        assert {(r[0], r[1]): r[2] for r in rows} == by_key
+        first = tmp_path / "events" / "0001_event_log.sql"
+        first.write_text(first.read_text() + "\n-- an edit\n")
+        with pytest.raises(MigrationEdited, match="events/0001_event_log"):
+            await apply_migrations(conn, sources)
+        assert await describe(conn) == SNAPSHOT.read_text()  # the upgrade changed no schema
+    finally:
+        await conn.close()

@@ -79,13 +79,18 @@ LIMIT 1;
 SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2));
 
 -- name: migrations_table
+-- The migrator's own table (not a numbered migration: it records them). `checksum` is the
+-- SHA-256 of the applied file; it came after the table, hence the ALTER, which is a no-op once
+-- the column exists. Rows recorded before it have NULL until the next run backfills them.
 CREATE TABLE IF NOT EXISTS schema_migrations (
     component  text        NOT NULL,
     version    int         NOT NULL,
     name       text        NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now(),
+    checksum   text,
     PRIMARY KEY (component, version)
 );
+ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text;
 
 -- name: migrations_table_exists
 SELECT to_regclass('schema_migrations') IS NOT NULL;
@@ -93,5 +98,13 @@ SELECT to_regclass('schema_migrations') IS NOT NULL;
 -- name: migrations_applied
 SELECT component, version FROM schema_migrations;
 
+-- name: migrations_checksums
+-- Every recorded migration with its checksum (NULL: recorded before checksums were kept).
+SELECT component, version, checksum FROM schema_migrations;
+
+-- name: migration_checksum_backfill
+UPDATE schema_migrations SET checksum = $3
+WHERE component = $1 AND version = $2 AND checksum IS NULL;
+
 -- name: migration_record
-INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3);
+INSERT INTO schema_migrations (component, version, name, checksum) VALUES ($1, $2, $3, $4);
