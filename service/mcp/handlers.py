@@ -29,6 +29,8 @@ async def submit_job(ftq: Ftq, args: SubmitJobArguments, _: Reporter) -> dict[st
         body["display_name"] = args.display_name
     if args.gpu_type is not None:
         body["gpu_type"] = args.gpu_type
+    if args.after:
+        body["after"] = [str(job_id) for job_id in args.after]
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     job: dict[str, Any] = (await ftq.call("POST", "/jobs", body=body, headers=headers)).body
     return job

@@ -43,6 +43,14 @@ class SubmitJobArguments(Arguments, frozen=True):
     gpu_type: Annotated[
         GpuType | None, Meta(description="The GPU quota the job counts against.")
     ] = None
+    after: Annotated[
+        Annotated[list[JobId], Meta(max_length=100)] | None,
+        Meta(
+            description="Ids of your own jobs this one waits for (a pipeline, e.g. a DPO after "
+            "the SFT whose output model it warm-starts from): it stays QUEUED until every one "
+            "is SUCCESS, and FAILs at once if one ends FAIL or CANCELLED."
+        ),
+    ] = None
     idempotency_key: Annotated[
         IdempotencyKey | None,
         Meta(

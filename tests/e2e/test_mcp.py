@@ -114,6 +114,7 @@ async def test_tools_have_the_api_s_exact_schemas(stack: Stack) -> None:
         "gpu_count",
         "display_name",
         "gpu_type",
+        "after",
         "idempotency_key",
     }
     assert submit.input_schema["required"] == ["kind", "fireworks_payload"]
