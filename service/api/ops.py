@@ -66,6 +66,8 @@ async def queue(caller: CallerDep, runtime: RuntimeDep) -> Response[list[QueueEn
                 mine=mine,
                 user=email if visible else None,
                 fireworks_payload=redact(decode_payload(r[7])) if visible else None,
+                gpu_type=r[8],
+                priority=r[9],
             )
         )
     entries.sort(key=lambda e: e.queue_position)

@@ -102,6 +102,8 @@ class QueueEntry(msgspec.Struct, frozen=True, kw_only=True):
     mine: bool
     user: str | None
     fireworks_payload: dict[str, Any] | None
+    gpu_type: GpuType = "h200"
+    priority: int = 50
 
 
 class CapacityType(msgspec.Struct, frozen=True, kw_only=True):

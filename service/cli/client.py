@@ -215,7 +215,7 @@ def jobs(
             job["id"],
             job["kind"],
             job["state"] + (" (stuck)" if job.get("stuck") else ""),
-            str(job["gpu_count"]),
+            f"{job['gpu_count']} {job.get('gpu_type', '')}".strip(),
             job.get("user") or "",
             (job.get("created_at") or "")[:19].replace("T", " "),
             _pct(job.get("progress")),
@@ -310,7 +310,7 @@ def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> N
             str(entry["queue_position"]),
             entry["id"],
             entry["kind"],
-            str(entry["gpu_count"]),
+            f"{entry['gpu_count']} {entry.get('gpu_type', '')}".strip(),
             user,
             entry.get("pending_reason") or "",
         )

@@ -84,9 +84,11 @@ ORDER BY j.created_at DESC, j.id DESC
 LIMIT $7;
 
 -- name: api_queued_jobs
-SELECT id::text, user_id::text, user_email, kind, gpu_count, display_name, created_at,
-       fireworks_payload::text
-FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id;
+SELECT j.id::text, j.user_id::text, j.user_email, j.kind, j.gpu_count, j.display_name,
+       j.created_at, j.fireworks_payload::text, coalesce(s.gpu_type, 'h200'),
+       coalesce(s.priority, 50)
+FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+WHERE j.state = 'QUEUED' ORDER BY j.created_at, j.id;
 
 -- name: api_queue_depth
 SELECT count(*) FROM jobs WHERE state = 'QUEUED';

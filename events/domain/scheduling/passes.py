@@ -96,8 +96,7 @@ class Pass:
         self._band: tuple[int, int, int, float] | None = None
 
     def step(self, job: Job) -> Admission | Pending:
-        self.position += 1
-        position = self.position
+        self.position = position = self.position + 1
         limits = self.limits
         # (inlined: Limits.size_class and Limits.cap, on the hot path of a 100k-job pass)
         big = limits.big_job_gpus
