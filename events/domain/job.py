@@ -359,10 +359,6 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
                 )
             )
             return [flag] if flag else []
-        case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
-            return _submit(command, state)
-        case ShredSecrets():  # handled above, likewise
-            return _shred(command, state)
 
 
 def _shred(command: ShredSecrets, state: JobState) -> list[JobEvent]:
