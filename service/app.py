@@ -106,8 +106,9 @@ def lifespan_for(
             await migrate(pool)
             waker = Waker(pool, on_error=_wake_failed)
             stack.push_async_callback(waker.close)
-            submitter, keys = Submitter(pool, waker), KeyLookup(pool)
+            submitter, keys = Submitter(pool, waker), KeyLookup(pool, url)
             stack.push_async_callback(submitter.close)  # before the waker's close: LIFO
+            await keys.start()
             stack.push_async_callback(keys.close)
             watcher = LogWatcher(url)
             await watcher.start()
