@@ -36,6 +36,7 @@ MODULES: Final = (
     "admission",
     "streams",
     "http_api",
+    "batch_submit",
     "simulate",
     "ui",
 )
@@ -51,6 +52,7 @@ QUICK: Final[dict[str, object]] = {
     "stream_events": 100,
     "stream_clients": 3,
     "http_seconds": 1,
+    "batch_jobs": 100,
     "ui_queued": 500,
     "ui_finished": 2_000,
     "ui_sessions": 20,

@@ -102,6 +102,8 @@ def app_from_env() -> Litestar:
         fireworks_gpu_quota=8,
         data_dir=Path(os.environ["FTQ_BENCH_DATA_DIR"]),
         log_level="warning",
+        max_queued_per_user=0,  # the benchmark is the flood
+        submit_rate_per_minute=0,
     )
     return create_app(settings, run_scheduler=False)
 

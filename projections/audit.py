@@ -53,6 +53,8 @@ from events.domain.job_events import (
     JobSubmitted,
     RejectedByFireworks,
     ReturnedToQueue,
+    StuckCleared,
+    StuckDetected,
     Succeeded,
 )
 from projections.replay import LogRow, gc_paused
@@ -97,6 +99,10 @@ def illegal_transition(state: JobState, event: JobEvent) -> str | None:
             ok = running
         case CancelRequested():
             ok = not queued and state.cancel_requested_by is None
+        case StuckDetected():
+            ok = running and state.stuck_reason is None
+        case StuckCleared():
+            ok = running and state.stuck_reason is not None
         case Cancelled():
             ok = queued or running or state.cancel_requested_by is not None
     return None if ok else f"not allowed in {state.status}{' (admission open)' * is_open}"

@@ -14,10 +14,11 @@ from events.domain import codec
 from events.domain.directory_events import SchedulerEvent, UserEvent
 from events.domain.job import JobState, evolve, initial_state
 from events.domain.job_events import JobEvent
+from events.domain.operations import operations_of
 from events.domain.usage import usage_of
 from events.store.log import Connection, Cursor, RecordedEvent
 from projections.sql import QUERIES
-from projections.writers import usage_columns, write_directory
+from projections.writers import operations_columns, usage_columns, write_directory
 
 BATCH = 5000
 _json = msgspec.json.Encoder()
@@ -36,6 +37,7 @@ COMPARED = {
     "api_keys": ("id", "TRUE"),
     "scheduler_state": ("singleton", "TRUE"),
     "job_usage": ("job_id", "TRUE"),
+    "job_operations": ("job_id", "TRUE"),
 }
 
 
@@ -73,6 +75,8 @@ async def _fill_temp_tables(conn: Connection) -> int:
         if row.type.startswith("job."):
             state, _ = jobs.get(row.stream_id, (initial_state(), 0))
             jobs[row.stream_id] = (evolve(state, _as_job(event)), row.position)
+        elif row.type.startswith("webhook."):
+            continue  # the webhooks table is not a projection: it holds what the log does not
         else:
             await write_directory(conn, _as_directory(event))
     await conn.copy_records_to_table(
@@ -91,6 +95,12 @@ async def _fill_temp_tables(conn: Connection) -> int:
     await conn.copy_records_to_table(
         "job_usage",
         records=[usage_columns(u) for u in usage if u is not None],
+        schema_name="pg_temp",
+    )
+    operations = [operations_of(state) for state, _ in jobs.values()]
+    await conn.copy_records_to_table(
+        "job_operations",
+        records=[operations_columns(o) for o in operations if o is not None],
         schema_name="pg_temp",
     )
     return count

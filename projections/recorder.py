@@ -8,6 +8,7 @@ projection written in the same transaction (DESIGN.md "Shape")."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -30,13 +31,14 @@ from events.domain.directory_events import (
 )
 from events.domain.job import JobState, evolve, initial_state
 from events.domain.job_events import JobEvent
+from events.domain.operations import operations_of
 from events.store import locks
 from events.store import log as store
 from events.store.log import Connection, RecordedEvent
 from events.store.sql import QUERIES as EVENT_QUERIES
 from events.store.waker import Waker
 from projections.sql import QUERIES
-from projections.writers import job_columns, write_directory, write_job
+from projections.writers import job_columns, write_directory, write_job, write_operations
 
 S = TypeVar("S")
 E = TypeVar("E", bound=codec.AnyEvent)
@@ -161,8 +163,14 @@ async def record_new_jobs(
     ids = [job.after.job_id for job in jobs]
     columns = list(zip(*(job_columns(job.after)[1:] for job in jobs), strict=True))
     args = store.new_streams_args(list(zip(ids, prepared, strict=True)))
-    with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
-        rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns), locks.ADMISSION_GATE)
+    # Jobs with an operations record (a runtime limit, requeued) get its row in the same
+    # transaction; the common case stays one statement.
+    extra = [job.after for job in jobs if operations_of(job.after) is not None]
+    async with conn.transaction() if extra else contextlib.nullcontext():
+        with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
+            rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns), locks.ADMISSION_GATE)
+        for after in extra:
+            await write_operations(conn, None, after)
     by_stream = {row[0]: (row[1], row[2], row[3]) for row in rows}
     if len(by_stream) != len(ids):
         raise RuntimeError(f"{len(ids)} new jobs, {len(by_stream)} recorded")  # cannot happen

@@ -14,11 +14,10 @@ from typing import Any, Protocol
 
 import msgspec
 
-from events.domain.codec import decode
+from events.domain.codec import AnyEvent, decode
 from events.domain.directory import SchedulerState, UserState, evolve_scheduler, evolve_user
-from events.domain.directory_events import SchedulerEvent, UserEvent
+from events.domain.directory_events import UserEvent
 from events.domain.job import JobState, evolve, initial_state
-from events.domain.job_events import JobEvent
 
 
 class LogRow(Protocol):
@@ -104,6 +103,8 @@ def _fold(
             jobs[stream] = evolve(jobs.get(stream, _EMPTY_JOB), event)  # type: ignore[arg-type]
         elif first == "s":
             scheduler = evolve_scheduler(scheduler, event)  # type: ignore[arg-type]
+        elif first == "w":
+            pass  # webhook subscriptions are not part of the replayed model
         else:
             user_event: UserEvent = event  # type: ignore[assignment]
             user_id = user_event.user_id
@@ -115,13 +116,15 @@ def _fold(
     out.position = position
 
 
-def apply(model: Replayed, row: LogRow, event: JobEvent | UserEvent | SchedulerEvent) -> None:
+def apply(model: Replayed, row: LogRow, event: AnyEvent) -> None:
     """Apply one already-decoded event to `model` in place (for tailing readers)."""
     type_ = row.type
     if type_.startswith("job."):
         model.jobs[row.stream_id] = evolve(model.jobs.get(row.stream_id, _EMPTY_JOB), event)  # type: ignore[arg-type]
     elif type_.startswith("scheduler."):
         model.scheduler = evolve_scheduler(model.scheduler, event)  # type: ignore[arg-type]
+    elif type_.startswith("webhook."):
+        pass  # webhook subscriptions are not part of the replayed model
     else:
         user_event: UserEvent = event  # type: ignore[assignment]
         model.users[user_event.user_id] = evolve_user(

@@ -21,6 +21,7 @@ from events.domain.directory_events import (
     UserEvent,
 )
 from events.domain.job import JobState
+from events.domain.operations import JobOperations, operations_of
 from events.domain.usage import JobUsage, usage_of
 from events.store.log import Connection
 from projections.sql import QUERIES
@@ -82,9 +83,40 @@ async def write_usage(conn: Connection, before: JobState, after: JobState) -> No
         await conn.execute(QUERIES["upsert_job_usage"], *usage_columns(now))
 
 
+def operations_columns(ops: JobOperations) -> tuple[Any, ...]:
+    """The `job_operations` row of an operations record, in table order."""
+    return (
+        ops.job_id,
+        ops.max_runtime_minutes,
+        ops.requeued_from,
+        ops.running,
+        ops.admitted_at,
+        ops.cancel_requested,
+        ops.fireworks_state,
+        ops.fireworks_state_since,
+        ops.last_change_at,
+        ops.stuck_reason,
+        ops.stuck_since,
+    )
+
+
+async def write_operations(conn: Connection, before: JobState | None, after: JobState) -> None:
+    """Keep the job's `job_operations` row in step; untouched while its record does not
+    change (most events of a job); `before` None: a new job, which has no row yet."""
+    was = operations_of(before) if before is not None else None
+    now = operations_of(after)
+    if was == now:
+        return
+    if now is None:
+        await conn.execute(QUERIES["delete_job_operations"], after.job_id)
+    else:
+        await conn.execute(QUERIES["upsert_job_operations"], *operations_columns(now))
+
+
 async def write_job(conn: Connection, before: JobState, after: JobState, position: int) -> None:
     await conn.execute(QUERIES["upsert_job"], *job_columns(after), position)
     await write_usage(conn, before, after)
+    await write_operations(conn, before, after)
     was, now = before.status == "PROGRESS", after.status == "PROGRESS"
     if was != now:
         sign = 1 if now else -1

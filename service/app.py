@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import anyio.to_thread
+import asyncpg
 import structlog
 from litestar import Litestar, Router
 from litestar.exceptions import LitestarDeprecationWarning
@@ -33,21 +34,26 @@ from service.api.auth import (
     admin_only,
     authenticate_request,
 )
+from service.api.batch import BATCH_ROUTES
 from service.api.common import RUNTIME
 from service.api.docs import docs_routers, openapi_config
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.jobs import JOB_ROUTES
 from service.api.ops import OPS_ROUTES
+from service.api.requeue import REQUEUE_ROUTES
 from service.api.runtime import Runtime
 from service.api.usage import USAGE_ROUTES
+from service.api.webhooks import WEBHOOK_ROUTES
 from service.capacity import CapacityReader
-from service.database import create_pool, migrate, resolve_database_url
+from service.database import create_pool, describe_url, migrate, resolve_database_url
 from service.directory import KeyLookup
 from service.fireworks import FireworksClient
 from service.logging import RequestContext, configure_logging
 from service.settings import Settings
 from service.submissions import Submitter
 from service.ui import template_config, ui_routers
+from service.webhooks.deliverer import WebhookDeliverer
+from service.webhooks.sealing import master_key
 
 log = structlog.get_logger(__name__)
 
@@ -88,6 +94,24 @@ async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
     return loop
 
 
+def _webhook_deliverer(runtime: Runtime) -> WebhookDeliverer:
+    settings = runtime.settings
+    assert settings.secret_key is not None
+    url = runtime.database_url
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(url)
+
+    return WebhookDeliverer(
+        runtime.pool,
+        connect,
+        master_key(settings.secret_key),
+        runtime.watcher,
+        max_attempts=settings.webhook_max_attempts,
+        allow_private=settings.webhook_allow_private,
+    )
+
+
 def _wake_failed(exc: BaseException) -> None:
     log.warning("log.wake_failed", error=str(exc))
 
@@ -103,6 +127,8 @@ def lifespan_for(
             )
             pool = await create_pool(url)
             stack.push_async_callback(pool.close)
+            embedded = None if settings.database_url else str(settings.data_dir / "pg")
+            log.info("database.opened", database=describe_url(url), embedded_in=embedded)
             await migrate(pool)
             waker = Waker(pool, on_error=_wake_failed)
             stack.push_async_callback(waker.close)
@@ -149,6 +175,10 @@ def lifespan_for(
             if run_scheduler:
                 runtime.loop = await _admission_loop(runtime)
                 stack.push_async_callback(runtime.loop.stop)
+            if run_scheduler and settings.secret_key is not None:
+                deliverer = _webhook_deliverer(runtime)
+                await deliverer.start()
+                stack.push_async_callback(deliverer.stop)
             app.state.runtime = runtime
             stack.callback(app.state.pop, "runtime", None)
             log.info("app.started", simulator=simulator is not None, scheduler=run_scheduler)
@@ -174,9 +204,17 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
     deps = {**CALLER, **RUNTIME}
     guarded: dict[str, Any] = {"before_request": authenticate_request, "security": SECURITY}
     routers = [
-        Router("/", route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
+        Router("/", route_handlers=[*JOB_ROUTES, *BATCH_ROUTES], dependencies=deps, **guarded),
         Router("/", route_handlers=USAGE_ROUTES, dependencies=deps, **guarded),
-        Router(LEGACY_PREFIX, route_handlers=JOB_ROUTES, dependencies=deps, **guarded),
+        Router("/", route_handlers=WEBHOOK_ROUTES, dependencies=deps, **guarded),
+        Router(
+            LEGACY_PREFIX,
+            route_handlers=[*JOB_ROUTES, *BATCH_ROUTES],
+            dependencies=deps,
+            **guarded,
+        ),
+        Router("/", route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded),
+        Router(LEGACY_PREFIX, route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded),
         Router(
             "/admin",
             route_handlers=ADMIN_ROUTES,

@@ -16,7 +16,7 @@ from events.domain.job import JobState
 from events.domain.job_commands import ConfirmCancelled, ObserveFireworks, RequestCancel
 from events.store.waker import Waker
 from service.commands import run_job_command
-from service.fireworks import FireworksClient, FireworksError, NotFound, Rejected
+from service.fireworks import FireworksClient, FireworksError, Kind, NotFound, Rejected
 
 log = structlog.get_logger(__name__)
 
@@ -77,7 +77,7 @@ async def carry_out_cancel(
     try:
         await client.cancel_job(kind, fireworks_id)
     except NotFound:
-        pass  # nothing left on Fireworks to cancel
+        fireworks_state = None  # nothing left on Fireworks to cancel
     except Rejected as exc:
         try:
             job = await client.get_job(kind, fireworks_id)
@@ -109,7 +109,22 @@ async def carry_out_cancel(
     except FireworksError as exc:
         log.warning("cancel.fireworks_unreachable", job_id=state.job_id, status=exc.status)
         return None
+    else:  # accepted: record what Fireworks shows now, so the job never looks running
+        fireworks_state = await _state_after_cancel(client, kind, fireworks_id)
     confirm = ConfirmCancelled(at=clock(), fireworks_state=fireworks_state)
     after, _ = await run_job_command(pool, state.job_id, confirm, metadata, waker=waker)
     log.info("cancel.carried_out", job_id=state.job_id, by=state.cancel_requested_by)
     return after
+
+
+async def _state_after_cancel(client: FireworksClient, kind: Kind, fireworks_id: str) -> str | None:
+    """The Fireworks state right after an accepted cancel (CANCELLING or CANCELLED), or None
+    when it cannot be read (the domain then clears the live state it had)."""
+    try:
+        job = await client.get_job(kind, fireworks_id)
+    except FireworksError:
+        return None
+    seen = job.state
+    if seen is None or (outcome_of(seen) == "running" and seen not in _CANCEL_UNDER_WAY):
+        return None  # not yet showing the cancel: nothing worth recording
+    return seen

@@ -31,6 +31,7 @@ from projections.recorder import (
     record_scheduler,
     record_user,
 )
+from service.metrics import count_recorded
 
 ATTEMPTS = 8
 T = TypeVar("T")
@@ -74,7 +75,9 @@ async def run_job_command(
         cmd = command(state) if callable(command) else command
         return await record_job(conn, state, decide(cmd, state), metadata, waker)
 
-    return await _retrying(pool, once)
+    after, recorded = await _retrying(pool, once)
+    count_recorded(event.type for event in recorded)
+    return after, recorded
 
 
 async def run_user_command(

@@ -6,7 +6,7 @@ import os
 import warnings
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -69,6 +69,27 @@ def resolve_database_url(env_value: str | None, data_dir: Path | None = None) ->
 
         _embedded = get_server(directory, cleanup_mode="stop")
     return str(_embedded.get_uri())
+
+
+def describe_url(url: str) -> str:
+    """Which database `url` names, for people: name, host or socket, user; never the
+    password (nor anything else of the query string)."""
+    try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        host = parts.hostname or next(iter(query.get("host", [])), None)
+        port = parts.port
+    except ValueError:
+        return "a database (DATABASE_URL could not be parsed for display)"
+    user = unquote(parts.username or "") or next(iter(query.get("user", [])), "")
+    name = unquote(parts.path.lstrip("/")) or next(iter(query.get("dbname", [])), "") or user
+    if host is None:
+        where = "the default local socket"
+    elif host.startswith("/"):
+        where = f"socket {host}"
+    else:
+        where = f"{host}:{port or 5432}"
+    return f"database {name or '?'} on {where}" + (f" as {user}" if user else "")
 
 
 def stop_embedded() -> None:

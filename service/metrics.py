@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -21,14 +22,52 @@ GPUS_QUOTA = Gauge("ftq_gpus_quota", "Training GPU quota (limit) last seen")
 GPUS_IN_USE = Gauge("ftq_gpus_in_use", "Training GPUs in use last seen")
 GPUS_AVAILABLE = Gauge("ftq_gpus_available", "Training GPUs free last seen")
 JOBS_IN_PROGRESS = Gauge("ftq_jobs_in_progress", "Jobs in PROGRESS")
-ADMISSIONS = Counter("ftq_admissions_total", "Admission attempts by outcome", ["outcome"])
-FIREWORKS_ERRORS = Counter("ftq_fireworks_errors_total", "Fireworks API errors", ["kind"])
+# Counted when this process records the event, so the sum over replicas equals the log:
+# admitted = job.admitted, returned = job.returned_to_queue (no quota), rejected = job.rejected
+# (Fireworks refused the payload: the job FAILs).
+ADMISSIONS = Counter(
+    "ftq_admissions_total", "Admission outcomes recorded: admitted, returned, rejected", ["outcome"]
+)
+# SUCCESS = job.succeeded, FAIL = job.failed + job.rejected, CANCELLED = job.cancelled.
+JOBS_FINISHED = Counter(
+    "ftq_jobs_finished_total", "Jobs that reached a terminal state, by state", ["state"]
+)
+# Every Fireworks reply that is an error (or a call that got no reply), retried attempts
+# included; `kind` is the error class ftq acts on (service.fireworks.errors).
+FIREWORKS_ERRORS = Counter(
+    "ftq_fireworks_errors_total", "Fireworks API calls that failed, by kind", ["kind"]
+)
 TICK_SECONDS = Histogram("ftq_tick_seconds", "Admission loop tick duration")
 STREAM_CLIENTS = Gauge("ftq_stream_clients", "Open history stream connections")
 IS_LEADER = Gauge("ftq_is_leader", "1 when this process leads admission")
+WEBHOOK_DELIVERIES = Counter(
+    "ftq_webhook_deliveries_total", "Webhook delivery attempts by outcome", ["outcome"]
+)
+WEBHOOKS_FAILING = Gauge("ftq_webhooks_failing", "Webhook subscriptions marked failing")
+STUCK_JOBS = Gauge("ftq_stuck_jobs", "Jobs running on Fireworks flagged stuck")
 SCHEDULER_PAUSED = Gauge("ftq_scheduler_paused", "1 when admission is paused")
 
 UNMATCHED_ROUTE = "<unmatched>"
+
+_BY_EVENT: dict[str, tuple[Any, ...]] = {
+    "job.admitted": (ADMISSIONS.labels(outcome="admitted"),),
+    "job.returned_to_queue": (ADMISSIONS.labels(outcome="returned"),),
+    "job.rejected": (ADMISSIONS.labels(outcome="rejected"), JOBS_FINISHED.labels(state="FAIL")),
+    "job.failed": (JOBS_FINISHED.labels(state="FAIL"),),
+    "job.succeeded": (JOBS_FINISHED.labels(state="SUCCESS"),),
+    "job.cancelled": (JOBS_FINISHED.labels(state="CANCELLED"),),
+}
+
+
+def count_recorded(event_types: Iterable[str]) -> None:
+    """Count the job events this process has just recorded (after the commit)."""
+    for event_type in event_types:
+        for counter in _BY_EVENT.get(event_type, ()):
+            counter.inc()
+
+
+def count_fireworks_error(kind: str) -> None:
+    FIREWORKS_ERRORS.labels(kind=kind).inc()
 
 
 @functools.lru_cache(maxsize=1024)

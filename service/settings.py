@@ -4,6 +4,9 @@ Every field is mirrored, with a comment, in `.env.example`."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +41,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = 1024 * 1024
     workers: int = 1
+    secret_key: str | None = None
+    webhook_max_attempts: int = 12
+    webhook_allow_private: bool = False
+    max_queued_per_user: int = 1000  # 0: no limit
+    submit_rate_per_minute: int = 600  # 0: no limit
+    max_runtime_hours: float | None = None
+    stuck_minutes: float = 60.0
+    stalled_minutes: float = 240.0
+
+    @property
+    def max_runtime_minutes(self) -> float | None:
+        """The default runtime limit in minutes (None: no limit)."""
+        return None if self.max_runtime_hours is None else self.max_runtime_hours * 60
 
     @property
     def uses_simulator(self) -> bool:
@@ -46,6 +62,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:  # never print the key
         key = "***" if self.fireworks_api_key else None
         return f"Settings(fireworks_account_id={self.fireworks_account_id!r}, key={key})"
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        return self.secret_key is not None
 
     def check_production(self) -> None:
         """Refuse to talk to the real Fireworks without a key."""
@@ -75,6 +95,14 @@ ENV_NAMES: dict[str, str] = {
     "log_format": "FTQ_LOG_FORMAT",
     "max_body_bytes": "FTQ_MAX_BODY_BYTES",
     "workers": "FTQ_WORKERS",
+    "secret_key": "FTQ_SECRET_KEY",
+    "webhook_max_attempts": "FTQ_WEBHOOK_MAX_ATTEMPTS",
+    "webhook_allow_private": "FTQ_WEBHOOK_ALLOW_PRIVATE",
+    "max_queued_per_user": "FTQ_MAX_QUEUED_PER_USER",
+    "submit_rate_per_minute": "FTQ_SUBMIT_RATE_PER_MINUTE",
+    "max_runtime_hours": "FTQ_MAX_RUNTIME_HOURS",
+    "stuck_minutes": "FTQ_STUCK_MINUTES",
+    "stalled_minutes": "FTQ_STALLED_MINUTES",
 }
 
 
@@ -102,7 +130,35 @@ def load_settings(
         raise SettingsError("FIREWORKS_GPU_QUOTA must be 0 or more")
     if settings.workers < 1:
         raise SettingsError("FTQ_WORKERS must be 1 or more")
+    if settings.webhook_max_attempts < 1:
+        raise SettingsError("FTQ_WEBHOOK_MAX_ATTEMPTS must be 1 or more")
+    if settings.secret_key is not None:
+        _check_secret_key(settings.secret_key)
+    if settings.max_queued_per_user < 0:
+        raise SettingsError("FTQ_MAX_QUEUED_PER_USER must be 0 (no limit) or more")
+    if settings.submit_rate_per_minute < 0:
+        raise SettingsError("FTQ_SUBMIT_RATE_PER_MINUTE must be 0 (no limit) or more")
+    if settings.max_runtime_hours is not None and not _positive(settings.max_runtime_hours):
+        raise SettingsError("FTQ_MAX_RUNTIME_HOURS must be a positive number (unset: no limit)")
+    for value, env in ((settings.stuck_minutes, "FTQ_STUCK_MINUTES"),
+                       (settings.stalled_minutes, "FTQ_STALLED_MINUTES")):  # fmt: skip
+        if not _positive(value):
+            raise SettingsError(f"{env} must be a positive number")
     return settings
+
+
+def _check_secret_key(encoded: str) -> None:
+    """FTQ_SECRET_KEY must be base64 of 32 bytes; the message never repeats the value."""
+    try:
+        key = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise SettingsError("FTQ_SECRET_KEY is not base64 (expected 32 random bytes)") from None
+    if len(key) != 32:
+        raise SettingsError(f"FTQ_SECRET_KEY must decode to 32 bytes, not {len(key)}")
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
 
 
 def _name_the_variable(message: str) -> str:

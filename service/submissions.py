@@ -44,6 +44,23 @@ class Submitter:
             return await self._one(command, metadata)
         return await self._batcher.call((command, job))
 
+    async def submit_group(
+        self, commands: Sequence[SubmitJob], metadata: Mapping[str, Any]
+    ) -> list[JobState]:
+        """Record the new jobs of `commands` together, all or none (one statement, one commit:
+        a batch submit is its own group). Raises `UniqueViolationError` when one of them
+        reuses a taken Idempotency-Key, `CommandRejected` when the rules refuse one."""
+        jobs: list[NewJob] = []
+        for command in commands:
+            job = new_job(initial_state(), decide(command, initial_state()), metadata)
+            if job is None:
+                raise RuntimeError(f"job {command.job_id} is not a plain new job")
+            jobs.append(job)
+        if jobs:
+            async with self._pool.acquire() as conn:
+                await record_new_jobs(conn, jobs, self._waker)
+        return [job.after for job in jobs]
+
     async def close(self) -> None:
         """Wait for every submit under way to be answered."""
         await self._batcher.close()

@@ -13,8 +13,9 @@ import msgspec
 
 from events.domain.directory_events import SchedulerEvent, UserEvent
 from events.domain.job_events import JobEvent
+from events.domain.webhooks import WebhookEvent
 
-AnyEvent = JobEvent | UserEvent | SchedulerEvent
+AnyEvent = JobEvent | UserEvent | SchedulerEvent | WebhookEvent
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 

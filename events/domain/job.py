@@ -15,6 +15,8 @@ from events.domain.fireworks_states import outcome_of
 from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
+    DetectStuck,
+    EnforceRuntimeLimit,
     FireworksJobGone,
     JobCommand,
     ObserveFireworks,
@@ -39,7 +41,15 @@ from events.domain.job_events import (
     Kind,
     RejectedByFireworks,
     ReturnedToQueue,
+    StuckCleared,
+    StuckDetected,
     Succeeded,
+)
+from events.domain.job_limits import (
+    WAITING_STATES,
+    runtime_exceeded,
+    runtime_limit,
+    stuck_reason,
 )
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 
@@ -77,6 +87,16 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     admitted_at: datetime | None = None
     accelerator_seconds: float | None = None
     estimated_cost: float | None = None
+    # Operations (events.domain.job_limits): the job's own runtime limit, the job it was
+    # requeued from, why ftq asked for the cancel (a limit), when ftq first saw the current
+    # Fireworks state and last saw the state or progress change, and the stuck flag.
+    max_runtime_minutes: int | None = None
+    requeued_from: str | None = None
+    cancel_reason: str | None = None
+    fireworks_state_since: datetime | None = None
+    last_change_at: datetime | None = None
+    stuck_reason: str | None = None
+    stuck_since: datetime | None = None
 
     @property
     def terminal(self) -> bool:
@@ -105,6 +125,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 idempotency_key=event.idempotency_key,
                 request_fingerprint=event.request_fingerprint,
                 created_at=event.at,
+                max_runtime_minutes=event.max_runtime_minutes,
+                requeued_from=event.requeued_from,
             )
         case AdmissionStarted():
             return msgspec.structs.replace(
@@ -119,12 +141,15 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 admission_reason=event.reason,
             )
         case Admitted():
+            fireworks_state = event.fireworks_state or state.fireworks_state
             return msgspec.structs.replace(
                 state,
                 version=version,
                 admission_open=False,
-                fireworks_state=event.fireworks_state or state.fireworks_state,
+                fireworks_state=fireworks_state,
                 admitted_at=state.admitted_at or event.at,
+                fireworks_state_since=_since(state, fireworks_state, event.at),
+                last_change_at=state.last_change_at or event.at,
             )
         case ReturnedToQueue():
             return msgspec.structs.replace(
@@ -135,26 +160,53 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 admitted_at=None,
                 admission_open=False,
                 error=event.message,
+                fireworks_state_since=None,
+                last_change_at=None,
             )
         case FireworksStateObserved():
+            progress = event.progress if event.progress is not None else state.progress
+            moved = event.fireworks_state != state.fireworks_state or progress != state.progress
             return msgspec.structs.replace(
                 state,
                 version=version,
                 fireworks_state=event.fireworks_state,
-                progress=event.progress if event.progress is not None else state.progress,
+                progress=progress,
+                fireworks_state_since=_since(state, event.fireworks_state, event.at),
+                last_change_at=event.at if moved else state.last_change_at,
                 accelerator_seconds=_latest(event.accelerator_seconds, state.accelerator_seconds),
                 estimated_cost=_latest(event.estimated_cost, state.estimated_cost),
             )
         case CancelRequested():
-            return msgspec.structs.replace(state, version=version, cancel_requested_by=event.by)
+            return msgspec.structs.replace(
+                state, version=version, cancel_requested_by=event.by, cancel_reason=event.reason
+            )
+        case StuckDetected():
+            return msgspec.structs.replace(
+                state, version=version, stuck_reason=event.reason, stuck_since=event.at
+            )
+        case StuckCleared():
+            return msgspec.structs.replace(
+                state, version=version, stuck_reason=None, stuck_since=None
+            )
         case RejectedByFireworks():
             return _finish(state, version, "FAIL", event.at, error=event.message)
         case Cancelled():
-            return _finish(state, version, "CANCELLED", event.at, event.fireworks_state)
+            return _finish(
+                state, version, "CANCELLED", event.at, event.fireworks_state, event.error
+            )
         case Succeeded():
             return _finish(state, version, "SUCCESS", event.at, event.fireworks_state)
         case Failed():
             return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
+
+
+def _since(state: JobState, fireworks_state: str | None, at: datetime) -> datetime | None:
+    """When ftq first saw `fireworks_state` (the job's current one, or a new one now)."""
+    if fireworks_state is None:
+        return state.fireworks_state_since or at
+    if fireworks_state != state.fireworks_state or state.fireworks_state_since is None:
+        return at
+    return state.fireworks_state_since
 
 
 def _latest(reported: float | None, known: float | None) -> float | None:
@@ -170,16 +222,31 @@ def _finish(
     error: str | None = None,
 ) -> JobState:
     progress = 100.0 if status == "SUCCESS" else state.progress
+    if fireworks_state is None and not _still_true_at_the_end(state.fireworks_state):
+        fireworks_state = None  # a finished job never shows a live-looking Fireworks state
+    else:
+        fireworks_state = fireworks_state or state.fireworks_state
     return msgspec.structs.replace(
         state,
         version=version,
         status=status,
         completed_at=at,
         admission_open=False,
-        fireworks_state=fireworks_state or state.fireworks_state,
+        fireworks_state=fireworks_state,
         progress=progress,
         error=error if error is not None else (None if status != "FAIL" else state.error),
+        stuck_reason=None,  # a finished job is not stuck: the episode ends with it
+        stuck_since=None,
     )
+
+
+def _still_true_at_the_end(fireworks_state: str | None) -> bool:
+    """Whether a Fireworks state last seen while the job ran may stay on it once it is
+    finished without a newer one: a final state, or one on its way out (CANCELLING), yes; a
+    live one (PENDING, RUNNING, ...), no."""
+    if fireworks_state is None:
+        return False
+    return outcome_of(fireworks_state) != "running" or fireworks_state == "JOB_STATE_CANCELLING"
 
 
 def fold(events: list[JobEvent], state: JobState | None = None) -> JobState:
@@ -195,8 +262,9 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
     if state.status is None:
         raise UnknownStream("no such job")
     if state.terminal:
-        if isinstance(command, ObserveFireworks | FireworksJobGone | ConfirmCancelled):
-            return []  # late news about a finished job changes nothing
+        late = ObserveFireworks | FireworksJobGone | ConfirmCancelled
+        if isinstance(command, late | EnforceRuntimeLimit | DetectStuck):
+            return []  # late news about a finished job changes nothing, nor do checks
         raise InvalidState(f"job is {state.status}, a terminal state")
     match command:
         case StartAdmission():
@@ -241,6 +309,10 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
         case ConfirmCancelled():
             _require(state.cancel_requested_by is not None, state, "confirm a cancel never asked")
             return [_cancelled(state, command.at, command.fireworks_state)]
+        case EnforceRuntimeLimit():
+            return _enforce_limit(command, state)
+        case DetectStuck():
+            return _detect_stuck(command, state)
         case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
             return _submit(command, state)
 
@@ -262,6 +334,8 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
             fireworks_payload=command.fireworks_payload,
             idempotency_key=command.idempotency_key,
             request_fingerprint=command.request_fingerprint,
+            max_runtime_minutes=command.max_runtime_minutes,
+            requeued_from=command.requeued_from,
         )
     ]
 
@@ -287,6 +361,15 @@ def _observe(command: ObserveFireworks, state: JobState) -> list[JobEvent]:
                 estimated_cost=command.estimated_cost,
             )
         )
+    moved = command.fireworks_state != state.fireworks_state or (
+        command.progress is not None and command.progress != state.progress
+    )
+    if moved and state.stuck_reason is not None:
+        out.append(
+            StuckCleared(
+                at=command.at, fireworks_state=command.fireworks_state, progress=command.progress
+            )
+        )
     match outcome_of(command.fireworks_state):
         case "success":
             out.append(Succeeded(at=command.at, fireworks_state=command.fireworks_state))
@@ -304,6 +387,60 @@ def _observe(command: ObserveFireworks, state: JobState) -> list[JobEvent]:
     return out
 
 
+def _running(state: JobState) -> bool:
+    """On Fireworks and confirmed there, with no cancel under way."""
+    return (
+        state.status == "PROGRESS"
+        and not state.admission_open
+        and state.admitted_at is not None
+        and state.cancel_requested_by is None
+    )
+
+
+def _enforce_limit(command: EnforceRuntimeLimit, state: JobState) -> list[JobEvent]:
+    """Ask for the cancel once the job has run past its limit; nothing before, nothing twice
+    (a cancel already asked for, by anyone, is the one that ends the job)."""
+    limit = runtime_limit(state.max_runtime_minutes, command.default_minutes)
+    if limit is None or not _running(state):
+        return []
+    if not runtime_exceeded(state.admitted_at, limit, command.at):
+        return []
+    return [
+        CancelRequested(
+            at=command.at,
+            by="ftq",
+            reason=limit.message,
+            limit_minutes=limit.minutes,
+            limit_source=limit.source,
+            admitted_at=state.admitted_at,
+        )
+    ]
+
+
+def _detect_stuck(command: DetectStuck, state: JobState) -> list[JobEvent]:
+    """Flag a job that looks stuck, once per episode (until Fireworks shows a change)."""
+    if not _running(state) or state.stuck_reason is not None:
+        return []
+    reason = stuck_reason(
+        state.fireworks_state,
+        state.fireworks_state_since,
+        state.last_change_at,
+        command.at,
+        stuck_minutes=command.stuck_minutes,
+        stalled_minutes=command.stalled_minutes,
+    )
+    if reason is None or state.fireworks_state is None or state.fireworks_state_since is None:
+        return []
+    since = state.fireworks_state_since
+    if state.fireworks_state not in WAITING_STATES:
+        since = state.last_change_at or since
+    return [
+        StuckDetected(
+            at=command.at, reason=reason, fireworks_state=state.fireworks_state, since=since
+        )
+    ]
+
+
 def _news(reported: float | None, known: float | None) -> bool:
     return reported is not None and reported != known
 
@@ -313,6 +450,11 @@ def _cancelled(
 ) -> Cancelled:
     by = state.cancel_requested_by
     if reason is None:
+        reason = state.cancel_reason  # ftq's own (a runtime limit): also the job's error
+        if reason is not None:
+            return Cancelled(
+                at=at, reason=reason, by=by, fireworks_state=fireworks_state, error=reason
+            )
         reason = f"cancelled by {by}" if by is not None else "cancelled on Fireworks"
     return Cancelled(at=at, reason=reason, by=by, fireworks_state=fireworks_state)
 

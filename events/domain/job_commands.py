@@ -24,6 +24,8 @@ class SubmitJob(Command, frozen=True):
     fireworks_payload: dict[str, Any]
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    max_runtime_minutes: int | None = None
+    requeued_from: str | None = None
 
 
 class StartAdmission(Command, frozen=True):
@@ -75,6 +77,20 @@ class ConfirmCancelled(Command, frozen=True):
     fireworks_state: str | None = None
 
 
+class EnforceRuntimeLimit(Command, frozen=True):
+    """The leader checks a running job against its runtime limit (`default_minutes`: the
+    FTQ_MAX_RUNTIME_HOURS default in minutes, None when unset)."""
+
+    default_minutes: float | None = None
+
+
+class DetectStuck(Command, frozen=True):
+    """The leader checks whether a running job looks stuck (thresholds in minutes)."""
+
+    stuck_minutes: float
+    stalled_minutes: float
+
+
 JobCommand = (
     SubmitJob
     | StartAdmission
@@ -85,4 +101,6 @@ JobCommand = (
     | FireworksJobGone
     | RequestCancel
     | ConfirmCancelled
+    | EnforceRuntimeLimit
+    | DetectStuck
 )

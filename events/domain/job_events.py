@@ -45,6 +45,10 @@ class JobSubmitted(Event, frozen=True, tag="job.submitted"):
     fireworks_payload: dict[str, Any]
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    # The job's own runtime limit (None: the default, FTQ_MAX_RUNTIME_HOURS, if any).
+    max_runtime_minutes: int | None = None
+    # The FAIL or CANCELLED job this one was requeued from (POST /jobs/{id}/requeue).
+    requeued_from: str | None = None
 
 
 class AdmissionStarted(Event, frozen=True, tag="job.admission_started"):
@@ -86,15 +90,23 @@ class FireworksStateObserved(Event, frozen=True, tag="job.fireworks_state_observ
 
 
 class CancelRequested(Event, frozen=True, tag="job.cancel_requested"):
-    """A user asked to cancel a job in PROGRESS; carried out on Fireworks before Cancelled."""
+    """A user (or ftq itself, `by="ftq"`) asked to cancel a job in PROGRESS; carried out on
+    Fireworks before Cancelled. When ftq enforces a runtime limit, `reason` says so and the
+    limit fields record what it saw: the limit, where it came from, when the count began."""
 
     by: str
+    reason: str | None = None
+    limit_minutes: float | None = None
+    limit_source: str | None = None
+    admitted_at: datetime | None = None
 
 
 class Cancelled(Event, frozen=True, tag="job.cancelled"):
     reason: str
     by: str | None = None
     fireworks_state: str | None = None
+    # The job's `error` when ftq cancelled it for a reason of its own (a runtime limit).
+    error: str | None = None
 
 
 class Succeeded(Event, frozen=True, tag="job.succeeded"):
@@ -104,6 +116,21 @@ class Succeeded(Event, frozen=True, tag="job.succeeded"):
 class Failed(Event, frozen=True, tag="job.failed"):
     message: str
     fireworks_state: str | None = None
+
+
+class StuckDetected(Event, frozen=True, tag="job.stuck_detected"):
+    """The job looks stuck on Fireworks (once per episode); flagged, not cancelled."""
+
+    reason: str
+    fireworks_state: str
+    since: datetime
+
+
+class StuckCleared(Event, frozen=True, tag="job.stuck_cleared"):
+    """Fireworks showed a change (state or progress) of a job flagged stuck: the episode ends."""
+
+    fireworks_state: str
+    progress: float | None = None
 
 
 JobEvent = (
@@ -117,4 +144,6 @@ JobEvent = (
     | Cancelled
     | Succeeded
     | Failed
+    | StuckDetected
+    | StuckCleared
 )

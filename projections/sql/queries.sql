@@ -88,6 +88,7 @@ CREATE TEMP TABLE users (LIKE public.users INCLUDING DEFAULTS) ON COMMIT DROP;
 CREATE TEMP TABLE api_keys (LIKE public.api_keys INCLUDING DEFAULTS) ON COMMIT DROP;
 CREATE TEMP TABLE scheduler_state (LIKE public.scheduler_state INCLUDING DEFAULTS) ON COMMIT DROP;
 CREATE TEMP TABLE job_usage (LIKE public.job_usage INCLUDING DEFAULTS) ON COMMIT DROP;
+CREATE TEMP TABLE job_operations (LIKE public.job_operations INCLUDING DEFAULTS) ON COMMIT DROP;
 INSERT INTO pg_temp.scheduler_state (singleton, paused) VALUES (true, false);
 
 -- name: log_in_order
@@ -102,17 +103,18 @@ LIMIT $3;
 
 -- name: lock_projections
 LOCK TABLE public.jobs, public.user_load, public.users, public.api_keys,
-           public.scheduler_state, public.job_usage IN EXCLUSIVE MODE;
+           public.scheduler_state, public.job_usage, public.job_operations IN EXCLUSIVE MODE;
 
 -- name: replace_live
 TRUNCATE public.jobs, public.user_load, public.api_keys, public.users, public.scheduler_state,
-         public.job_usage;
+         public.job_usage, public.job_operations;
 INSERT INTO public.users SELECT * FROM pg_temp.users;
 INSERT INTO public.api_keys SELECT * FROM pg_temp.api_keys;
 INSERT INTO public.jobs SELECT * FROM pg_temp.jobs;
 INSERT INTO public.user_load SELECT * FROM pg_temp.user_load;
 INSERT INTO public.scheduler_state SELECT * FROM pg_temp.scheduler_state;
 INSERT INTO public.job_usage SELECT * FROM pg_temp.job_usage;
+INSERT INTO public.job_operations SELECT * FROM pg_temp.job_operations;
 
 -- name: admission_gate_shared
 -- Taken first (before any write, so before the transaction has an id) by a transaction that
@@ -175,3 +177,23 @@ SELECT grp, count(*)::int, sum(gpu_count * seconds)::float8,
        sum(accelerator_seconds * CASE WHEN whole <= 0 THEN 1.0 ELSE seconds / whole END)::float8,
        sum(estimated_cost * CASE WHEN whole <= 0 THEN 1.0 ELSE seconds / whole END)::float8
 FROM inside GROUP BY grp;
+-- name: upsert_job_operations
+-- A job's operations record (events.domain.operations), columns in table order.
+INSERT INTO job_operations (job_id, max_runtime_minutes, requeued_from, running, admitted_at,
+                            cancel_requested, fireworks_state, fireworks_state_since,
+                            last_change_at, stuck_reason, stuck_since)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (job_id) DO UPDATE SET
+    max_runtime_minutes = excluded.max_runtime_minutes,
+    requeued_from = excluded.requeued_from,
+    running = excluded.running,
+    admitted_at = excluded.admitted_at,
+    cancel_requested = excluded.cancel_requested,
+    fireworks_state = excluded.fireworks_state,
+    fireworks_state_since = excluded.fireworks_state_since,
+    last_change_at = excluded.last_change_at,
+    stuck_reason = excluded.stuck_reason,
+    stuck_since = excluded.stuck_since;
+
+-- name: delete_job_operations
+DELETE FROM job_operations WHERE job_id = $1;

@@ -32,6 +32,8 @@ from service.admission.admit import (
     start,
 )
 from service.admission.leader import Leadership
+from service.admission.limits import STEPS as LIMIT_STEPS
+from service.admission.limits import check_running_jobs
 from service.admission.queue import load_planner_inputs, plan_admissions
 from service.admission.reconcile import reconcile
 from service.capacity import Capacity, CapacityReader, utcnow
@@ -52,17 +54,18 @@ FAULT_ACTION_ENV: Final = "FTQ_FAULT_ACTION"
 def fault_checkpoint_from_env(environ: dict[str, str] | None = None) -> Checkpoint | None:
     """TEST-ONLY crash injection for the e2e reliability suite (tests/e2e/test_replicas.py).
 
-    `FTQ_FAULT_STEP=<one of admit.STEPS>` makes the leader die at that protocol step of its
-    first admission: `FTQ_FAULT_ACTION=exit` (default) ends the process with `os._exit(137)`
-    (as if SIGKILLed: no cleanup, the leader lock goes with the connection), `hang` blocks the
-    admission loop forever (the process stays up holding leadership). Unset in production:
-    then this returns None and the no-op checkpoint is used."""
+    `FTQ_FAULT_STEP=<one of admit.STEPS or limits.STEPS>` makes the leader die at that step
+    (of its first admission, or of its first runtime-limit cancel): `FTQ_FAULT_ACTION=exit`
+    (default) ends the process with `os._exit(137)` (as if SIGKILLed: no cleanup, the leader
+    lock goes with the connection), `hang` blocks the admission loop forever (the process stays
+    up holding leadership). Unset in production: then this returns None and the no-op
+    checkpoint is used."""
     env = os.environ if environ is None else environ
     step = env.get(FAULT_STEP_ENV, "")
     if not step:
         return None
-    if step not in STEPS:
-        raise ValueError(f"{FAULT_STEP_ENV} must be one of {STEPS}, not {step!r}")
+    if step not in STEPS + LIMIT_STEPS:
+        raise ValueError(f"{FAULT_STEP_ENV} must be one of {STEPS + LIMIT_STEPS}, not {step!r}")
     action = env.get(FAULT_ACTION_ENV, "exit")
     if action not in ("exit", "hang"):
         raise ValueError(f"{FAULT_ACTION_ENV} must be 'exit' or 'hang', not {action!r}")
@@ -203,6 +206,7 @@ class AdmissionLoop:
             counts += await reconcile(self._ctx, full=full_reconcile)
             if full_reconcile:
                 self._last_full = time.monotonic()
+                counts += await check_running_jobs(self._ctx, self._settings)
             capacity = await self._admit_planned(counts)
         except Exception as exc:
             log.exception("admission.tick_failed")
@@ -221,7 +225,7 @@ class AdmissionLoop:
             error=error,
         )
         self._last = summary
-        _observe_metrics(summary, counts)
+        _observe_metrics(summary)
         return summary
 
     async def _admit_planned(self, counts: Counter[str]) -> Capacity:
@@ -284,15 +288,11 @@ class AdmissionLoop:
                 return capacity  # quota refused or Fireworks unreachable: end the pass
 
 
-def _observe_metrics(summary: TickSummary, counts: Counter[str]) -> None:
+def _observe_metrics(summary: TickSummary) -> None:
+    """The pass's duration and GPU gauges. Admissions and Fireworks errors are counted where
+    they happen (service.metrics.count_recorded, the Fireworks client), never from a pass's
+    outcomes (which call every observed running job "admitted")."""
     metrics.TICK_SECONDS.observe(summary.duration_ms / 1000)
     metrics.GPUS_QUOTA.set(summary.quota)
     metrics.GPUS_IN_USE.set(summary.in_use)
     metrics.GPUS_AVAILABLE.set(summary.available)
-    for outcome in ("admitted", "returned", "failed", "cancelled", "open"):
-        if counts[outcome]:
-            metrics.ADMISSIONS.labels(outcome=outcome).inc(counts[outcome])
-    if counts["unreachable"] or counts["open"]:
-        metrics.FIREWORKS_ERRORS.labels(kind="transient").inc(
-            counts["unreachable"] + counts["open"]
-        )

@@ -59,17 +59,22 @@ async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
     wants types checked), with each problem as a `details` entry."""
     try:
         raw = msgspec.json.decode(await request.body())
-        if problem := text_problem(raw):
-            raise invalid(f"invalid body: {problem['problem']}", [problem])
-        return msgspec.convert(raw, type_)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        detail = field_detail("", message)
-        raise invalid(f"{detail['field']} {detail['problem']}", [detail]) from None
     except msgspec.DecodeError:
         raise invalid(
             "body is not valid JSON", [{"field": "body", "problem": "invalid JSON"}]
         ) from None
+    return strict_convert(raw, type_)
+
+
+def strict_convert(raw: Any, type_: type[T]) -> T:
+    """Decoded JSON as `type_`, strictly, each problem a `details` entry (400)."""
+    if problem := text_problem(raw):
+        raise invalid(f"invalid body: {problem['problem']}", [problem])
+    try:
+        return msgspec.convert(raw, type_)
+    except msgspec.ValidationError as exc:
+        detail = field_detail("", str(exc))
+        raise invalid(f"{detail['field']} {detail['problem']}", [detail]) from None
 
 
 async def optional_body(request: Request[Any, Any, Any], type_: type[T]) -> T | None:

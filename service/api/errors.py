@@ -240,5 +240,6 @@ ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     405: "METHOD_NOT_ALLOWED",
     409: "INVALID_STATE, IDEMPOTENCY_CONFLICT or CONFLICT (already exists)",
     413: "PAYLOAD_TOO_LARGE",
+    429: "RATE_LIMITED (see Retry-After)",
     503: "UNAVAILABLE",
 }

@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import asyncpg
-import msgspec
 from litestar import Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from events.domain.job_commands import SubmitJob
-from events.store.ids import new_job_id
 from service.api.auth import Caller, CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
 from service.api.errors import ApiError, invalid, not_found
+from service.api.intake import IDEMPOTENCY_KEY, check_payload, submit_command
+from service.api.limits import check_flood_limits
 from service.api.pagination import decode_cursor, encode_cursor, next_link
 from service.api.runtime import Runtime
 from service.api.schemas import CancelResult, JobStatus, JobSubmission, JobView, Kind
-from service.api.validation import payload_problems
 from service.api.views import JobRow, job_row, job_views, row_of_state
 from service.cancellation import CancelOutcome, cancel_job
 from service.sql import QUERIES
 
-IDEMPOTENCY_KEY: Final = r"^[\x20-\x7e]*[\x21-\x7e][\x20-\x7e]*$"
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
@@ -43,12 +39,6 @@ LINK_HEADER: Final = ResponseHeader(
     required=False,
     documentation_only=True,
 )
-
-
-def fingerprint(data: JobSubmission) -> str:
-    """SHA-256 of the canonical body (sorted keys, defaults filled in)."""
-    body = msgspec.json.encode(msgspec.to_builtins(data), order="sorted")
-    return hashlib.sha256(body).hexdigest()
 
 
 async def _visible_job(runtime: Runtime, caller: Caller, job_id: str) -> JobRow:
@@ -88,7 +78,10 @@ async def _replay(runtime: Runtime, caller: Caller, key: str, fp: str) -> Respon
     "/jobs",
     status_code=201,
     summary="Submit a job",
-    responses={**errors(400, 409, 413), **ok(200, JobView, "idempotent retry: the same job")},
+    responses={
+        **errors(400, 409, 413, 429),
+        **ok(200, JobView, "idempotent retry: the same job"),
+    },
     description="201 with the new job; 200 with the earlier job on an idempotent retry.",
 )
 async def submit_job(
@@ -99,27 +92,14 @@ async def submit_job(
     idempotency_key: IdempotencyKey = None,
 ) -> Response[JobView]:
     data = await strict_body(request, JobSubmission)
-    problems = payload_problems(data.kind, data.fireworks_payload)
-    if problems:
-        raise invalid(f"fireworks_payload is not a valid {data.kind} job", problems)
-    fp = None  # what a retry with the same Idempotency-Key must match; none without a key
-    if idempotency_key is not None:
-        fp = fingerprint(data)
+    check_payload(data)
+    command = submit_command(data, caller, datetime.now(UTC), idempotency_key)
+    fp = command.request_fingerprint  # what a retry with the same key must match
+    if idempotency_key is not None and fp is not None:
         earlier = await _replay(runtime, caller, idempotency_key, fp)
         if earlier is not None:
             return earlier
-    command = SubmitJob(
-        at=datetime.now(UTC),
-        job_id=new_job_id(),
-        user_id=caller.user_id,
-        user_email=caller.email,
-        kind=data.kind,
-        display_name=data.display_name,
-        gpu_count=data.gpu_count,
-        fireworks_payload=data.fireworks_payload,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fp,
-    )
+    await check_flood_limits(runtime, caller, 1)
     try:
         state = await runtime.submitter.submit(command, metadata(caller))
     except asyncpg.UniqueViolationError:

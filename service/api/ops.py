@@ -24,6 +24,7 @@ from service.metrics import (
     JOBS_IN_PROGRESS,
     QUEUE_DEPTH,
     SCHEDULER_PAUSED,
+    STUCK_JOBS,
     exposition,
 )
 from service.redaction import redact
@@ -119,6 +120,7 @@ async def metrics(runtime: RuntimeDep) -> Response[bytes]:
             QUEUE_DEPTH.set(await conn.fetchval(QUERIES["api_queue_depth"]))
             JOBS_IN_PROGRESS.set(await conn.fetchval(QUERIES["api_jobs_in_progress"]))
             SCHEDULER_PAUSED.set(1 if await is_paused(conn) else 0)
+            STUCK_JOBS.set(await conn.fetchval(QUERIES["operations_stuck_count"]))
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("metrics.database_unreachable", error_type=type(exc).__name__)
     if runtime.loop is not None:

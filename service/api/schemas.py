@@ -15,6 +15,15 @@ GpuType = Literal["h200", "b200", "h100"]
 
 GpuCount = Annotated[int, Meta(ge=1, le=1024, description="GPUs the job needs (1..1024)")]
 DisplayName = Annotated[str, Meta(max_length=200)]
+MaxRuntimeMinutes = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=43200,
+        description="Runtime limit on Fireworks in minutes from admission (1..43200); past it "
+        "ftq cancels the job. Unset: FTQ_MAX_RUNTIME_HOURS, if the operator set it.",
+    ),
+]
 
 
 class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -27,6 +36,7 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     # Accepted (and ignored) for clients of the old service, which sent it; ftq reads the
     # GPU type from the account's quota.
     gpu_type: GpuType | None = None
+    max_runtime_minutes: MaxRuntimeMinutes | None = None
 
 
 class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -49,6 +59,12 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     cancel_requested: bool = False
     queue_position: int | None = None
     pending_reason: str | None = None
+    max_runtime_minutes: int | None = None
+    # The FAIL/CANCELLED job this one was requeued from (POST /jobs/{id}/requeue).
+    requeued_from: str | None = None
+    # A PROGRESS job that looks stuck on Fireworks (FTQ_STUCK_MINUTES, FTQ_STALLED_MINUTES).
+    stuck: bool = False
+    stuck_reason: str | None = None
 
 
 class CancelResult(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -21,6 +21,7 @@ from service.api.batching import SharedRun
 from service.api.runtime import Runtime
 from service.api.schemas import JobView
 from service.redaction import redact
+from service.sql import QUERIES
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +53,10 @@ class JobRow(msgspec.Struct, frozen=True):
     cancel_requested_by: str | None
     user_id: str
     request_fingerprint: str | None
+    # From `job_operations` (NULL when the job has no row there).
+    max_runtime_minutes: int | None = None
+    requeued_from: str | None = None
+    stuck_reason: str | None = None
 
 
 def job_row(record: asyncpg.Record | Sequence[Any]) -> JobRow:
@@ -78,6 +83,9 @@ def row_of_state(state: JobState) -> JobRow:
         cancel_requested_by=state.cancel_requested_by,
         user_id=state.user_id,
         request_fingerprint=state.request_fingerprint,
+        max_runtime_minutes=state.max_runtime_minutes,
+        requeued_from=state.requeued_from,
+        stuck_reason=state.stuck_reason,
     )
 
 
@@ -112,6 +120,9 @@ class PlanSnapshot(msgspec.Struct):
     build_s: float = 0.0
     policy: str = "strict-fifo"
     end: PlanEnd | None = None
+    # The jobs in PROGRESS when the plan was read: a QUEUED row the plan does not know but
+    # this does left the queue before the plan read it (admitted just after its submit).
+    in_progress: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.end is None:
@@ -182,32 +193,38 @@ def _refresh_in_background(runtime: Runtime) -> None:
         plans.start()
 
 
-async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> Placement:
+async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> tuple[Placement, set[str]]:
     """Placements of the QUEUED `rows` (read before this call) from a recent plan (at most
-    `fresh_for_s` old). A single row that plan does not know is a job committed after it was
-    made (typically one this request has just submitted): being the newest, it goes last, so
-    it is placed from that plan without planning again (`PlanSnapshot.place_new`). With
-    several unknown rows the placements come from a plan made after this call."""
+    `fresh_for_s` old), and the rows that plan shows already admitted. A single row that plan
+    does not know is a job committed after it was made (typically one this request has just
+    submitted): being the newest, it goes last, so it is placed from that plan without
+    planning again (`PlanSnapshot.place_new`) — unless the plan has it in PROGRESS: read
+    after the job's own admission (a cold plan made after the submit), it would count the
+    job against itself ("you already have a job in PROGRESS"). With several unknown rows the
+    placements come from a plan made after this call."""
     queued = [r for r in rows if r.state == "QUEUED"]
     if not queued:
-        return {}
+        return {}, set()
     snapshot = await _recent(runtime)
     known = snapshot.placement
     out: Placement = {}
     unknown: list[JobRow] = []
     for r in queued:
         placed = known.get(r.id)
-        if placed is None:
-            unknown.append(r)
-        else:
+        if placed is not None:
             out[r.id] = placed
+        elif r.id not in snapshot.in_progress:
+            unknown.append(r)
+    admitted = {r.id for r in queued if r.id in snapshot.in_progress and r.id not in known}
     if not unknown:
-        return out
+        return out, admitted
     if len(unknown) == 1:
         r = unknown[0]
         out[r.id] = snapshot.place_new(QueuedJob(r.id, r.user_id, r.created_at, r.gpu_count))
-        return out
-    return await placements(runtime)
+        return out, admitted
+    fresh = await _fresh(runtime)
+    admitted |= {r.id for r in unknown if r.id in fresh.in_progress}
+    return fresh.placement, admitted
 
 
 async def _plan_now(runtime: Runtime) -> PlanSnapshot:
@@ -226,6 +243,7 @@ async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         queue = await load_queue(conn)
         inputs = await load_planner_inputs(conn, settings.user_cap)
+        in_progress = frozenset(r[0] for r in await conn.fetch(QUERIES["progress_job_ids"]))
     load, paused = inputs.load, inputs.paused
     # In a thread: planning a long queue and indexing its placements take milliseconds of CPU
     # (100k queued: about 0.1 s), and on the event loop every request in flight would wait
@@ -234,7 +252,9 @@ async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
         _plan_placed, queue, load, available, settings.policy, paused
     )
     build_s = time.monotonic() - taken_at
-    return PlanSnapshot(plan, load, paused, out, taken_at, build_s, settings.policy)
+    return PlanSnapshot(
+        plan, load, paused, out, taken_at, build_s, settings.policy, in_progress=in_progress
+    )
 
 
 def _plan_placed(
@@ -252,6 +272,7 @@ def _plan_placed(
 
 def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
     position, reason = (None, None)
+    stuck_reason = row.stuck_reason if row.state == "PROGRESS" else None
     if row.state == "QUEUED" and placement is not None:
         position, reason = placement.get(row.id, (None, None))
     return JobView(
@@ -272,11 +293,22 @@ def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
         cancel_requested=row.cancel_requested_by is not None and row.state == "PROGRESS",
         queue_position=position,
         pending_reason=reason,
+        max_runtime_minutes=row.max_runtime_minutes,
+        requeued_from=row.requeued_from,
+        stuck=stuck_reason is not None,
+        stuck_reason=stuck_reason,
     )
 
 
 async def job_views(runtime: Runtime, rows: Iterable[JobRow]) -> list[JobView]:
     """Views of rows read *before* this call (placements: see `row_placements`)."""
     rows = list(rows)
-    placement = await row_placements(runtime, rows)
+    placement, admitted = await row_placements(runtime, rows)
+    if admitted:  # read QUEUED, admitted since: show them as they are now
+        rows = [await _reread(runtime, r) if r.id in admitted else r for r in rows]
     return [job_view(r, placement) for r in rows]
+
+
+async def _reread(runtime: Runtime, row: JobRow) -> JobRow:
+    record = await runtime.pool.fetchrow(QUERIES["api_job_by_id"], row.id)
+    return row if record is None else job_row(record)

@@ -21,7 +21,14 @@ from rich.text import Text
 from events.domain.rejections import CommandRejected
 from events.store.migrations import MigrationEdited
 from service.api.errors import public_code
-from service.database import create_pool, migrate, resolve_database_url, stop_embedded
+from service.database import (
+    create_pool,
+    describe_url,
+    migrate,
+    resolve_database_url,
+    stop_embedded,
+)
+from service.demo_dir import running_demo
 from service.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -111,12 +118,31 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         fail(f"database: {type(exc).__name__}: {exc}")
 
 
+def which_database(settings: Settings) -> tuple[str, str]:
+    """The URL a command opens and a line saying which database that is: DATABASE_URL; else
+    the database of the `ftq demo` running on the data directory; else the embedded server
+    (started, or shared with another process)."""
+    if settings.database_url:
+        return settings.database_url, f"{describe_url(settings.database_url)} (DATABASE_URL)"
+    demo = running_demo(settings.data_dir)
+    if demo is not None and demo.database_url:
+        return demo.database_url, (
+            f"{describe_url(demo.database_url)}: the running ftq demo's (port {demo.port}, "
+            f"pid {demo.pid}), as DATABASE_URL is not set"
+        )
+    pg = settings.data_dir / "pg"
+    url = resolve_database_url(None, pg)
+    return url, (
+        f"{describe_url(url)}: embedded PostgreSQL in {pg}, as DATABASE_URL is not set "
+        "and no ftq demo is running"
+    )
+
+
 @asynccontextmanager
 async def database(settings: Settings, *, migrated: bool = True) -> AsyncIterator[asyncpg.Pool]:
-    """A small pool on DATABASE_URL (or the embedded server), migrated unless told not to."""
-    url = await asyncio.to_thread(
-        resolve_database_url, settings.database_url, settings.data_dir / "pg"
-    )
+    """A small pool on `which_database` (said on stderr), migrated unless told not to."""
+    url, which = await asyncio.to_thread(which_database, settings)
+    note(f"using {which}")
     try:
         pool = await create_pool(url, min_size=1, max_size=2)
         try:

@@ -1,4 +1,4 @@
-"""Client commands over the HTTP API: submit, jobs, show, cancel, queue, capacity.
+"""Client commands over the HTTP API: submit, jobs, show, cancel, requeue, queue, capacity.
 
 Configured by FTQ_URL (default http://127.0.0.1:8000) and SFTQ_API_KEY, or --url/--key.
 API errors print `CODE: message` from the error body and exit 1 (2 for a refused input).
@@ -10,10 +10,12 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 import typer
+from rich.text import Text
 
-from service.cli.app import Failure, app, fail, note, out, run, table
-from service.cli.http import DEFAULT_URL, Key, Url, api
+from service.cli.app import Failure, app, err, fail, note, out, run, table
+from service.cli.http import DEFAULT_URL, Key, Url, api, error_text
 
 
 def _read_body(path: Path) -> Any:
@@ -38,22 +40,68 @@ def _pct(value: Any) -> str:
     return "" if value is None else f"{float(value):.0f}%"
 
 
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if str(path) == "-":
+            return typer.get_binary_stream("stdin").read()
+        return path.read_bytes()
+    except OSError as exc:
+        raise Failure(f"cannot read {path}: {exc.strerror or exc}", 2) from None
+
+
 @app.command()
 def submit(
-    file: Annotated[Path, typer.Argument(help="JSON body of POST /jobs (`-`: stdin).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE...",
+            help="JSON body of POST /jobs, or a JSON array of them (`-`: stdin). "
+            "Several files, or an array, go in one batch (POST /jobs/batch).",
+        ),
+    ],
+    ndjson: Annotated[
+        bool, typer.Option("--ndjson", help="FILE is NDJSON, one job per line: one batch.")
+    ] = False,
+    atomic: Annotated[
+        bool, typer.Option(help="A batch is all or nothing: one bad item and none is created.")
+    ] = False,
     idempotency_key: Annotated[
-        str | None, typer.Option(help="Retries with the same key return the same job.")
+        str | None,
+        typer.Option(
+            help="Retries with the same key return the same job (one job only; "
+            "in a batch, give each item its own `idempotency_key`)."
+        ),
     ] = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
 ) -> None:
-    """Submit a job: FILE is `{kind, fireworks_payload, gpu_count?, display_name?}`.
-    Exit 2 for an unreadable file or a body the API refuses (every problem is printed)."""
+    """Submit a job: FILE is `{kind, fireworks_payload, gpu_count?, display_name?}`; or many
+    jobs in one batch. Exit 2 for an unreadable file or a body the API refuses (every problem
+    is printed); for a batch, 2 when an item was refused, 1 when one failed otherwise."""
     try:
-        body = _read_body(file)
+        if ndjson:
+            if len(files) != 1:
+                raise Failure("--ndjson takes one FILE", 2)
+            _submit_batch(url, key, None, _read_bytes(files[0]), atomic, as_json)
+            return
+        bodies = [_read_body(path) for path in files]
     except Failure as exc:
         fail(exc.message, exc.code)
+    if len(bodies) == 1 and isinstance(bodies[0], dict):
+        _submit_one(url, key, bodies[0], idempotency_key, as_json)
+        return
+    if idempotency_key is not None:
+        fail("--idempotency-key is for one job; give each batch item an `idempotency_key`", 2)
+    items: list[Any] = []
+    for body in bodies:
+        items.extend(body if isinstance(body, list) else [body])
+    _submit_batch(url, key, items, None, atomic, as_json)
+
+
+def _submit_one(
+    url: str, key: str | None, body: Any, idempotency_key: str | None, as_json: bool
+) -> None:
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
 
     async def go() -> Any:
@@ -65,6 +113,47 @@ def submit(
         print_json(job)
         return
     out.print(f"{job['id']} {job['state']}")
+
+
+def _submit_batch(
+    url: str,
+    key: str | None,
+    items: list[Any] | None,
+    lines: bytes | None,
+    atomic: bool,
+    as_json: bool,
+) -> None:
+    """POST /jobs/batch with `items` (a JSON array) or `lines` (NDJSON); one line per item."""
+    path = "/jobs/batch?atomic=true" if atomic else "/jobs/batch"
+
+    async def go() -> Any:
+        async with api(url, key) as client:
+            if lines is not None:
+                return (
+                    await client.call(
+                        "POST", path, content=lines, content_type="application/x-ndjson"
+                    )
+                )[1]
+            return (await client.call("POST", path, body=items))[1]
+
+    results = run(go())
+    if as_json:
+        print_json(results)
+    worst = 0
+    for result in results:
+        job, error = result.get("job"), result.get("error")
+        if job is None:
+            worst = max(worst, 2 if result["status"] in (400, 413) else 1)
+        if as_json:
+            continue
+        if job is not None:
+            again = " (already submitted)" if result["status"] == 200 else ""
+            out.print(f"{result['index']} {job['id']} {job['state']}{again}")
+        else:
+            text = error_text(result["status"], msgspec.json.encode({"error": error}))
+            err.print(Text(f"{result['index']} {text}", style="red"))
+    if worst:
+        raise typer.Exit(worst)
 
 
 @app.command()
@@ -150,6 +239,27 @@ def cancel(
         out.print(f"{result['id']} {result['state']}")
     if status == 202:
         note("Fireworks could not be reached; the cancel is recorded and will be carried out")
+
+
+@app.command()
+def requeue(
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="A FAIL or CANCELLED job's id.")],
+    as_json: AsJson = False,
+    url: Url = DEFAULT_URL,
+    key: Key = None,
+) -> None:
+    """Submit a failed or cancelled job again: a new job, same payload, at the back of the
+    queue (prints the new job's id and state)."""
+
+    async def go() -> Any:
+        async with api(url, key) as client:
+            return (await client.call("POST", f"/jobs/{job_id}/requeue"))[1]
+
+    job = run(go())
+    if as_json:
+        print_json(job)
+        return
+    out.print(f"{job['id']} {job['state']} (requeued from {job.get('requeued_from')})")
 
 
 @app.command()

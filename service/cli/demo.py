@@ -23,6 +23,7 @@ from service import directory
 from service.cli.app import actor, app, fail, settings_or_exit
 from service.cli.serve import GRACE_SECONDS
 from service.database import create_pool, migrate, resolve_database_url, stop_embedded
+from service.demo_dir import DemoBusy, DemoClaim, DemoRecord, claim
 from service.settings import Settings
 
 DEMO_USERS: Final = (
@@ -102,7 +103,7 @@ def _banner(api: str, sim: str, s: Settings, data: Path, keys: list[tuple[str, s
 
 
 async def _run(demo: Demo, base: Settings, sock: socket.socket, quota: int, job_seconds: float,
-               exit_after: float | None) -> None:  # fmt: skip
+               exit_after: float | None, held: DemoClaim) -> None:  # fmt: skip
     from service.app import create_app  # noqa: PLC0415 - heavy; only serving needs it
     from service.fireworks.simulator import run_simulator  # noqa: PLC0415
 
@@ -132,6 +133,7 @@ async def _run(demo: Demo, base: Settings, sock: socket.socket, quota: int, job_
             await asyncio.sleep(0.05)
         if server.started:
             api = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+            held.record(DemoRecord(pid=os.getpid(), port=port, api=api, database_url=url))
             print(_banner(api, sim.base_url, settings, data, keys), flush=True)
         if exit_after is not None:
             asyncio.get_running_loop().call_later(exit_after, setattr, server, "should_exit", True)
@@ -154,15 +156,27 @@ def demo(
     base = settings_or_exit()
     quiet = base.log_level if os.environ.get("FTQ_LOG_LEVEL") else "warning"
     base = msgspec.structs.replace(base, log_format="console", log_level=quiet)
+    try:  # before anything touches the directory: another demo may be using its database
+        held = claim(base.data_dir)
+    except DemoBusy as exc:
+        fail(str(exc))
+    try:
+        _serve(base, host, port, quota, job_seconds, exit_after, held)
+    finally:
+        held.release()
+    print("ftq demo stopped", flush=True)
+
+
+def _serve(base: Settings, host: str, port: int, quota: int, job_seconds: float,
+           exit_after: float | None, held: DemoClaim) -> None:  # fmt: skip
     sock = _bind(host, port)
     state = Demo()
     previous = {sig: signal.signal(sig, state.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a demo ends
-            asyncio.run(_run(state, base, sock, quota, job_seconds, exit_after))
+            asyncio.run(_run(state, base, sock, quota, job_seconds, exit_after, held))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sock.close()
         stop_embedded()
-    print("ftq demo stopped", flush=True)

@@ -80,10 +80,17 @@ class Api:
         body: Any = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        content_type: str = "application/json",
     ) -> tuple[int, Any]:
-        """(status, decoded JSON) of a 2xx answer; anything else raises `Failure`."""
-        data = None if body is None else msgspec.json.encode(body)
-        sent = {"Content-Type": "application/json"} if data is not None else {}
+        """(status, decoded JSON) of a 2xx answer; anything else raises `Failure`. The body is
+        `body` as JSON, or `content` as it is."""
+        data = (
+            content
+            if content is not None
+            else (None if body is None else msgspec.json.encode(body))
+        )
+        sent = {"Content-Type": content_type} if data is not None else {}
         try:
             async with self.session.request(
                 method,

@@ -11,7 +11,9 @@ import aiohttp
 import msgspec
 import structlog
 
-from .errors import NotFound, Rejected, Transient, classify
+from service.metrics import count_fireworks_error
+
+from .errors import FireworksError, NotFound, Rejected, Transient, classify, error_kind
 from .kinds import COLLECTION, ID_PARAM, KINDS, LIST_KEY, Kind
 from .models import FireworksJob, Quota
 
@@ -178,6 +180,23 @@ class FireworksClient:
         all_headers = {**self._auth, **(headers or {})}
         if data is not None:
             all_headers["Content-Type"] = "application/json"
+        try:
+            return await self._exchange(
+                method, full_path, params, data, all_headers, requested_gpus
+            )
+        except FireworksError as exc:
+            count_fireworks_error(error_kind(exc))
+            raise
+
+    async def _exchange(
+        self,
+        method: str,
+        full_path: str,
+        params: Mapping[str, str] | None,
+        data: bytes | None,
+        all_headers: dict[str, str],
+        requested_gpus: int | None,
+    ) -> dict[str, Any]:
         try:
             async with self._session.request(
                 method,

@@ -55,6 +55,24 @@ class Transient(FireworksError):
         self.retry_after = retry_after
 
 
+def error_kind(exc: FireworksError) -> str:
+    """The metric label of an error: quota, not_found, already_exists, unauthenticated,
+    rejected or transient."""
+    match exc:
+        case QuotaExhausted():
+            return "quota"
+        case NotFound():
+            return "not_found"
+        case AlreadyExists():
+            return "already_exists"
+        case Unauthenticated():
+            return "unauthenticated"
+        case Rejected():
+            return "rejected"
+        case _:
+            return "transient"
+
+
 def error_message(body_text: str) -> str:
     """Fireworks' message from an error body: `message`, `error.message`, `error`, raw text."""
     try:

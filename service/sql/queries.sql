@@ -13,6 +13,10 @@ LEFT JOIN (
     FULL JOIN (SELECT id, cap FROM users WHERE cap IS NOT NULL) AS c ON c.id = l.user_id
 ) AS u ON true;
 
+-- name: progress_job_ids
+-- The jobs in PROGRESS (few: bounded by the GPUs), for the API's plan snapshots.
+SELECT id::text FROM jobs WHERE state = 'PROGRESS';
+
 -- name: scheduler_paused
 SELECT paused FROM scheduler_state;
 
@@ -47,23 +51,28 @@ FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.created_at;
 
 -- name: api_job_by_id
 SELECT id::text, kind, state, display_name, gpu_count, created_at, started_at, completed_at,
-       error, fireworks_job_name, fireworks_state, progress, user_email,
-       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint
-FROM jobs WHERE id = $1::uuid;
+       error, fireworks_job_name, jobs.fireworks_state, progress, user_email,
+       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint,
+       o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason
+FROM jobs LEFT JOIN job_operations o ON o.job_id = jobs.id
+WHERE id = $1::uuid;
 
 -- name: api_job_by_idempotency_key
 SELECT id::text, kind, state, display_name, gpu_count, created_at, started_at, completed_at,
-       error, fireworks_job_name, fireworks_state, progress, user_email,
-       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint
-FROM jobs WHERE user_id = $1::uuid AND idempotency_key = $2;
+       error, fireworks_job_name, jobs.fireworks_state, progress, user_email,
+       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint,
+       o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason
+FROM jobs LEFT JOIN job_operations o ON o.job_id = jobs.id
+WHERE user_id = $1::uuid AND idempotency_key = $2;
 
 -- name: api_jobs_page
 -- $1 user id (NULL: all), $2 state, $3 kind, $4 user email or id (admin filter),
 -- $5/$6 cursor (created_at, id) of the last row of the previous page, $7 limit.
 SELECT id::text, kind, state, display_name, gpu_count, created_at, started_at, completed_at,
-       error, fireworks_job_name, fireworks_state, progress, user_email,
-       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint
-FROM jobs
+       error, fireworks_job_name, jobs.fireworks_state, progress, user_email,
+       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint,
+       o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason
+FROM jobs LEFT JOIN job_operations o ON o.job_id = jobs.id
 WHERE ($1::uuid IS NULL OR user_id = $1::uuid)
   AND ($2::text IS NULL OR state = $2::text)
   AND ($3::text IS NULL OR kind = $3::text)

@@ -31,6 +31,8 @@ LABELS: Final = {
     "job.cancelled": "Cancelled",
     "job.succeeded": "Succeeded",
     "job.failed": "Failed",
+    "job.stuck_detected": "Looks stuck on Fireworks",
+    "job.stuck_cleared": "Moving again on Fireworks",
 }
 _DETAIL_KEYS: Final = ("state", "progress", "reason", "by", "error", "fireworks_job_name")
 

@@ -143,7 +143,7 @@ METRIC_NAMES = [
     "ftq_http_requests_total", "ftq_http_request_seconds", "ftq_queue_depth", "ftq_gpus_quota",
     "ftq_gpus_in_use", "ftq_gpus_available", "ftq_jobs_in_progress", "ftq_admissions_total",
     "ftq_fireworks_errors_total", "ftq_tick_seconds", "ftq_stream_clients", "ftq_is_leader",
-    "ftq_scheduler_paused",
+    "ftq_scheduler_paused", "ftq_jobs_finished_total",
 ]  # fmt: skip
 
 

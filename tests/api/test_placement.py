@@ -6,13 +6,20 @@ replica within the snapshot's freshness window are not counted ahead until the n
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import asyncpg
+import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from events.domain.job_commands import StartAdmission
+from events.domain.job_events import AdmissionReason
 from service.admission.plan import Load, QueuedJob, plan
+from service.api import views
 from service.api.views import PlanSnapshot
-from tests.api.conftest import Users, bearer, sft
+from service.commands import run_job_command
+from tests.api.conftest import META, Users, bearer, sft
 
 Client = AsyncTestClient[Litestar]
 
@@ -82,3 +89,42 @@ def test_a_snapshot_of_a_long_queue_serves_longer() -> None:
     slow = PlanSnapshot(plan([], load, 8), load, False, {}, 0.0, build_s=0.05)
     very_slow = PlanSnapshot(plan([], load, 8), load, False, {}, 0.0, build_s=5.0)
     assert (quick.fresh_for_s, slow.fresh_for_s, very_slow.fresh_for_s) == (0.2, 1.0, 2.0)
+
+
+async def _admit_every_queued_job(pool: asyncpg.Pool) -> None:
+    """What the admission loop does a few ms after a submit wakes it: AdmissionStarted (on
+    the app's own pool: the test client runs the app on a loop of its own)."""
+    for (job_id,) in await pool.fetch("SELECT id::text FROM jobs WHERE state = 'QUEUED'"):
+        reason = AdmissionReason(policy="strict-fifo", quota=8, in_use=0, available=8,
+                                 queue_position=1)  # fmt: skip
+        start = StartAdmission(
+            at=datetime.now(UTC), fireworks_job_id=job_id, fireworks_job_name=f"x/{job_id}",
+            reason=reason,
+        )  # fmt: skip
+        await run_job_command(pool, job_id, start, META)
+
+
+@pytest.mark.parametrize("warm", [False, True])
+async def test_a_plan_taken_after_the_jobs_own_admission_never_counts_it_against_itself(
+    app_client: Client, users: Users, monkeypatch: pytest.MonkeyPatch, warm: bool,
+) -> None:  # fmt: skip
+    """Regression (issue 13 item 9): the first submit came back QUEUED, position 1, "you
+    already have a job in PROGRESS", that job being itself: the plan its placement came from
+    (a cold one, made after the submit) was read after the loop had admitted it."""
+    if warm:  # a plan exists, but too old to serve: the submit's placement makes a new one
+        await app_client.get("/queue", headers=bearer(users.admin))
+        monkeypatch.setattr(views, "MAX_STALE_S", 0.0)
+        monkeypatch.setattr(views, "STALE_PER_BUILD", 0.0)
+    measured = views.available_gpus
+
+    async def admitted_before_the_plan_reads(conn: Any, runtime: Any) -> int:
+        await _admit_every_queued_job(runtime.pool)  # the race: the loop admits, the plan reads
+        return await measured(conn, runtime)
+
+    monkeypatch.setattr(views, "available_gpus", admitted_before_the_plan_reads)
+    r = await app_client.post("/jobs", json=sft(), headers=bearer(users.alice))
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert "PROGRESS" not in (job.get("pending_reason") or ""), job
+    shown = (job["state"], job.get("queue_position"), job.get("pending_reason"))
+    assert shown == ("PROGRESS", None, None), job  # as it is now: admitted

@@ -33,10 +33,28 @@ SFT_JOB: dict[str, Any] = {
 }
 
 
+_handed_out = [0]  # ports taken from FTQ_TEST_PORTS so far
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free local port; from the range `FTQ_TEST_PORTS=low-high` when set (several people
+    sharing one machine), taken in turn so no port is handed out twice in a row."""
+    span = os.environ.get("FTQ_TEST_PORTS", "")
+    if not span:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    low, high = (int(part) for part in span.split("-", 1))
+    for _ in range(high - low + 1):
+        port = low + (_handed_out[0] % (high - low + 1))
+        _handed_out[0] += 1
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in FTQ_TEST_PORTS={span}")
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -20,6 +21,24 @@ async def test_migrate_twice_applies_nothing_the_second_time(env: Env, empty_db_
     second = await db.run("migrate")
     assert second.code == 0, second.err
     assert second.out.strip() == "up to date"
+
+
+async def test_commands_say_which_database_they_opened_never_its_password(
+    env: Env, db_url: str
+) -> None:
+    parts = urlsplit(db_url)
+    assert parts.password is None  # the test server trusts local connections
+    netloc = f"{parts.username}:s3cret@{parts.hostname}:{parts.port}"
+    secret_url = urlunsplit(parts._replace(netloc=netloc))
+    for args in (("users", "list"), ("replay",), ("audit",), ("migrate",)):
+        result = await env.with_(DATABASE_URL=secret_url).run(*args)
+        assert result.code == 0, result.err
+        said = f"database {parts.path.lstrip('/')} on {parts.hostname}:{parts.port}"
+        assert f"using {said} as {parts.username} (DATABASE_URL)" in result.err, result.err
+        assert "s3cret" not in result.err + result.out
+    fallback = await env.run("users", "list")
+    assert fallback.code == 0, fallback.err
+    assert "embedded PostgreSQL in" in fallback.err and "no ftq demo is running" in fallback.err
 
 
 async def test_migrate_and_serve_refuse_an_edited_applied_migration(env: Env, db_url: str) -> None:

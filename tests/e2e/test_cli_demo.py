@@ -46,3 +46,38 @@ async def test_demo_exit_after_stops_by_itself(env: Env) -> None:
 
 async def _exited(code: int | None) -> bool:
     return code is not None
+
+
+async def test_a_second_demo_refuses_and_leaves_the_running_one_alone(env: Env) -> None:
+    first = await env.start("demo", "--port", "0", "--exit-after", "100")
+
+    async def banner() -> bool:
+        return "ftq demo is running" in first.out
+
+    await wait_for(banner, "the first demo's banner", first, timeout=60)
+    url = re.search(r"API\s+(http://\S+)", first.out)
+    alice = re.search(r"alice@demo\.ftq\s+(sftq_\S+)", first.out)
+    assert url is not None and alice is not None
+    port = url[1].rsplit(":", 1)[1]
+
+    second = await env.run("demo", "--port", "0", "--exit-after", "3", timeout=60)
+    assert second.code == 1, second.err
+    lines = second.err.strip().splitlines()
+    assert len(lines) == 1 and f"port {port}" in lines[0], second.err
+    assert "Traceback" not in second.err
+
+    assert (await http("GET", f"{url[1]}/readyz"))[0] == 200
+    status, jobs = await http("GET", f"{url[1]}/jobs", alice[1])
+    assert status == 200, jobs
+
+    # With no DATABASE_URL, commands find the running demo's database, and say so.
+    users = await env.run("users", "list")
+    assert users.code == 0, users.err
+    assert "alice@demo.ftq" in users.out
+    assert f"the running ftq demo's (port {port}" in users.err
+    audited = await env.run("audit")
+    assert audited.code == 0 and "no invariant broken" in audited.out, audited.err
+    assert await first.stop(signal.SIGINT) == 0, first.err
+
+    again = await env.run("demo", "--port", "0", "--exit-after", "1", timeout=60)
+    assert again.code == 0, again.err  # the lock died with the first demo

@@ -313,3 +313,29 @@ async def test_the_admission_gate_holds_back_only_what_frees_a_slot(env: Env) ->
         "SELECT type FROM events WHERE position > $1 ORDER BY position", held_at
     )
     assert sorted(r[0] for r in after) == ["job.cancelled", "user.cap_set"]
+
+
+async def test_a_cancelled_running_job_shows_the_fireworks_state_seen_at_cancel_time(
+    env: Env,
+) -> None:
+    """Regression (issue 13 item 10): a cancelled job kept `JOB_STATE_PENDING, 7 %`."""
+    from service.cancellation import cancel_job  # noqa: PLC0415
+
+    job = await env.submit(gpus=2)
+    loop = env.loop()
+    await loop.tick()
+    env.sim.advance(100)
+    await loop.tick()
+    before = await env.row(job)
+    assert before["state"] == "PROGRESS" and before["fireworks_state"] is not None
+    outcome = await cancel_job(env.pool, env.client, job, "u@example.com", META, clock=env.clock)
+    assert outcome.carried_out
+    row = await env.row(job)
+    assert row["state"] == "CANCELLED"
+    assert row["fireworks_state"] in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"), row
+    recorded = await env.pool.fetchval(
+        "SELECT data->>'fireworks_state' FROM events WHERE stream_id = $1"
+        " AND type = 'job.cancelled'",
+        job,
+    )
+    assert recorded == row["fireworks_state"]

@@ -14,12 +14,20 @@ INSERT INTO jobs (id, user_id, user_email, kind, state, gpu_count, fireworks_pay
 VALUES ($1, $2, $3, 'SFT', $4, $5, '{}'::jsonb, now() - $6::text::interval,
         now() - $7::text::interval, now() - $8::text::interval, 1, 0)
 """
+# The GPU-hours chart reads the accounting projection (the figures of GET /usage).
+_USAGE = """
+INSERT INTO job_usage (job_id, user_id, user_email, kind, gpu_count, admitted_at, completed_at)
+SELECT id, user_id, user_email, kind, gpu_count, started_at, completed_at
+FROM jobs WHERE id = $1 AND started_at IS NOT NULL
+"""
 A, B = str(uuid.uuid4()), str(uuid.uuid4())
 
 
 async def _job(pool: asyncpg.Pool, user: str, state: str, gpus: int, *ago: str | None) -> None:
     email = "a@x" if user == A else "b@x"
-    await pool.execute(_JOB, uuid.uuid4(), user, email, state, gpus, *ago)
+    job = uuid.uuid4()
+    await pool.execute(_JOB, job, user, email, state, gpus, *ago)
+    await pool.execute(_USAGE, job)
 
 
 def test_running_sums_start_from_before_the_range_and_skip_the_future() -> None:

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 SETTINGS = frozenset(ENV_NAMES.values())
-SECRET_SETTINGS = frozenset({"DATABASE_URL", "FIREWORKS_API_KEY"})
+SECRET_SETTINGS = frozenset({"DATABASE_URL", "FIREWORKS_API_KEY", "FTQ_SECRET_KEY"})
 # Variables a deploy file may set that are not ftq settings (Python/pip runtime knobs).
 RUNTIME_ENV = frozenset(
     {
@@ -49,6 +49,7 @@ METRICS = frozenset(
         "ftq_gpus_available",
         "ftq_jobs_in_progress",
         "ftq_admissions_total",
+        "ftq_jobs_finished_total",
         "ftq_fireworks_errors_total",
         "ftq_tick_seconds",
         "ftq_stream_clients",

@@ -32,3 +32,16 @@ async def test_hang_fires_only_at_its_step() -> None:
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.2):
             await hook("created", "job")
+
+
+async def test_the_runtime_limit_cancel_step_is_a_fault_step() -> None:
+    """`FTQ_FAULT_STEP=runtime_cancel_decided`: the leader dies after recording a runtime-limit
+    decision and before telling Fireworks (tests/integration/test_runtime_limits.py)."""
+    hook = fault_checkpoint_from_env(
+        {"FTQ_FAULT_STEP": "runtime_cancel_decided", "FTQ_FAULT_ACTION": "hang"}
+    )
+    assert hook is not None
+    await hook("created", "job")  # another step: returns at once
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await hook("runtime_cancel_decided", "job")

@@ -300,3 +300,20 @@ def test_admission_started_is_the_only_way_into_progress() -> None:
         AdmissionStarted(at=at(1), fireworks_job_id="f", fireworks_job_name="n", reason=REASON),
     )
     assert state.status == "PROGRESS"
+
+
+def test_a_finished_job_never_keeps_a_live_looking_fireworks_state() -> None:
+    """Regression (issue 13 item 10): a PROGRESS job cancelled at 7 % still showed
+    JOB_STATE_PENDING. A finish with no newer Fireworks state clears a live one; one seen at
+    cancel time (CANCELLING) or a final one is kept; the last progress stays, as history."""
+    pending = (*CANCEL_ASKED, ObserveFireworks(at=at(4), fireworks_state="JOB_STATE_PENDING",
+                                               progress=7.0))  # fmt: skip
+    confirmed = given(*pending, ConfirmCancelled(at=at(5)))
+    assert (confirmed.status, confirmed.fireworks_state) == ("CANCELLED", None)
+    assert confirmed.progress == 7.0
+    gone = given(*RUNNING, FireworksJobGone(at=at(9)))
+    assert (gone.status, gone.fireworks_state) == ("CANCELLED", None)
+    seen = given(*pending, ConfirmCancelled(at=at(5), fireworks_state="JOB_STATE_CANCELLING"))
+    assert seen.fireworks_state == "JOB_STATE_CANCELLING"
+    failed = given(*RUNNING, ObserveFireworks(at=at(6), fireworks_state="JOB_STATE_FAILED"))
+    assert failed.fireworks_state == "JOB_STATE_FAILED"

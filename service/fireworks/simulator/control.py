@@ -101,3 +101,30 @@ def add_control_routes(app: web.Application, sim: Simulator) -> None:
     app.router.add_delete("/_sim/jobs/{job_id}", delete_job)
     app.router.add_post("/_sim/external-jobs", external_job)
     app.router.add_post("/_sim/clock/advance", advance_clock)
+    _add_park_routes(app, sim)
+
+
+def _add_park_routes(app: web.Application, sim: Simulator) -> None:
+    """`POST /_sim/jobs/{id}/park {"state": "PENDING"}` holds a job in a state (progress
+    frozen); `DELETE` of the same path lets it go on from there (the stuck-job tests)."""
+
+    async def park(request: web.Request) -> web.Response:
+        body = await _body(request)
+        state = str(body.get("state") or "JOB_STATE_PENDING")
+        if not state.startswith("JOB_STATE_"):
+            state = f"JOB_STATE_{state}"
+        try:
+            sim.state.park(request.match_info["job_id"], state)
+        except SimError as exc:
+            return _problem(exc.http_status, exc.message)
+        return web.json_response({"id": request.match_info["job_id"], "state": state})
+
+    async def release(request: web.Request) -> web.Response:
+        try:
+            sim.state.release(request.match_info["job_id"])
+        except SimError as exc:
+            return _problem(exc.http_status, exc.message)
+        return web.json_response({"id": request.match_info["job_id"]})
+
+    app.router.add_post("/_sim/jobs/{job_id}/park", park)
+    app.router.add_delete("/_sim/jobs/{job_id}/park", release)

@@ -130,6 +130,7 @@ class Simulator:
             ],
             "create_requests": dict(self.state.create_requests),
             "jobs_created": dict(self.state.jobs_created),
+            "cancel_requests": dict(self.state.cancel_requests),
             "faults": self.faults.snapshot(),
             "serve_sft_dpo_cancel": self.config.serve_sft_dpo_cancel,
         }

@@ -69,6 +69,7 @@ class SimState:
     quotas: dict[str, SimQuota] = field(default_factory=dict)
     create_requests: dict[str, int] = field(default_factory=dict)
     jobs_created: dict[str, int] = field(default_factory=dict)
+    cancel_requests: dict[str, int] = field(default_factory=dict)
     max_usage_seen: float = 0.0
 
     def __post_init__(self) -> None:
@@ -133,6 +134,7 @@ class SimState:
 
     def cancel(self, job_id: str) -> None:
         """CANCELLING now, CANCELLED after `cancel_seconds`; terminal jobs are refused."""
+        self.cancel_requests[job_id] = self.cancel_requests.get(job_id, 0) + 1
         job = self.live_job(job_id)
         t = self.now()
         state = job.state_at(t)
@@ -173,6 +175,23 @@ class SimState:
         t = self.now()
         job.script = [step for step in job.script if step.at <= t]
         job.script.append(Override(t, state, code, message))
+        self.refresh_usage()
+
+    def park(self, job_id: str, state: str) -> None:
+        """Hold the job in `state` (e.g. JOB_STATE_PENDING: no GPUs free on Fireworks' side)
+        with its progress frozen, until `release`."""
+        self.set_outcome(job_id, state)
+
+    def release(self, job_id: str) -> None:
+        """Let a parked job go on from where it was parked: its timeline resumes, shifted by
+        the time it spent parked."""
+        job = self.live_job(job_id)
+        t = self.now()
+        parked = [step for step in job.script if step.at <= t]
+        if not parked:
+            return
+        job.run_start += t - parked[0].at
+        job.script = [step for step in job.script if step.at > t]
         self.refresh_usage()
 
     def visible_jobs(self, kind: Kind) -> list[SimJob]:

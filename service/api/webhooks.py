@@ -1,0 +1,208 @@
+"""Webhook subscriptions: `POST /webhooks`, `GET /webhooks`, `DELETE /webhooks/{id}`,
+`POST /webhooks/{id}/enable`. A member subscribes to their own jobs; an admin may follow one
+user (`user`: email or id) or everyone (`all: true`). The signing secret is generated when not
+given and shown once, in the 201."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
+
+import msgspec
+from litestar import Request, delete, get, post
+from msgspec import Meta
+
+from events.domain.webhooks import (
+    JOB_EVENT_TYPES,
+    TERMINAL_TYPES,
+    Scope,
+    WebhookSubscribed,
+    address_problem,
+    url_problem,
+)
+from service import directory
+from service.api.auth import Caller, CallerDep
+from service.api.common import RuntimeDep, checked_uuid, errors, metadata, strict_body
+from service.api.errors import ApiError, invalid, not_found
+from service.api.runtime import Runtime
+from service.webhooks import subscriptions
+from service.webhooks.sealing import master_key, new_secret
+from service.webhooks.subscriptions import Webhook
+
+MAX_PER_OWNER: Final = 100
+RESOLVE_TIMEOUT_S: Final = 3.0
+Secret = Annotated[str, Meta(min_length=16, max_length=256)]
+Url = Annotated[str, Meta(max_length=2048)]
+
+
+class WebhookRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of POST /webhooks."""
+
+    url: Url
+    types: list[str] | None = None
+    secret: Secret | None = None
+    user: str | None = None
+    all: bool = False
+
+
+class CreatedWebhook(msgspec.Struct, frozen=True, kw_only=True):
+    """The 201 of POST /webhooks: the subscription and, this once, its signing secret."""
+
+    webhook: Webhook
+    secret: str
+
+
+def _key(runtime: Runtime) -> bytes:
+    encoded = runtime.settings.secret_key
+    if encoded is None:
+        raise ApiError(
+            409,
+            "INVALID_STATE",
+            "webhooks are off on this server: the operator must set FTQ_SECRET_KEY",
+        )
+    return master_key(encoded)
+
+
+def _types(requested: list[str] | None) -> list[str]:
+    if requested is None:
+        return sorted(TERMINAL_TYPES)
+    unknown = [t for t in requested if t not in JOB_EVENT_TYPES]
+    if unknown or not requested:
+        raise invalid(
+            "types must be job event types",
+            [{"field": "types", "problem": f"allowed: {', '.join(JOB_EVENT_TYPES)}"}],
+        )
+    return sorted(set(requested))
+
+
+async def _target_problem(url: str, allow_private: bool) -> str | None:
+    """Why the URL may not be called: its form, then (unless allowed) where it resolves. The
+    deliverer checks the resolved addresses again at each delivery."""
+    if problem := url_problem(url):
+        return problem
+    if allow_private:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+    except (OSError, TimeoutError):
+        return f"{host} does not resolve"
+    for *_, address in found:
+        if problem := address_problem(str(address[0])):
+            return problem
+    return None
+
+
+async def _scope(
+    runtime: Runtime, caller: Caller, body: WebhookRequest
+) -> tuple[Scope, str | None]:
+    if not body.all and body.user is None:
+        return "own", None
+    if not caller.is_admin:
+        raise ApiError(403, "FORBIDDEN", "only admins may follow other users' jobs")
+    if body.all and body.user is not None:
+        raise invalid("give user or all, not both", [{"field": "user", "problem": "with all"}])
+    if body.all:
+        return "all", None
+    assert body.user is not None
+    is_id = _is_uuid(body.user)
+    found = await directory.find_user(
+        runtime.pool,
+        user_id=body.user if is_id else None,
+        email=None if is_id else body.user.strip().lower(),
+    )
+    if found is None:
+        raise invalid("no such user", [{"field": "user", "problem": "not a user's email or id"}])
+    return "user", found.id
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _visible(caller: Caller, webhook: Webhook | None) -> Webhook:
+    if webhook is None or not (caller.is_admin or webhook.owner_id == caller.user_id):
+        raise not_found("no such webhook")
+    return webhook
+
+
+@post(
+    "/webhooks",
+    summary="Subscribe a URL to job events (signed deliveries from the log)",
+    status_code=201,
+    responses=errors(403, 409),
+)
+async def create_webhook(
+    caller: CallerDep, runtime: RuntimeDep, request: Request[Any, Any, Any]
+) -> CreatedWebhook:
+    body = await strict_body(request, WebhookRequest)
+    key = _key(runtime)
+    if problem := await _target_problem(body.url, runtime.settings.webhook_allow_private):
+        raise invalid(f"url refused: {problem}", [{"field": "url", "problem": problem}])
+    types = _types(body.types)
+    scope, user_id = await _scope(runtime, caller, body)
+    if len(await subscriptions.listed(runtime.pool, caller.user_id)) >= MAX_PER_OWNER:
+        raise ApiError(409, "INVALID_STATE", f"at most {MAX_PER_OWNER} webhooks per user")
+    secret = body.secret or new_secret()
+    event = WebhookSubscribed(
+        at=datetime.now(UTC),
+        webhook_id=str(uuid.uuid4()),
+        owner_id=caller.user_id,
+        url=body.url,
+        types=types,
+        scope=scope,
+        user_id=user_id,
+    )
+    webhook = await subscriptions.create(runtime.pool, event, secret, key, metadata(caller))
+    return CreatedWebhook(webhook=webhook, secret=secret)
+
+
+@get("/webhooks", summary="Your webhook subscriptions (admins: all)", responses=errors())
+async def list_webhooks(caller: CallerDep, runtime: RuntimeDep) -> list[Webhook]:
+    return await subscriptions.listed(runtime.pool, None if caller.is_admin else caller.user_id)
+
+
+@delete(
+    "/webhooks/{webhook_id:str}",
+    summary="Delete a subscription",
+    status_code=204,
+    responses=errors(),
+)
+async def delete_webhook(caller: CallerDep, runtime: RuntimeDep, webhook_id: str) -> None:
+    found = await subscriptions.get(runtime.pool, checked_uuid(webhook_id, "webhook"))
+    webhook = _visible(caller, found)
+    await subscriptions.change_state(
+        runtime.pool, webhook, "deleted", caller.email, datetime.now(UTC), metadata(caller)
+    )
+
+
+@post(
+    "/webhooks/{webhook_id:str}/enable",
+    summary="Resume a failing subscription from where it stopped",
+    status_code=200,
+    responses=errors(),
+)
+async def enable_webhook(caller: CallerDep, runtime: RuntimeDep, webhook_id: str) -> Webhook:
+    found = await subscriptions.get(runtime.pool, checked_uuid(webhook_id, "webhook"))
+    webhook = _visible(caller, found)
+    if webhook.state == "failing":
+        await subscriptions.change_state(
+            runtime.pool, webhook, "active", caller.email, datetime.now(UTC), metadata(caller)
+        )
+    return _visible(caller, await subscriptions.get(runtime.pool, webhook.id))
+
+
+WEBHOOK_ROUTES: Final = [create_webhook, list_webhooks, delete_webhook, enable_webhook]
