@@ -6,7 +6,9 @@ First, the headline (issue 14): **ftq against a bare app, side by side**. `ftq s
 (Litestar + asyncpg, one INSERT of the same body per POST, nothing else), each on a fresh
 database, take turns under wrk at 32 connections, `SIDE_ROUNDS` times each, alternating so
 that the shared machine's load drifts over both alike. The ratio of their best rates is the
-verdict (target >= 0.85), each round's pair is reported too; then `ftq serve` again paced at
+verdict (target >= 0.85: the median of the rounds' ratios), each round's pair is reported
+too, with ftq's flood limits off (one user posts thousands of jobs a second here) and, in a
+third server per round, on at values never reached (their cost); then `ftq serve` again paced at
 half of its rate (target p99 < 25 ms).
 
 The other rows:
@@ -36,11 +38,13 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Final
 
 import aiohttp
 import asyncpg
@@ -55,8 +59,17 @@ from service.database import resolve_database_url
 from service.settings import Settings
 
 SIDE_CONNECTIONS = 32
-SIDE_ROUNDS = 2
+SIDE_ROUNDS = 3
 TARGET_VS_BARE = 0.85
+# One user posts thousands of jobs a second here: ftq's flood limits (FTQ_MAX_QUEUED_PER_USER,
+# FTQ_SUBMIT_RATE_PER_MINUTE) would refuse most of them, so they are off, as in the work the
+# issue's target counts; each round also measures them on at values never reached (their
+# checks run, nothing is refused), to show what they cost.
+NO_LIMITS: Final = {"FTQ_MAX_QUEUED_PER_USER": "0", "FTQ_SUBMIT_RATE_PER_MINUTE": "0"}
+UNREACHED_LIMITS: Final = {
+    "FTQ_MAX_QUEUED_PER_USER": "1000000000",
+    "FTQ_SUBMIT_RATE_PER_MINUTE": "1000000000",
+}
 CONNECTIONS = (8, 32, 64)
 WORKERS = (1, 2)
 PACED_CONNECTIONS = 16
@@ -133,18 +146,20 @@ async def _server(db_url: str, app: str = FTQ_APP, workers: int = 1) -> AsyncIte
 
 
 @contextlib.asynccontextmanager
-async def _ftq_serve(db_url: str) -> AsyncIterator[str]:
+async def _ftq_serve(db_url: str, limits: dict[str, str] = NO_LIMITS) -> AsyncIterator[str]:
     """`ftq serve --no-scheduler` itself, as an operator starts it (one process, the
-    in-process simulator); yields its base URL."""
+    in-process simulator), with the flood limits `limits`; yields its base URL."""
     port = _free_port()
     command = [sys.executable, "-m", "service.cli", "serve", "--no-scheduler"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    async with _process(command, port, db_url) as base:
+    async with _process(command, port, db_url, limits) as base:
         yield base
 
 
 @contextlib.asynccontextmanager
-async def _process(command: list[str], port: int, db_url: str) -> AsyncIterator[str]:
+async def _process(
+    command: list[str], port: int, db_url: str, extra: dict[str, str] = NO_LIMITS
+) -> AsyncIterator[str]:
     data_dir = tempfile.mkdtemp(prefix="ftq-bench-")
     env = {
         **os.environ,
@@ -156,6 +171,7 @@ async def _process(command: list[str], port: int, db_url: str) -> AsyncIterator[
         "FIREWORKS_BASE_URL": "simulator",
         "FIREWORKS_GPU_QUOTA": "8",
         "FTQ_LOG_LEVEL": "warning",
+        **extra,
     }
     proc = await asyncio.create_subprocess_exec(
         *command, env=env, stdout=asyncio.subprocess.DEVNULL, cwd=Path(__file__).parent.parent
@@ -323,34 +339,38 @@ def _bare(db_url: str) -> contextlib.AbstractAsyncContextManager[str]:
     return _server(db_url, app=MINIMAL_APP)
 
 
+def _ftq_limits_on(db_url: str) -> contextlib.AbstractAsyncContextManager[str]:
+    return _ftq_serve(db_url, limits=UNREACHED_LIMITS)
+
+
 async def side_by_side(server_url: str, seconds: int) -> list[dict[str, object]]:
     """ftq serve and the bare Litestar app in turns at 32 connections (module docstring)."""
     rows: list[dict[str, object]] = []
-    ftq_runs: list[dict[str, float]] = []
-    bare_runs: list[dict[str, float]] = []
+    ratios: list[float] = []
+    ftq_best = 0.0
     for n in range(1, SIDE_ROUNDS + 1):
         ftq = await _post_once(server_url, _ftq_serve, SIDE_CONNECTIONS, seconds)
         bare = await _post_once(server_url, _bare, SIDE_CONNECTIONS, seconds)
-        ftq_runs.append(ftq)
-        bare_runs.append(bare)
+        limited = await _post_once(server_url, _ftq_limits_on, SIDE_CONNECTIONS, seconds)
+        ratios.append(ftq["rps"] / bare["rps"])
+        ftq_best = max(ftq_best, ftq["rps"])
         row = _result(f"round {n}: ftq serve POST /jobs c={SIDE_CONNECTIONS}", ftq, None)
         row |= {"bare_rps": round(bare["rps"], 1), "bare_p99_ms": round(bare["p99_ms"], 2)}
-        rows.append(row | {"ratio": round(ftq["rps"] / bare["rps"], 3)})
-    ftq_best = max(r["rps"] for r in ftq_runs)
-    bare_best = max(r["rps"] for r in bare_runs)
-    ratio = ftq_best / bare_best
+        row |= {"with_limits_rps": round(limited["rps"], 1)}
+        row |= {"with_limits_ratio": round(limited["rps"] / bare["rps"], 3)}
+        rows.append(row | {"ratio": round(ratios[-1], 3)})
+    ratio = statistics.median(ratios)
     headline: dict[str, object] = {
-        "name": f"ftq serve / bare Litestar+asyncpg, POST /jobs c={SIDE_CONNECTIONS}",
+        "name": f"ftq serve / bare Litestar+asyncpg, POST /jobs c={SIDE_CONNECTIONS}"
+        " (median of the rounds' ratios; flood limits off)",
         "value": round(ratio, 3),
         "unit": "x bare",
         "target": f">= {TARGET_VS_BARE}",
         "ok": ratio >= TARGET_VS_BARE,
-        "ftq_rps": round(ftq_best, 1),
-        "bare_rps": round(bare_best, 1),
         "rounds": SIDE_ROUNDS,
     }
     half = await _half_rate_of(server_url, _ftq_serve, ftq_best, seconds)
-    half["name"] = f"ftq serve POST /jobs at half its c={SIDE_CONNECTIONS} rate"
+    half["name"] = f"ftq serve POST /jobs at half its best c={SIDE_CONNECTIONS} rate"
     return [headline, *rows, half]
 
 
