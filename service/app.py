@@ -141,8 +141,9 @@ def lifespan_for(
             await vault.check_at_start(pool)  # one clear error if the master key is not theirs
             waker = Waker(pool, on_error=_wake_failed)
             stack.push_async_callback(waker.close)
-            submitter, keys = Submitter(pool, waker, vault=vault), KeyLookup(pool)
+            submitter, keys = Submitter(pool, waker, vault=vault), KeyLookup(pool, url)
             stack.push_async_callback(submitter.close)  # before the waker's close: LIFO
+            await keys.start()
             stack.push_async_callback(keys.close)
             watcher = LogWatcher(url)
             await watcher.start()
