@@ -29,6 +29,8 @@ JOB_EVENT_TYPES: Final = (
     "job.rejected",
     "job.fireworks_state_observed",
     "job.cancel_requested",
+    "job.stuck_detected",
+    "job.stuck_cleared",
     *TERMINAL_TYPES,
 )
 BACKOFF_BASE_S: Final = 30.0

@@ -13,8 +13,8 @@ from service.admission.queue import is_paused
 from service.api.auth import CallerDep, authenticate_request
 from service.api.common import RuntimeDep, errors
 from service.api.errors import ApiError
-from service.api.schemas import CapacityView, Health, QueueEntry
-from service.api.views import CAPACITY_TIMEOUT_S, decode_payload, placements
+from service.api.schemas import CapacityType, CapacityView, Health, QueueEntry
+from service.api.views import decode_payload, placements
 from service.database import is_migrated
 from service.metrics import (
     GPUS_AVAILABLE,
@@ -30,6 +30,7 @@ from service.metrics import (
 from service.redaction import redact
 from service.sql import QUERIES
 
+CAPACITY_TIMEOUT_S: Final = 10.0
 log = structlog.get_logger(__name__)
 READY_TIMEOUT_S: Final = 3.0
 
@@ -77,7 +78,7 @@ async def queue(caller: CallerDep, runtime: RuntimeDep) -> list[QueueEntry]:
 )
 async def capacity(runtime: RuntimeDep) -> CapacityView:
     try:
-        async with asyncio.timeout(CAPACITY_TIMEOUT_S * 5), runtime.pool.acquire() as conn:
+        async with asyncio.timeout(CAPACITY_TIMEOUT_S), runtime.pool.acquire() as conn:
             c = await runtime.capacity.read(conn)
     except TimeoutError:
         raise ApiError(503, "UNAVAILABLE", "capacity could not be read in time") from None
@@ -91,6 +92,10 @@ async def capacity(runtime: RuntimeDep) -> CapacityView:
         source=c.source,
         observed_at=c.observed_at,
         note=c.note,
+        types={
+            t: CapacityType(quota=p.quota, in_use=p.in_use, available=p.available)
+            for t, p in c.pools.items()
+        },
     )
 
 

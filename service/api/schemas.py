@@ -15,6 +15,15 @@ GpuType = Literal["h200", "b200", "h100"]
 
 GpuCount = Annotated[int, Meta(ge=1, le=1024, description="GPUs the job needs (1..1024)")]
 DisplayName = Annotated[str, Meta(max_length=200)]
+After = Annotated[
+    list[Annotated[str, Meta(max_length=64)]],
+    Meta(
+        max_length=100,
+        description="ids of your own jobs this one waits for: it is admitted only once every "
+        "one of them is SUCCESS, and FAILs at once if one ends FAIL or CANCELLED",
+    ),
+]
+Priority = Annotated[int, Meta(ge=0, le=100, description="0..100, default 50; higher first")]
 MaxRuntimeMinutes = Annotated[
     int,
     Meta(
@@ -33,9 +42,13 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     fireworks_payload: dict[str, Any]
     gpu_count: GpuCount = 4
     display_name: DisplayName | None = None
-    # Accepted (and ignored) for clients of the old service, which sent it; ftq reads the
-    # GPU type from the account's quota.
+    # Whose quota the job counts against (`training-<gpu_type>-count`); unset:
+    # FTQ_DEFAULT_GPU_TYPE. The old service's newer clients send it.
     gpu_type: GpuType | None = None
+    after: After | None = None
+    # Higher goes first (with aging); a member may only lower it below their maximum (50
+    # unless an admin raised it with `ftq users max-priority`), an admin may set any.
+    priority: Priority | None = None
     max_runtime_minutes: MaxRuntimeMinutes | None = None
 
 
@@ -47,6 +60,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     state: JobStatus
     display_name: str | None
     gpu_count: int
+    gpu_type: GpuType
+    priority: int
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -88,13 +103,24 @@ class QueueEntry(msgspec.Struct, frozen=True, kw_only=True):
     fireworks_payload: dict[str, Any] | None
 
 
+class CapacityType(msgspec.Struct, frozen=True, kw_only=True):
+    """The headroom of one GPU type (its `training-<type>-count` quota)."""
+
+    quota: int
+    in_use: int
+    available: int
+
+
 class CapacityView(msgspec.Struct, frozen=True, kw_only=True):
+    """Totals over every GPU type, and each type in `types`."""
+
     quota: int
     in_use: int
     available: int
     source: Literal["fireworks-quotas", "config"]
     observed_at: datetime
     note: str | None = None
+    types: dict[str, CapacityType] = msgspec.field(default_factory=dict)
 
 
 class Health(msgspec.Struct, frozen=True):

@@ -189,7 +189,7 @@ def jobs(
         shown.add_row(
             job["id"],
             job["kind"],
-            job["state"],
+            job["state"] + (" (stuck)" if job.get("stuck") else ""),
             str(job["gpu_count"]),
             job.get("user") or "",
             (job.get("created_at") or "")[:19].replace("T", " "),

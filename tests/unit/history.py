@@ -79,7 +79,7 @@ class History:
         event = UserCapSet(at=self.now(), user_id=self.users[email], cap=cap)
         return self.append(user_stream(email), event)
 
-    def submit(self, job_id: str, email: str, gpus: int = 4) -> int:
+    def submit(self, job_id: str, email: str, gpus: int = 4, after: tuple[str, ...] = ()) -> int:
         if email not in self.users:
             self.user(email)
         event = JobSubmitted(
@@ -91,6 +91,7 @@ class History:
             display_name=f"job {job_id}",
             gpu_count=gpus,
             fireworks_payload={"baseModel": "m", "secret": "do-not-show"},
+            after=after,
         )
         return self.append(job_id, event)
 

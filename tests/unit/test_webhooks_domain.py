@@ -90,3 +90,15 @@ def test_url_rules(url: str, problem: str | None) -> None:
 )
 def test_address_rules(address: str, refused: bool) -> None:
     assert (address_problem(address) is not None) is refused
+
+
+def test_every_job_event_type_can_be_subscribed_to() -> None:
+    """A new job event (e.g. job.stuck_detected, for operators' alerts) is subscribable."""
+    from typing import get_args  # noqa: PLC0415
+
+    from events.domain.job_events import JobEvent  # noqa: PLC0415
+    from events.domain.webhooks import JOB_EVENT_TYPES  # noqa: PLC0415
+
+    tags = {str(cls.__struct_config__.tag) for cls in get_args(JobEvent)}
+    assert set(JOB_EVENT_TYPES) == tags
+    assert len(JOB_EVENT_TYPES) == len(tags)
