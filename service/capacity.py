@@ -66,6 +66,18 @@ class Capacity(msgspec.Struct, frozen=True):
     def headroom(self) -> dict[str, int]:
         return {t: p.available for t, p in self.pools.items()}
 
+    def headroom_with(self, ftq_in_use: Mapping[str, int]) -> dict[str, int]:
+        """The headroom by this reading's quotas and Fireworks usage, with ftq's own jobs in
+        PROGRESS as they are now (a reading taken before a pass's admissions knows nothing
+        of them, and Fireworks' usage counter may lag them)."""
+        out: dict[str, int] = {}
+        for t in set(self.pools) | set(ftq_in_use):
+            pool = self.pools.get(t, Pool(0, 0, 0))
+            seen = pool.fireworks_usage
+            used = max(ftq_in_use.get(t, 0), int(seen + 0.5) if seen is not None else 0)
+            out[t] = max(0, pool.quota - used)
+        return out
+
 
 class _Reading(msgspec.Struct, frozen=True):
     """What Fireworks' quotas said per GPU type (limit, usage), or why they could not be

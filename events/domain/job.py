@@ -17,12 +17,14 @@ from events.domain.job_commands import (
     ConfirmCancelled,
     DetectStuck,
     EnforceRuntimeLimit,
+    FailForDependency,
     FireworksJobGone,
     JobCommand,
     ObserveFireworks,
     RejectAdmission,
     RequestCancel,
     ReturnToQueue,
+    ShredSecrets,
     StartAdmission,
     SubmitJob,
 )
@@ -33,6 +35,7 @@ from events.domain.job_events import (
     Admitted,
     Cancelled,
     CancelRequested,
+    DependencyFailed,
     Failed,
     FireworksStateObserved,
     JobEvent,
@@ -41,12 +44,14 @@ from events.domain.job_events import (
     Kind,
     RejectedByFireworks,
     ReturnedToQueue,
+    SecretsShredded,
     StuckCleared,
     StuckDetected,
     Succeeded,
 )
 from events.domain.job_limits import limit_cancel, stuck_event
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
+from events.domain.scheduling.dependencies import dependency_failed_message
 from events.domain.scheduling.model import GPU_TYPES, MAX_PRIORITY
 
 GONE_OUTSIDE_FTQ = "deleted outside ftq"
@@ -85,6 +90,9 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     admitted_at: datetime | None = None
     accelerator_seconds: float | None = None
     estimated_cost: float | None = None
+    # When the job's data key was deleted (its sealed secrets are gone for good).
+    secrets_shredded_at: datetime | None = None
+    after: tuple[str, ...] = ()  # jobs it waits for (all must be SUCCESS before admission)
     # Operations (events.domain.job_limits): the job's own runtime limit, the job it was
     # requeued from, why ftq asked for the cancel (a limit), when ftq first saw the current
     # Fireworks state and last saw the state or progress change, and the stuck flag.
@@ -125,6 +133,7 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 idempotency_key=event.idempotency_key,
                 request_fingerprint=event.request_fingerprint,
                 created_at=event.at,
+                after=event.after,
                 max_runtime_minutes=event.max_runtime_minutes,
                 requeued_from=event.requeued_from,
             )
@@ -198,6 +207,10 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
             return _finish(state, version, "SUCCESS", event.at, event.fireworks_state)
         case Failed():
             return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
+        case SecretsShredded():
+            return msgspec.structs.replace(state, version=version, secrets_shredded_at=event.at)
+        case DependencyFailed():
+            return _finish(state, version, "FAIL", event.at, error=event.message)
 
 
 def _since(state: JobState, fireworks_state: str | None, at: datetime) -> datetime | None:
@@ -261,6 +274,8 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
         return _submit(command, state)
     if state.status is None:
         raise UnknownStream("no such job")
+    if isinstance(command, ShredSecrets):
+        return _shred(command, state)
     if state.terminal:
         late = ObserveFireworks | FireworksJobGone | ConfirmCancelled
         if isinstance(command, late | EnforceRuntimeLimit | DetectStuck):
@@ -309,6 +324,19 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
         case ConfirmCancelled():
             _require(state.cancel_requested_by is not None, state, "confirm a cancel never asked")
             return [_cancelled(state, command.at, command.fireworks_state)]
+        case FailForDependency():
+            _require(state.status == "QUEUED", state, "fail for a dependency")
+            if command.dependency_id not in state.after:
+                raise InvalidState(f"job does not wait for job {command.dependency_id}")
+            message = dependency_failed_message(command.dependency_id, command.dependency_status)
+            return [
+                DependencyFailed(
+                    at=command.at,
+                    dependency_id=command.dependency_id,
+                    dependency_status=command.dependency_status,
+                    message=message,
+                )
+            ]
         case EnforceRuntimeLimit():
             # nothing before the limit, nothing twice (a cancel already asked for, by anyone,
             # is the one that ends the job)
@@ -332,6 +360,16 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
             return [flag] if flag else []
         case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
             return _submit(command, state)
+        case ShredSecrets():  # handled above, likewise
+            return _shred(command, state)
+
+
+def _shred(command: ShredSecrets, state: JobState) -> list[JobEvent]:
+    if not state.terminal:
+        raise InvalidState(f"job is {state.status}: secrets are shredded once it has ended")
+    if state.secrets_shredded_at is not None:
+        return []  # shredded already: nothing more to delete
+    return [SecretsShredded(at=command.at, by=command.by, reason=command.reason)]
 
 
 def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
@@ -339,6 +377,8 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
         raise AlreadyExists(f"job {command.job_id} already exists")
     if command.gpu_count < 1:
         raise InvalidState("gpu_count must be at least 1")
+    if command.job_id in command.after:
+        raise InvalidState("a job cannot wait for itself")
     if command.gpu_type not in GPU_TYPES:
         raise InvalidState(f"gpu_type must be one of {', '.join(GPU_TYPES)}")
     if not 0 <= command.priority <= MAX_PRIORITY:
@@ -355,6 +395,7 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
             fireworks_payload=command.fireworks_payload,
             idempotency_key=command.idempotency_key,
             request_fingerprint=command.request_fingerprint,
+            after=command.after,
             gpu_type=command.gpu_type,
             priority=command.priority,
             max_runtime_minutes=command.max_runtime_minutes,

@@ -23,6 +23,7 @@ from events.domain.scheduling import (
     policy_order,
 )
 from events.store.log import Connection
+from service.admission.dependencies import load_waits
 from service.admission.history import SchedulingHistory
 from service.settings import Settings
 from service.sql import QUERIES
@@ -37,7 +38,7 @@ async def _queue_page(conn: Connection, limit: int, after: Job | None) -> list[J
         rows = await conn.fetch(QUERIES["queue_head"], limit)
     else:
         rows = await conn.fetch(QUERIES["queue_after"], limit, after.created_at, after.job_id)
-    return [Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+    return [Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
 
 async def load_queue(conn: Connection, page: int = QUEUE_PAGE) -> list[Job]:
@@ -74,6 +75,7 @@ class RunningRow(msgspec.Struct, frozen=True, gc=False):
     gpu_type: str
     kind: str
     started_at: datetime | None
+    max_runtime_minutes: int | None = None
 
 
 class PlannerInputs(msgspec.Struct, frozen=True):
@@ -157,7 +159,9 @@ def pass_inputs(
     running: list[Running] = []
     for r in inputs.running:
         started = r.started_at or now
-        job = Job(r.job_id, r.user_id, started, r.gpu_count, r.gpu_type, r.kind)
+        job = Job(
+            r.job_id, r.user_id, started, r.gpu_count, r.gpu_type, r.kind, 50, r.max_runtime_minutes
+        )
         end = history.expected_end(job, started, now)
         running.append(Running(r.job_id, r.user_id, r.gpu_count, started, end, r.gpu_type, r.kind))
     policy = settings.scheduling_policy(inputs.weights)
@@ -179,16 +183,25 @@ def needs_whole_queue(policy: Policy, priorities: bool) -> bool:
 
 
 async def first_admission(
-    conn: Connection, p: PassInputs, headroom: Mapping[str, int]
+    conn: Connection,
+    p: PassInputs,
+    headroom: Mapping[str, int],
+    *,
+    blocked: frozenset[str] | set[str] = frozenset(),
 ) -> Admission | None:
     """The admission a pass makes first, deciding afresh: the policy's order over the whole
     queue when it can differ from FIFO, else the head of the queue read in chunks until the
-    first job to admit or until nothing more can be admitted."""
+    first job to admit or until nothing more can be admitted. Jobs in `blocked` (their
+    secrets cannot be opened: service.secrets) and jobs waiting for others (`after`:
+    events.domain.scheduling.dependencies) are left out, as if not queued."""
     pass_ = p.new_pass(headroom)
     if pass_.exhausted():
         return None
+    waits = await load_waits(conn)  # jobs waiting for others (`after`) are not eligible
     if needs_whole_queue(p.policy, await has_priorities(conn)):
         for job in p.order(await load_queue(conn)):
+            if job.job_id in blocked or waits.holds(job.job_id):
+                continue
             entry = pass_.step(job)
             if isinstance(entry, Admission):
                 return entry
@@ -196,6 +209,8 @@ async def first_admission(
                 return None
         return None
     async for job in queue_in_chunks(conn):
+        if job.job_id in blocked or waits.holds(job.job_id):
+            continue
         entry = pass_.step(job)
         if isinstance(entry, Admission):
             return entry

@@ -50,6 +50,14 @@ class SubmitJobArguments(Arguments, frozen=True):
             "from its admission (1..43200); default: the operator's limit, if any."
         ),
     ] = None
+    after: Annotated[
+        Annotated[list[JobId], Meta(max_length=100)] | None,
+        Meta(
+            description="Ids of your own jobs this one waits for (a pipeline, e.g. a DPO after "
+            "the SFT whose output model it warm-starts from): it stays QUEUED until every one "
+            "is SUCCESS, and FAILs at once if one ends FAIL or CANCELLED."
+        ),
+    ] = None
     idempotency_key: Annotated[
         IdempotencyKey | None,
         Meta(

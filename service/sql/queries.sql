@@ -1,5 +1,9 @@
 -- Named read queries of the service (service.sql.QUERIES). Values are always parameters.
 
+-- name: policy_in_force
+-- The policy last recorded in force by a leader (scheduler.policy_in_force), and its settings.
+SELECT policy, policy_settings::text FROM scheduler_state WHERE policy IS NOT NULL;
+
 -- name: scheduler_paused
 SELECT paused FROM scheduler_state;
 
@@ -10,13 +14,16 @@ SELECT paused, reason, changed_by, changed_at FROM scheduler_state;
 SELECT max_priority FROM users WHERE id = $1::uuid;
 
 -- name: user_by_id
-SELECT id::text, email, role, cap FROM users WHERE id::text = $1;
+SELECT id::text, email, role, cap, cap_big, cap_unlimited, share, max_priority
+FROM users WHERE id::text = $1;
 
 -- name: user_by_email
-SELECT id::text, email, role, cap FROM users WHERE email = lower($1);
+SELECT id::text, email, role, cap, cap_big, cap_unlimited, share, max_priority
+FROM users WHERE email = lower($1);
 
 -- name: users
-SELECT id::text, email, role, cap FROM users ORDER BY email;
+SELECT id::text, email, role, cap, cap_big, cap_unlimited, share, max_priority
+FROM users ORDER BY email;
 
 -- name: key_owner_email
 SELECT u.email FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id::text = $1;
@@ -77,9 +84,11 @@ ORDER BY j.created_at DESC, j.id DESC
 LIMIT $7;
 
 -- name: api_queued_jobs
-SELECT id::text, user_id::text, user_email, kind, gpu_count, display_name, created_at,
-       fireworks_payload::text
-FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id;
+SELECT j.id::text, j.user_id::text, j.user_email, j.kind, j.gpu_count, j.display_name,
+       j.created_at, j.fireworks_payload::text, coalesce(s.gpu_type, 'h200'),
+       coalesce(s.priority, 50)
+FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+WHERE j.state = 'QUEUED' ORDER BY j.created_at, j.id;
 
 -- name: api_queue_depth
 SELECT count(*) FROM jobs WHERE state = 'QUEUED';
@@ -130,17 +139,19 @@ SELECT 1;
 
 -- name: queue_head
 -- The first $1 QUEUED jobs in FIFO order (an index scan of jobs_queue_idx), as the planner
--- sees them: id, user, created_at, GPUs, GPU type, kind, priority.
+-- sees them: id, user, created_at, GPUs, GPU type, kind, priority, runtime limit.
 SELECT j.id::text, j.user_id::text, j.created_at, j.gpu_count,
-       coalesce(s.gpu_type, 'h200'), j.kind, coalesce(s.priority, 50)
+       coalesce(s.gpu_type, 'h200'), j.kind, coalesce(s.priority, 50), o.max_runtime_minutes
 FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+LEFT JOIN job_operations o ON o.job_id = j.id
 WHERE j.state = 'QUEUED' ORDER BY j.created_at, j.id LIMIT $1;
 
 -- name: queue_after
 -- The next $1 QUEUED jobs in FIFO order after the one created at $2 with id $3.
 SELECT j.id::text, j.user_id::text, j.created_at, j.gpu_count,
-       coalesce(s.gpu_type, 'h200'), j.kind, coalesce(s.priority, 50)
+       coalesce(s.gpu_type, 'h200'), j.kind, coalesce(s.priority, 50), o.max_runtime_minutes
 FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+LEFT JOIN job_operations o ON o.job_id = j.id
 WHERE j.state = 'QUEUED' AND (j.created_at, j.id) > ($2, $3::uuid)
 ORDER BY j.created_at, j.id LIMIT $1;
 
@@ -151,10 +162,12 @@ SELECT EXISTS (SELECT 1 FROM job_scheduling s JOIN jobs j ON j.id = s.job_id
                WHERE s.priority <> 50 AND j.state = 'QUEUED');
 
 -- name: planner_running
--- Jobs in PROGRESS as the planner sees them: id, user, GPUs, GPU type, kind, started_at.
+-- Jobs in PROGRESS as the planner sees them: id, user, GPUs, GPU type, kind, started_at,
+-- runtime limit.
 SELECT j.id::text, j.user_id::text, j.gpu_count, coalesce(s.gpu_type, 'h200'), j.kind,
-       j.started_at
+       j.started_at, o.max_runtime_minutes
 FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+LEFT JOIN job_operations o ON o.job_id = j.id
 WHERE j.state = 'PROGRESS';
 
 -- name: planner_users

@@ -343,9 +343,8 @@ async def test_requeue_is_for_the_owner_or_an_admin(ops: Ops, users: Users) -> N
 
 async def test_requeue_is_in_the_openapi_document(app_client: Client) -> None:
     paths = (await app_client.get("/schema/openapi.json")).json()["paths"]
-    for prefix in ("", ALIAS):
-        post = paths[f"{prefix}/jobs/{{id}}/requeue"]["post"]
-        assert {"201", "401", "404", "409"} <= set(post["responses"])
+    post = paths["/jobs/{id}/requeue"]["post"]  # the alias is listed once, in the description
+    assert {"201", "401", "404", "409"} <= set(post["responses"])
 
 
 @pytest.mark.parametrize("prefix", ["", ALIAS])
