@@ -11,7 +11,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from service.api.auth import Caller, CallerDep
-from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
+from service.api.common import RuntimeDep, StrictDTO, checked_uuid, errors, metadata, ok
 from service.api.errors import ApiError, invalid, not_found
 from service.api.intake import IDEMPOTENCY_KEY, check_payload, submit_command
 from service.api.limits import check_flood_limits
@@ -83,6 +83,8 @@ async def _replay(runtime: Runtime, caller: Caller, key: str, fp: str) -> Respon
         **ok(200, JobView, "idempotent retry: the same job"),
     },
     description="201 with the new job; 200 with the earlier job on an idempotent retry.",
+    dto=StrictDTO[JobSubmission],
+    return_dto=None,
 )
 async def submit_job(
     request: Request[Any, Any, Any],
@@ -91,7 +93,6 @@ async def submit_job(
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[JobView]:
-    data = await strict_body(request, JobSubmission)
     check_payload(data)
     command = submit_command(data, caller, datetime.now(UTC), idempotency_key)
     fp = command.request_fingerprint  # what a retry with the same key must match
