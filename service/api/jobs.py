@@ -11,7 +11,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from events.domain.job_events import JobStatus, Kind
 from service.api.auth import Caller, CallerDep
-from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
+from service.api.common import RuntimeDep, StrictDTO, checked_uuid, errors, metadata, ok
 from service.api.errors import ApiError, invalid, not_found
 from service.api.intake import (
     IDEMPOTENCY_KEY,
@@ -90,6 +90,8 @@ async def _replay(runtime: Runtime, caller: Caller, key: str, fp: str) -> Respon
         **ok(200, JobView, "idempotent retry: the same job"),
     },
     description="201 with the new job; 200 with the earlier job on an idempotent retry.",
+    dto=StrictDTO[JobSubmission],
+    return_dto=None,
 )
 async def submit_job(
     request: Request[Any, Any, Any],
@@ -98,7 +100,7 @@ async def submit_job(
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[JobView]:
-    data = check_payload(await strict_body(request, JobSubmission))
+    data = check_payload(data)
     command = submit_command(
         data, caller, runtime.clock(), idempotency_key, runtime.settings.default_gpu_type
     )
