@@ -18,6 +18,9 @@ the admission planner. One pass, incremental state, O(n log n). What is checked,
   are not checked. No decision overlaps a transaction that records new jobs, frees a slot
   or sets a cap (the admission gate, projections.recorder), so the log before a decision is
   the queue it saw.
+- `dependencies` — a job that waits for others (`after`) is admitted only once every one of
+  them is SUCCESS at that position; until then it is not eligible (the `fifo` check skips it)
+  and its `job.dependency_failed` may come only while it is QUEUED.
 - `exactly-once` — every `job.admission_started` of a job carries the same Fireworks job id,
   and no two jobs share one.
 - `state-machine` — each job stream starts with `job.submitted` (naming the stream's job),
@@ -64,12 +67,14 @@ from events.domain.job_events import (
     Admitted,
     Cancelled,
     CancelRequested,
+    DependencyFailed,
     Failed,
     FireworksStateObserved,
     JobEvent,
     JobSubmitted,
     RejectedByFireworks,
     ReturnedToQueue,
+    SecretsShredded,
     StuckCleared,
     StuckDetected,
     Succeeded,
@@ -87,13 +92,14 @@ from events.domain.scheduling import (
 from events.domain.scheduling.model import DEFAULT_GPU_TYPE, DEFAULT_PRIORITY, POLICIES
 from projections.replay import LogRow, gc_paused
 
-CAP, BUDGET, FIFO, EXACTLY_ONCE, STATE_MACHINE, LOG = (
+CAP, BUDGET, FIFO, EXACTLY_ONCE, STATE_MACHINE, LOG, DEPENDENCIES = (
     "per-user-cap",
     "gpu-budget",
     "fifo",
     "exactly-once",
     "state-machine",
     "log",
+    "dependencies",
 )
 POLICY, CLASS_CAP, BIG_RESERVE, ORDER, RESERVATION = (
     "policy",
@@ -121,6 +127,8 @@ def illegal_transition(state: JobState, event: JobEvent) -> str | None:
         return None if isinstance(event, JobSubmitted) else "first event is not job.submitted"
     if isinstance(event, JobSubmitted):
         return "job.submitted on a job that exists"
+    if isinstance(event, SecretsShredded):  # the only event a terminal job may still get
+        return None if state.terminal else f"secrets shredded while {state.status}"
     if state.terminal:
         return f"event after the terminal state {state.status}"
     queued, is_open = state.status == "QUEUED", state.admission_open
@@ -141,6 +149,8 @@ def illegal_transition(state: JobState, event: JobEvent) -> str | None:
             ok = running and state.stuck_reason is not None
         case Cancelled():
             ok = queued or running or state.cancel_requested_by is not None
+        case DependencyFailed():
+            ok = queued
     return None if ok else f"not allowed in {state.status}{' (admission open)' * is_open}"
 
 
@@ -151,7 +161,7 @@ _SURELY_ALLOWED: dict[tuple[str | None, bool], frozenset[str]] = {
         {"job.fireworks_state_observed", "job.succeeded", "job.failed", "job.cancelled"}
     ),
     ("PROGRESS", True): frozenset({"job.admitted", "job.returned_to_queue", "job.rejected"}),
-    ("QUEUED", False): frozenset({"job.cancelled"}),
+    ("QUEUED", False): frozenset({"job.cancelled", "job.dependency_failed"}),
     (None, False): frozenset({"job.submitted"}),
 }
 
@@ -221,6 +231,8 @@ class _Auditor:
         self.queue = _Queue(self.eligible)
         self.fireworks_ids: dict[str, tuple[str, int]] = {}  # fireworks id -> (job, position)
         self.job_fireworks: dict[str, tuple[str, int]] = {}  # job -> (fireworks id, position)
+        self.unmet: dict[str, set[str]] = {}  # job -> the jobs of its `after` not SUCCESS yet
+        self.dependents: dict[str, set[str]] = {}  # job -> jobs waiting for it
         # Against the policy in force: the record, the queue and PROGRESS jobs in the
         # planner's terms, per-class caps and shares, and decayed usage from the log.
         self.in_force: PolicyInForce | None = None
@@ -308,6 +320,8 @@ class _Auditor:
             where = (position,) if previous is None else (previous, position)
             self.flag(STATE_MACHINE, where, job_id, f"{_tag(event)}: {problem}")
         after = evolve(before, event)
+        if type_ == "job.submitted" and after.after:
+            self.waits(job_id, after)
         if type_ == "job.admission_started":
             assert isinstance(event, AdmissionStarted)
             self.admission(job_id, position, after, event)
@@ -315,11 +329,39 @@ class _Auditor:
             self.move(job_id, position, before, after)
             self.track(job_id, before, after, event.at)
         self.jobs[job_id] = after
+        if after.status == "SUCCESS" and before.status != "SUCCESS":
+            self.succeeded(job_id)
         self.last_position[job_id] = position
+
+    def waits(self, job_id: str, job: JobState) -> None:
+        """A new job that waits for others: not eligible until they are all SUCCESS."""
+        missing = {d for d in job.after if self.jobs.get(d, _NO_JOB).status != "SUCCESS"}
+        self.unmet[job_id] = missing
+        for dependency in missing:
+            self.dependents.setdefault(dependency, set()).add(job_id)
+
+    def succeeded(self, job_id: str) -> None:
+        """`job_id` is SUCCESS: the QUEUED jobs that waited only for it become eligible."""
+        for waiting in self.dependents.pop(job_id, ()):
+            missing = self.unmet.get(waiting, set())
+            missing.discard(job_id)
+            state = self.jobs.get(waiting, _NO_JOB)
+            if not missing and state.status == "QUEUED" and state.created_at is not None:
+                self.queue.add(state.user_id, state.gpu_count, (state.created_at, waiting))
+                self.refresh(state.user_id)
 
     def admission(self, job_id: str, pos: int, job: JobState, event: AdmissionStarted) -> None:
         """Checks made just before the admission takes effect (`job` is the state after)."""
         reason, user = event.reason, job.user_id
+        missing = sorted(self.unmet.get(job_id, ()))
+        if missing:
+            self.flag(
+                DEPENDENCIES,
+                (self.submitted_at.get(job_id, 0), pos),
+                job_id,
+                f"admitted while job {missing[0]} it waits for (after) was "
+                f"{self.jobs.get(missing[0], _NO_JOB).status or 'unknown'}",
+            )
         running = self.progress.get(user, {})
         load = len(running) + (job_id not in running)
         if self.in_force is not None and reason.policy != self.in_force.policy:
@@ -509,7 +551,8 @@ class _Auditor:
             self.progress.get(before.user_id, {}).pop(job_id, None)
             self.progress_gpus -= before.gpu_count
         if after.status == "QUEUED" and after.created_at is not None:
-            self.queue.add(after.user_id, after.gpu_count, (after.created_at, job_id))
+            if not self.unmet.get(job_id):  # a job waiting for others is not eligible
+                self.queue.add(after.user_id, after.gpu_count, (after.created_at, job_id))
         elif after.status == "PROGRESS":
             self.progress.setdefault(after.user_id, {})[job_id] = pos
             self.progress_gpus += after.gpu_count

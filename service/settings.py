@@ -58,7 +58,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = 1024 * 1024
     workers: int = 1
+    # Payload secrets at rest (service.secrets): the master key (base64 of 32 bytes; unset: a
+    # key file in data_dir), the key being rotated away from, and how long an ended job keeps
+    # its data key before it is shredded.
     secret_key: str | None = None
+    secret_key_old: str | None = None
+    secret_retention_days: float = 7.0
     webhook_max_attempts: int = 12
     webhook_allow_private: bool = False
     max_queued_per_user: int = 1000  # 0: no limit
@@ -110,10 +115,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         key = "***" if self.fireworks_api_key else None
         return f"Settings(fireworks_account_id={self.fireworks_account_id!r}, key={key})"
 
-    @property
-    def webhooks_enabled(self) -> bool:
-        return self.secret_key is not None
-
     def check_production(self) -> None:
         """Refuse to talk to the real Fireworks without a key."""
         if not self.uses_simulator and not self.fireworks_api_key:
@@ -152,6 +153,8 @@ ENV_NAMES: dict[str, str] = {
     "max_body_bytes": "FTQ_MAX_BODY_BYTES",
     "workers": "FTQ_WORKERS",
     "secret_key": "FTQ_SECRET_KEY",
+    "secret_key_old": "FTQ_SECRET_KEY_OLD",
+    "secret_retention_days": "FTQ_SECRET_RETENTION_DAYS",
     "webhook_max_attempts": "FTQ_WEBHOOK_MAX_ATTEMPTS",
     "webhook_allow_private": "FTQ_WEBHOOK_ALLOW_PRIVATE",
     "max_queued_per_user": "FTQ_MAX_QUEUED_PER_USER",
@@ -195,6 +198,8 @@ def load_settings(
         raise SettingsError("FIREWORKS_GPU_QUOTA must be 0 or more")
     if settings.workers < 1:
         raise SettingsError("FTQ_WORKERS must be 1 or more")
+    if settings.secret_retention_days < 0:
+        raise SettingsError("FTQ_SECRET_RETENTION_DAYS must be 0 or more")
     if settings.webhook_max_attempts < 1:
         raise SettingsError("FTQ_WEBHOOK_MAX_ATTEMPTS must be 1 or more")
     if settings.secret_key is not None:

@@ -64,6 +64,8 @@ class JobSubmitted(Event, frozen=True, tag="job.submitted"):
     fireworks_payload: dict[str, Any]
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    # Jobs this one waits for (`after`, Slurm's afterok): admitted only once all SUCCESS.
+    after: tuple[str, ...] = ()
     # Whose quota the job counts against (`training-<gpu_type>-count`) and its priority
     # (0..100; higher goes first, with aging). Older events: h200, 50.
     gpu_type: str = "h200"
@@ -141,6 +143,23 @@ class Failed(Event, frozen=True, tag="job.failed"):
     fireworks_state: str | None = None
 
 
+class SecretsShredded(Event, frozen=True, tag="job.secrets_shredded"):
+    """The job's data key was deleted: the secrets sealed in its `job.submitted` can never be
+    opened again (crypto-shredding). `by` is who asked (a user's email, or "retention")."""
+
+    by: str
+    reason: str = "requested"
+
+
+class DependencyFailed(Event, frozen=True, tag="job.dependency_failed"):
+    """A job it waits for (`after`) ended FAIL or CANCELLED: this QUEUED job can never run, and
+    FAILs (recorded by the admission loop's leader)."""
+
+    dependency_id: str
+    dependency_status: str
+    message: str
+
+
 class StuckDetected(Event, frozen=True, tag="job.stuck_detected"):
     """The job looks stuck on Fireworks (once per episode); flagged, not cancelled."""
 
@@ -167,6 +186,8 @@ JobEvent = (
     | Cancelled
     | Succeeded
     | Failed
+    | SecretsShredded
+    | DependencyFailed
     | StuckDetected
     | StuckCleared
 )

@@ -92,7 +92,7 @@ INSERT INTO api_keys (id, user_id, key_hash, label, created_at) VALUES ($1, $2, 
 UPDATE api_keys SET revoked_at = $2 WHERE id = $1;
 
 -- name: set_scheduler
-UPDATE scheduler_state SET paused = $1, changed_by = $2, changed_at = $3;
+UPDATE scheduler_state SET paused = $1, changed_by = $2, changed_at = $3, reason = $4;
 
 -- name: save_checkpoint
 INSERT INTO projection_checkpoints (name, transaction_id, position, updated_at)

@@ -33,6 +33,7 @@ from service.admission.admit import (
     no_checkpoint,
     start,
 )
+from service.admission.dependencies import fail_broken_dependents
 from service.admission.history import SchedulingHistory
 from service.admission.leader import Leadership
 from service.admission.limits import STEPS as LIMIT_STEPS
@@ -42,6 +43,9 @@ from service.admission.reconcile import reconcile
 from service.capacity import Capacity, CapacityReader, Pool, utcnow
 from service.commands import run_scheduler_command
 from service.fireworks import FireworksClient
+from service.secrets.admission import SecretsBlocked
+from service.secrets.housekeeping import Housekeeping
+from service.secrets.vault import Vault
 from service.settings import Settings, policy_record
 
 log = structlog.get_logger(__name__)
@@ -93,6 +97,7 @@ class TickSummary(msgspec.Struct, frozen=True, kw_only=True):
     returned: int = 0
     failed: int = 0
     cancelled: int = 0
+    dependency_failed: int = 0  # QUEUED jobs failed because a job they wait for did
     quota: int = 0
     in_use: int = 0
     available: int = 0
@@ -124,13 +129,18 @@ class AdmissionLoop:
         dsn: str | None = None,
         follower_retry_s: float = FOLLOWER_RETRY_S,
         tick_limit_s: float | None = None,
+        vault: Vault | None = None,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._watcher = watcher
         self._capacity = capacity
         checkpoint = checkpoint or fault_checkpoint_from_env()
-        self._ctx = AdmissionContext(pool, client, clock, checkpoint or no_checkpoint)
+        self._ctx = AdmissionContext(pool, client, clock, checkpoint or no_checkpoint, vault=vault)
+        # Jobs whose secrets cannot be opened (service.secrets): kept out of the plans, looked
+        # at again after each full reconcile; and the leader's secrets chores (shredding).
+        self._blocked: set[str] = set()
+        self._housekeeping = Housekeeping(pool, settings, clock)
         self._dsn = dsn or settings.database_url
         self._follower_retry_s = follower_retry_s
         # A pass that hangs (an await that never returns) must not hold leadership forever.
@@ -258,7 +268,10 @@ class AdmissionLoop:
             counts += await reconcile(self._ctx, full=full_reconcile)
             if full_reconcile:
                 self._last_full = time.monotonic()
+                self._blocked.clear()
+                await self._housekeeping.run_if_due()
                 counts += await check_running_jobs(self._ctx, self._settings)
+            counts["dependency_failed"] += await fail_broken_dependents(self._ctx)
             capacity = await self._admit_planned(counts)
         except Exception as exc:
             log.exception("admission.tick_failed")
@@ -271,6 +284,7 @@ class AdmissionLoop:
             returned=counts["returned"],
             failed=counts["failed"],
             cancelled=counts["cancelled"],
+            dependency_failed=counts["dependency_failed"],
             quota=capacity.quota if capacity else 0,
             in_use=capacity.in_use if capacity else 0,
             available=capacity.available if capacity else 0,
@@ -318,7 +332,7 @@ class AdmissionLoop:
                 now = self._ctx.clock()
                 p = pass_inputs(inputs, settings, self._history, now)
                 headroom = {t: max(0, n - taken[t]) for t, n in capacity.headroom().items()}
-                first = await first_admission(conn, p, headroom)
+                first = await first_admission(conn, p, headroom, blocked=self._blocked)
                 if first is None or first.job.job_id in tried:
                     return capacity
                 tried.add(first.job.job_id)
@@ -329,7 +343,12 @@ class AdmissionLoop:
                 reason = msgspec.structs.replace(
                     reason, big_job_reserve=p.limits.reserve_for(first.size_class)
                 )
-                state = await start(self._ctx, conn, first.job.job_id, reason)
+                try:
+                    state = await start(self._ctx, conn, first.job.job_id, reason)
+                except SecretsBlocked as exc:
+                    self._housekeeping.blocked(exc.job_id, exc.why)
+                    self._blocked.add(exc.job_id)
+                    continue
             if state is None:
                 counts["skipped"] += 1
                 continue

@@ -23,6 +23,7 @@ from events.domain.scheduling import (
     policy_order,
 )
 from events.store.log import Connection
+from service.admission.dependencies import load_waits
 from service.admission.history import SchedulingHistory
 from service.settings import Settings
 from service.sql import QUERIES
@@ -189,16 +190,25 @@ def needs_whole_queue(policy: Policy, priorities: bool) -> bool:
 
 
 async def first_admission(
-    conn: Connection, p: PassInputs, headroom: Mapping[str, int]
+    conn: Connection,
+    p: PassInputs,
+    headroom: Mapping[str, int],
+    *,
+    blocked: frozenset[str] | set[str] = frozenset(),
 ) -> Admission | None:
     """The admission a pass makes first, deciding afresh: the policy's order over the whole
     queue when it can differ from FIFO, else the head of the queue read in chunks until the
-    first job to admit or until nothing more can be admitted."""
+    first job to admit or until nothing more can be admitted. Jobs in `blocked` (their
+    secrets cannot be opened: service.secrets) and jobs waiting for others (`after`:
+    events.domain.scheduling.dependencies) are left out, as if not queued."""
     pass_ = p.new_pass(headroom)
     if pass_.exhausted():
         return None
+    waits = await load_waits(conn)  # jobs waiting for others (`after`) are not eligible
     if needs_whole_queue(p.policy, p.priorities):
         for job in p.order(await load_queue(conn)):
+            if job.job_id in blocked or waits.holds(job.job_id):
+                continue
             entry = pass_.step(job)
             if isinstance(entry, Admission):
                 return entry
@@ -206,6 +216,8 @@ async def first_admission(
                 return None
         return None
     async for job in queue_in_chunks(conn):
+        if job.job_id in blocked or waits.holds(job.job_id):
+            continue
         entry = pass_.step(job)
         if isinstance(entry, Admission):
             return entry

@@ -11,7 +11,6 @@ from litestar.params import FromPath, JSONBody
 
 from events.domain.directory import PauseScheduler, ResumeScheduler
 from service import directory
-from service.admission.queue import is_paused
 from service.api.auth import Caller, CallerDep
 from service.api.common import (
     RuntimeDep,
@@ -61,6 +60,15 @@ def _user_view(user: directory.User) -> UserView:
 
 async def _user(runtime: Runtime, user_id: str) -> directory.User:
     user = await directory.find_user(runtime.pool, user_id=checked_uuid(user_id, "user"))
+    if user is None:
+        raise not_found("no such user")
+    return user
+
+
+async def _user_by_id_or_email(runtime: Runtime, id_or_email: str) -> directory.User:
+    if "@" not in id_or_email:
+        return await _user(runtime, id_or_email)
+    user = await directory.find_user(runtime.pool, email=id_or_email)
     if user is None:
         raise not_found("no such user")
     return user
@@ -120,6 +128,7 @@ async def issue_key(
 @put(
     "/users/{user_id:str}/cap",
     summary='Set a user\'s PROGRESS cap of a size class (null: the default; "none": no cap)',
+    description="`user_id` is the user's id or email (as `ftq users cap` takes).",
     responses=errors(400, 403, 404, 413),
 )
 async def set_cap(
@@ -130,7 +139,7 @@ async def set_cap(
     runtime: RuntimeDep,
 ) -> UserView:
     data = await strict_body(request, CapUpdate)
-    user = await _user(runtime, user_id)
+    user = await _user_by_id_or_email(runtime, user_id)
     unlimited = data.cap == "none"
     cap = None if data.cap == "none" else data.cap
     await directory.set_cap(
@@ -191,6 +200,10 @@ async def set_max_priority(
 async def revoke_key(key_id: FromPath[str], caller: CallerDep, runtime: RuntimeDep) -> RevokedKey:
     checked = checked_uuid(key_id, "key")
     await directory.revoke_key(runtime.pool, checked, metadata(caller))
+    # Refused here from now on; in other processes as the revocation's NOTIFY reaches them,
+    # which it has reached this one's LISTEN connection too before we answer.
+    runtime.keys.forget()
+    await runtime.keys.synced()
     return RevokedKey(id=checked, revoked=True)
 
 
@@ -214,8 +227,9 @@ async def resume_scheduler(runtime: Runtime, caller: Caller) -> None:
 
 async def _scheduler_view(runtime: Runtime) -> SchedulerView:
     async with runtime.pool.acquire() as conn:
-        paused = await is_paused(conn)
+        switch = await conn.fetchrow(QUERIES["scheduler_switch"])
         recorded = await conn.fetchrow(QUERIES["policy_in_force"])
+    paused, reason, changed_by, changed_at = switch if switch else (False, None, None, None)
     leader, last_tick, headroom = False, None, None
     if runtime.loop is not None:
         status = runtime.loop.status()
@@ -226,9 +240,12 @@ async def _scheduler_view(runtime: Runtime) -> SchedulerView:
     settings = runtime.settings
     return SchedulerView(
         leader=leader,
-        paused=paused,
+        paused=bool(paused),
         running_here=runtime.loop is not None,
         last_tick=last_tick,
+        pause_reason=reason if paused else None,
+        changed_by=changed_by,
+        changed_at=changed_at,
         policy=settings.policy,
         policy_settings=policy_record(settings),
         recorded_policy=recorded[0] if recorded else None,

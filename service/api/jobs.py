@@ -13,7 +13,14 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from service.api.auth import Caller, CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
 from service.api.errors import ApiError, invalid, not_found
-from service.api.intake import IDEMPOTENCY_KEY, check_payload, check_priorities, submit_command
+from service.api.intake import (
+    IDEMPOTENCY_KEY,
+    check_after,
+    check_payload,
+    check_priorities,
+    known_jobs,
+    submit_command,
+)
 from service.api.limits import check_flood_limits
 from service.api.pagination import decode_cursor, encode_cursor, next_link
 from service.api.runtime import Runtime
@@ -91,8 +98,7 @@ async def submit_job(
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[JobView]:
-    data = await strict_body(request, JobSubmission)
-    check_payload(data)
+    data = check_payload(await strict_body(request, JobSubmission))
     command = submit_command(
         data, caller, datetime.now(UTC), idempotency_key, runtime.settings.default_gpu_type
     )
@@ -102,6 +108,9 @@ async def submit_job(
         if earlier is not None:
             return earlier
     await check_priorities(runtime, caller, [data])
+    waiting = None  # why the new job will wait for others (`after`), if it will
+    if data.after:
+        waiting = check_after(data, caller, await known_jobs(runtime, [data]))
     await check_flood_limits(runtime, caller, 1)
     try:
         state = await runtime.submitter.submit(command, metadata(caller))
@@ -113,7 +122,7 @@ async def submit_job(
             raise
         return earlier
     _wake(runtime)
-    view = await _one_view(runtime, row_of_state(state))
+    (view,) = await job_views(runtime, [row_of_state(state)], {state.job_id: waiting})
     location = f"{request.url.path.rstrip('/')}/{view.id}"  # under the alias too
     return Response(view, status_code=201, headers={"Location": location})
 

@@ -16,6 +16,14 @@ POLICY_HEADER = "X-FTQ-Policy"  # GET /queue: the admission policy in force
 
 GpuCount = Annotated[int, Meta(ge=1, le=1024, description="GPUs the job needs (1..1024)")]
 DisplayName = Annotated[str, Meta(max_length=200)]
+After = Annotated[
+    list[Annotated[str, Meta(max_length=64)]],
+    Meta(
+        max_length=100,
+        description="ids of your own jobs this one waits for: it is admitted only once every "
+        "one of them is SUCCESS, and FAILs at once if one ends FAIL or CANCELLED",
+    ),
+]
 Priority = Annotated[int, Meta(ge=0, le=100, description="0..100, default 50; higher first")]
 MaxRuntimeMinutes = Annotated[
     int,
@@ -38,6 +46,7 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     # Whose quota the job counts against (`training-<gpu_type>-count`); unset:
     # FTQ_DEFAULT_GPU_TYPE. The old service's newer clients send it.
     gpu_type: GpuType | None = None
+    after: After | None = None
     # Higher goes first (with aging); a member may only lower it below their maximum (50
     # unless an admin raised it with `ftq users max-priority`), an admin may set any.
     priority: Priority | None = None
@@ -183,6 +192,9 @@ class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
     paused: bool
     running_here: bool
     last_tick: dict[str, Any] | None
+    pause_reason: str | None = None  # the reason given with the pause, while paused
+    changed_by: str | None = None  # who paused or resumed last, and when
+    changed_at: datetime | None = None
     # The admission policy and limits this process admits with, and the ones last recorded
     # in the log (scheduler.policy_in_force) by a leader; the headroom per GPU type the loop
     # last read.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -24,6 +24,7 @@ from events.domain.scheduling import (
     Plan,
 )
 from events.store.log import Connection
+from service.admission.dependencies import load_waits
 from service.admission.history import SchedulingHistory
 from service.admission.queue import (
     PassInputs,
@@ -212,16 +213,20 @@ def _queued_job(r: JobRow) -> Job:
     )
 
 
-async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> tuple[Placement, set[str]]:
+async def row_placements(
+    runtime: Runtime, rows: Sequence[JobRow], waiting: Mapping[str, str | None] | None = None
+) -> tuple[Placement, set[str]]:
     """Placements of the QUEUED `rows` (read before this call) from a recent plan (at most
     `fresh_for_s` old), and the rows that plan shows already admitted. A single row that plan
     does not know is a job committed after it was made (typically one this request has just
     submitted): being the newest, it goes last, so it is placed from that plan without
     planning again (`PlanSnapshot.place_new`) — unless the plan has it in PROGRESS: read
     after the job's own admission (a cold plan made after the submit), it would count the
-    job against itself ("you already have a job in PROGRESS"). With several unknown rows, or
-    one that may not go last (fair share, a priority), the placements come from a plan made
-    after this call."""
+    job against itself ("you already have a job in PROGRESS"). Only a row this request has
+    just submitted (`waiting` names it) is placed so; one that waits for others (`after`)
+    goes last of all with its reason. With several unknown rows, or one that may not go last
+    (fair share, a priority), the placements come from a plan made after this call (the
+    plan knows which jobs wait for others; a row does not)."""
     queued = [r for r in rows if r.state == "QUEUED"]
     if not queued:
         return {}, set()
@@ -231,14 +236,17 @@ async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> tuple[Plac
     unknown: list[JobRow] = []
     for r in queued:
         placed = known.get(r.id)
+        held = waiting.get(r.id) if waiting is not None else None
         if placed is not None:
             out[r.id] = placed
+        elif held is not None:  # new, waits for others: last of all
+            out[r.id] = (len(known) + len(out) + 1, held)
         elif r.id not in snapshot.in_progress:
             unknown.append(r)
     admitted = {r.id for r in queued if r.id in snapshot.in_progress and r.id not in known}
     if not unknown:
         return out, admitted
-    if len(unknown) == 1:
+    if len(unknown) == 1 and waiting is not None and unknown[0].id in waiting:
         job = _queued_job(unknown[0])
         if snapshot.can_place_last(job):
             out[job.job_id] = snapshot.place_new(job)
@@ -291,6 +299,10 @@ async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         queue = await load_queue(conn)
         inputs = await load_planner_inputs(conn)
+        waits = await load_waits(conn)
+    held: list[tuple[Job, str]] = []
+    if waits.after:  # jobs waiting for others (`after`) are planned without, placed last
+        queue, held = waits.split(queue)
     in_progress = frozenset(r.job_id for r in inputs.running)
     headroom = headroom_now(runtime, inputs)
     p = pass_inputs(inputs, settings, history, datetime.now(UTC))
@@ -298,6 +310,8 @@ async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
     # (100k queued: about 0.1 s), and on the event loop every request in flight would wait
     # them out; in a thread they interleave (GIL slices).
     plan, pass_, out = await asyncio.to_thread(_plan_placed, queue, p, headroom)
+    for n, (job, reason) in enumerate(held, start=len(out) + 1):
+        out[job.job_id] = (n, reason)
     build_s = time.monotonic() - taken_at
     fifo = p.policy.name != "fair-share" and all(j.priority == DEFAULT_PRIORITY for j in queue)
     return PlanSnapshot(plan, pass_, out, taken_at, build_s, fifo, in_progress)
@@ -349,10 +363,14 @@ def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
     )
 
 
-async def job_views(runtime: Runtime, rows: Iterable[JobRow]) -> list[JobView]:
-    """Views of rows read *before* this call (placements: see `row_placements`)."""
+async def job_views(
+    runtime: Runtime, rows: Iterable[JobRow], waiting: Mapping[str, str | None] | None = None
+) -> list[JobView]:
+    """Views of rows read *before* this call (placements: see `row_placements`). `waiting`:
+    jobs this request has just submitted, with the reason each waits for others (`after`),
+    None if it does not."""
     rows = list(rows)
-    placement, admitted = await row_placements(runtime, rows)
+    placement, admitted = await row_placements(runtime, rows, waiting)
     if admitted:  # read QUEUED, admitted since: show them as they are now
         rows = [await _reread(runtime, r) if r.id in admitted else r for r in rows]
     return [job_view(r, placement) for r in rows]

@@ -7,6 +7,9 @@ SELECT policy, policy_settings::text FROM scheduler_state WHERE policy IS NOT NU
 -- name: scheduler_paused
 SELECT paused FROM scheduler_state;
 
+-- name: scheduler_switch
+SELECT paused, reason, changed_by, changed_at FROM scheduler_state;
+
 -- name: user_max_priority
 SELECT max_priority FROM users WHERE id = $1::uuid;
 
@@ -154,9 +157,10 @@ ORDER BY j.created_at, j.id LIMIT $1;
 
 -- name: planner_inputs
 -- Everything a decision needs besides the queue, in one round trip: whether admission is
--- paused; the jobs in PROGRESS (`planner_running`'s columns) and the users with a cap, a
--- no-cap class or a share (`planner_users`'s) as JSON arrays; whether a QUEUED job has a
--- priority other than the default (`queue_has_priorities`).
+-- paused; as JSON arrays the jobs in PROGRESS (id, user, GPUs, GPU type, kind, started_at,
+-- runtime limit) and the users with a cap, a no-cap class or a share (id, small cap, big
+-- cap, classes without a cap, share); whether a QUEUED job has a priority other than the
+-- default (then the policy's order is not the FIFO order: a decision reads the whole queue).
 SELECT coalesce((SELECT paused FROM scheduler_state), false),
        (SELECT coalesce(json_agg(json_build_array(
                    j.id::text, j.user_id::text, j.gpu_count, coalesce(s.gpu_type, 'h200'),

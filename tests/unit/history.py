@@ -100,7 +100,13 @@ class History:
         return self.append(SCHEDULER_STREAM, event)
 
     def submit(
-        self, job_id: str, email: str, gpus: int = 4, gpu_type: str = "h200", priority: int = 50
+        self,
+        job_id: str,
+        email: str,
+        gpus: int = 4,
+        gpu_type: str = "h200",
+        priority: int = 50,
+        after: tuple[str, ...] = (),
     ) -> int:
         if email not in self.users:
             self.user(email)
@@ -113,6 +119,7 @@ class History:
             display_name=f"job {job_id}",
             gpu_count=gpus,
             fireworks_payload={"baseModel": "m", "secret": "do-not-show"},
+            after=after,
             gpu_type=gpu_type,
             priority=priority,
         )

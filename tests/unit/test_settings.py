@@ -118,3 +118,24 @@ def test_a_reserve_above_the_configured_quota_is_refused() -> None:
     with pytest.raises(SettingsError, match="FTQ_BIG_JOB_RESERVE"):
         load_settings({"FTQ_BIG_JOB_RESERVE": "16", "FIREWORKS_GPU_QUOTA": "8"}, None)
     load_settings({"FTQ_BIG_JOB_RESERVE": "8", "FIREWORKS_GPU_QUOTA": "8"}, None)
+
+
+def test_operations_settings_defaults_and_values() -> None:
+    s = load_settings({}, None)
+    assert (s.max_runtime_hours, s.max_runtime_minutes) == (None, None)  # no limit
+    assert (s.stuck_minutes, s.stalled_minutes) == (60.0, 240.0)
+    s = load_settings(
+        {"FTQ_MAX_RUNTIME_HOURS": "1.5", "FTQ_STUCK_MINUTES": "5", "FTQ_STALLED_MINUTES": "30"},
+        None,
+    )
+    assert (s.max_runtime_minutes, s.stuck_minutes, s.stalled_minutes) == (90.0, 5.0, 30.0)
+    assert load_settings({"FTQ_MAX_RUNTIME_HOURS": ""}, None).max_runtime_hours is None
+
+
+@pytest.mark.parametrize(
+    "name", ["FTQ_MAX_RUNTIME_HOURS", "FTQ_STUCK_MINUTES", "FTQ_STALLED_MINUTES"]
+)
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_bad_operations_values_name_their_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value}, None)

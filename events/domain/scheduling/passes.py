@@ -147,18 +147,7 @@ class Pass:
                 self.spare[gpu_type] = spare_before - gpus
         elif self._easy:
             estimate_s = self.estimate(job)
-        self.budget[gpu_type] = free - gpus
-        self._exhausted = None
-        self.slots[key] = held + 1
-        if self._easy:
-            assert estimate_s is not None
-            ends = self.ends.setdefault(gpu_type, [])
-            ends.append((self.now + timedelta(seconds=estimate_s), gpus))
-        self.admitted += 1
-        usage = None
-        if self.policy.name == "fair-share":
-            usage = usage_key(job.user_id, self.usage, self.policy)
-        return Admission(
+        admission = Admission(
             job,
             position,
             free,
@@ -168,9 +157,23 @@ class Pass:
             reservation=reservation,
             spare_before=spare_before,
             estimate_s=estimate_s,
-            usage=usage,
+            usage=usage_key(job.user_id, self.usage, self.policy) if self._fair else None,
             holders=tuple(r.job_id for r in self.reservations.values()),
         )
+        self._take(admission, key)
+        return admission
+
+    def _take(self, admission: Admission, key: tuple[str, str]) -> None:
+        """Count an admission against its type's GPUs, its user's slot and the ends."""
+        job = admission.job
+        self.budget[job.gpu_type] = admission.available_before - job.gpu_count
+        self._exhausted = None
+        self.slots[key] = admission.user_load + 1
+        if self._easy:
+            assert admission.estimate_s is not None
+            ends = self.ends.setdefault(job.gpu_type, [])
+            ends.append((self.now + timedelta(seconds=admission.estimate_s), job.gpu_count))
+        self.admitted += 1
 
     def _blocked(
         self, job: Job, position: int, key: tuple[str, str], need: int, base: str, ahead: int
