@@ -295,7 +295,7 @@ def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> N
     async def go() -> tuple[Any, str]:
         async with api(url, key) as client:
             body = (await client.call("GET", "/queue"))[1]
-            return body, client.last_headers.get(POLICY_HEADER, "")
+            return body, client.last_headers.get(POLICY_HEADER.lower(), "")
 
     entries, policy = run(go())
     if as_json:
