@@ -21,12 +21,14 @@ import anyio.to_thread
 import asyncpg
 import structlog
 from litestar import Litestar, Router
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.exceptions import LitestarDeprecationWarning
 
 from events.store.tail import LogWatcher
 from events.store.waker import Waker
 from service.admission.loop import AdmissionLoop
 from service.api.admin import ADMIN_ROUTES
+from service.api.allow import complete_allow
 from service.api.auth import (
     BEARER_SCHEME,
     CALLER,
@@ -39,6 +41,7 @@ from service.api.common import RUNTIME
 from service.api.docs import docs_routers, openapi_config
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.jobs import JOB_ROUTES
+from service.api.openapi_exact import use_exact_document
 from service.api.ops import OPS_ROUTES
 from service.api.requeue import REQUEUE_ROUTES
 from service.api.runtime import Runtime
@@ -56,11 +59,13 @@ from service.settings import Settings
 from service.submissions import Submitter
 from service.ui import template_config, ui_routers
 from service.webhooks.deliverer import WebhookDeliverer
-from service.webhooks.sealing import master_key
 
 log = structlog.get_logger(__name__)
 
 LEGACY_PREFIX = "/functions/v1/jobs-api"  # where clients of the Supabase service call
+# The alias serves the same routes again; the OpenAPI document lists it once, in its
+# description (service.api.docs), not each route twice.
+ALIAS: dict[str, Any] = {"include_in_schema": False}
 SIMULATOR_KEY = "sim-key"
 GIL_SWITCH_S = 0.001  # see lifespan_for
 
@@ -100,8 +105,8 @@ async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
 
 def _webhook_deliverer(runtime: Runtime) -> WebhookDeliverer:
     settings = runtime.settings
-    assert settings.secret_key is not None
     url = runtime.database_url
+    keyring = runtime.vault.keyring
 
     async def connect() -> asyncpg.Connection:
         return await asyncpg.connect(url)
@@ -109,7 +114,7 @@ def _webhook_deliverer(runtime: Runtime) -> WebhookDeliverer:
     return WebhookDeliverer(
         runtime.pool,
         connect,
-        master_key(settings.secret_key),
+        [master.key for master in (keyring.current, *keyring.older)],
         runtime.watcher,
         max_attempts=settings.webhook_max_attempts,
         allow_private=settings.webhook_allow_private,
@@ -139,8 +144,9 @@ def lifespan_for(
             await vault.check_at_start(pool)  # one clear error if the master key is not theirs
             waker = Waker(pool, on_error=_wake_failed)
             stack.push_async_callback(waker.close)
-            submitter, keys = Submitter(pool, waker, vault=vault), KeyLookup(pool)
+            submitter, keys = Submitter(pool, waker, vault=vault), KeyLookup(pool, url)
             stack.push_async_callback(submitter.close)  # before the waker's close: LIFO
+            await keys.start()
             stack.push_async_callback(keys.close)
             watcher = LogWatcher(url)
             await watcher.start()
@@ -179,10 +185,11 @@ def lifespan_for(
                 simulator=simulator,
                 vault=vault,
             )
+            stack.push_async_callback(runtime.capacity.close)
             if run_scheduler:
                 runtime.loop = await _admission_loop(runtime)
                 stack.push_async_callback(runtime.loop.stop)
-            if run_scheduler and settings.secret_key is not None:
+            if run_scheduler:
                 deliverer = _webhook_deliverer(runtime)
                 await deliverer.start()
                 stack.push_async_callback(deliverer.stop)
@@ -221,9 +228,10 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
             route_handlers=[*JOB_ROUTES, *BATCH_ROUTES],
             dependencies=deps,
             **guarded,
+            **ALIAS,
         ),
         Router("/", route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded),
-        Router(LEGACY_PREFIX, route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded),
+        Router(LEGACY_PREFIX, route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded, **ALIAS),
         Router(
             "/admin",
             route_handlers=ADMIN_ROUTES,
@@ -240,17 +248,19 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
         # refuses the same provider at two layers, so their routers carry none.
         routers += [
             Router("/", route_handlers=history, **guarded),
-            Router(LEGACY_PREFIX, route_handlers=history, **guarded),
+            Router(LEGACY_PREFIX, route_handlers=history, **guarded, **ALIAS),
         ]
     with _tolerating_litestar_deprecations():
         app = Litestar(
             route_handlers=routers,
             exception_handlers=EXCEPTION_HANDLERS,
+            before_send=[complete_allow],
             lifespan=[lifespan_for(settings, run_scheduler, vault)],
             request_max_body_size=settings.max_body_bytes,
-            openapi_config=openapi_config(BEARER_SCHEME),
+            openapi_config=openapi_config(BEARER_SCHEME, alias=LEGACY_PREFIX),
             template_config=template_config(),
             logging_config=None,
         )
+    use_exact_document(app.plugins.get(OpenAPIPlugin))
     app.asgi_handler = RequestContext(app.asgi_handler)
     return app

@@ -17,6 +17,7 @@ from events.domain.job_commands import (
     ConfirmCancelled,
     DetectStuck,
     EnforceRuntimeLimit,
+    FailForDependency,
     FireworksJobGone,
     JobCommand,
     ObserveFireworks,
@@ -34,6 +35,7 @@ from events.domain.job_events import (
     Admitted,
     Cancelled,
     CancelRequested,
+    DependencyFailed,
     Failed,
     FireworksStateObserved,
     JobEvent,
@@ -49,6 +51,8 @@ from events.domain.job_events import (
 )
 from events.domain.job_limits import limit_cancel, stuck_event
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
+from events.domain.scheduling.dependencies import dependency_failed_message
+from events.domain.scheduling.model import GPU_TYPES, MAX_PRIORITY
 
 GONE_OUTSIDE_FTQ = "deleted outside ftq"
 
@@ -64,6 +68,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     kind: Kind = "SFT"
     display_name: str | None = None
     gpu_count: int = 0
+    gpu_type: str = "h200"
+    priority: int = 50
     fireworks_payload: dict[str, Any] = msgspec.field(default_factory=dict)
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
@@ -86,6 +92,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     estimated_cost: float | None = None
     # When the job's data key was deleted (its sealed secrets are gone for good).
     secrets_shredded_at: datetime | None = None
+    after: tuple[str, ...] = ()  # jobs it waits for (all must be SUCCESS before admission)
     # Operations (events.domain.job_limits): the job's own runtime limit, the job it was
     # requeued from, why ftq asked for the cancel (a limit), when ftq first saw the current
     # Fireworks state and last saw the state or progress change, and the stuck flag.
@@ -120,10 +127,13 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 kind=event.kind,
                 display_name=event.display_name,
                 gpu_count=event.gpu_count,
+                gpu_type=event.gpu_type,
+                priority=event.priority,
                 fireworks_payload=event.fireworks_payload,
                 idempotency_key=event.idempotency_key,
                 request_fingerprint=event.request_fingerprint,
                 created_at=event.at,
+                after=event.after,
                 max_runtime_minutes=event.max_runtime_minutes,
                 requeued_from=event.requeued_from,
             )
@@ -199,6 +209,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
             return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
         case SecretsShredded():
             return msgspec.structs.replace(state, version=version, secrets_shredded_at=event.at)
+        case DependencyFailed():
+            return _finish(state, version, "FAIL", event.at, error=event.message)
 
 
 def _since(state: JobState, fireworks_state: str | None, at: datetime) -> datetime | None:
@@ -312,6 +324,19 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
         case ConfirmCancelled():
             _require(state.cancel_requested_by is not None, state, "confirm a cancel never asked")
             return [_cancelled(state, command.at, command.fireworks_state)]
+        case FailForDependency():
+            _require(state.status == "QUEUED", state, "fail for a dependency")
+            if command.dependency_id not in state.after:
+                raise InvalidState(f"job does not wait for job {command.dependency_id}")
+            message = dependency_failed_message(command.dependency_id, command.dependency_status)
+            return [
+                DependencyFailed(
+                    at=command.at,
+                    dependency_id=command.dependency_id,
+                    dependency_status=command.dependency_status,
+                    message=message,
+                )
+            ]
         case EnforceRuntimeLimit():
             # nothing before the limit, nothing twice (a cancel already asked for, by anyone,
             # is the one that ends the job)
@@ -352,6 +377,12 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
         raise AlreadyExists(f"job {command.job_id} already exists")
     if command.gpu_count < 1:
         raise InvalidState("gpu_count must be at least 1")
+    if command.job_id in command.after:
+        raise InvalidState("a job cannot wait for itself")
+    if command.gpu_type not in GPU_TYPES:
+        raise InvalidState(f"gpu_type must be one of {', '.join(GPU_TYPES)}")
+    if not 0 <= command.priority <= MAX_PRIORITY:
+        raise InvalidState(f"priority must be between 0 and {MAX_PRIORITY}")
     return [
         JobSubmitted(
             at=command.at,
@@ -364,6 +395,9 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
             fireworks_payload=command.fireworks_payload,
             idempotency_key=command.idempotency_key,
             request_fingerprint=command.request_fingerprint,
+            after=command.after,
+            gpu_type=command.gpu_type,
+            priority=command.priority,
             max_runtime_minutes=command.max_runtime_minutes,
             requeued_from=command.requeued_from,
         )

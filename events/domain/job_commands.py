@@ -24,6 +24,9 @@ class SubmitJob(Command, frozen=True):
     fireworks_payload: dict[str, Any]
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    after: tuple[str, ...] = ()
+    gpu_type: str = "h200"
+    priority: int = 50
     max_runtime_minutes: int | None = None
     requeued_from: str | None = None
 
@@ -84,6 +87,13 @@ class ShredSecrets(Command, frozen=True):
     reason: str = "requested"
 
 
+class FailForDependency(Command, frozen=True):
+    """A job this one waits for ended FAIL or CANCELLED (the leader saw it)."""
+
+    dependency_id: str
+    dependency_status: str
+
+
 class EnforceRuntimeLimit(Command, frozen=True):
     """The leader checks a running job against its runtime limit (`default_minutes`: the
     FTQ_MAX_RUNTIME_HOURS default in minutes, None when unset)."""
@@ -109,6 +119,7 @@ JobCommand = (
     | RequestCancel
     | ConfirmCancelled
     | ShredSecrets
+    | FailForDependency
     | EnforceRuntimeLimit
     | DetectStuck
 )

@@ -134,7 +134,11 @@ async def create(ctx: AdmissionContext, state: JobState) -> Outcome:
         return "open"
     try:
         job = await ctx.client.create_job(
-            state.kind, fireworks_id, payload, gpu_count=state.gpu_count
+            state.kind,
+            fireworks_id,
+            payload,
+            gpu_count=state.gpu_count,
+            gpu_type=state.gpu_type,
         )
         command = ConfirmAdmission(at=ctx.clock(), fireworks_state=job.state)
     except AlreadyExists:  # our own earlier attempt got there: GET it

@@ -57,6 +57,7 @@ class Runtime:
         self.loop: AdmissionLoop | None = None  # when the scheduler runs in this process
         self.plans: SharedRun[Any] | None = None  # api.views.PlanSnapshot, shared runs
         self.plan_snapshot: Any = None  # api.views.PlanSnapshot: the latest plan made
+        self.history: Any = None  # admission.history.SchedulingHistory without a loop here
 
 
 def runtime_of(state: State) -> Runtime:

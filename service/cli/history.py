@@ -75,8 +75,8 @@ def _kept(until_position: int | None, at: datetime | None) -> Callable[[Recorded
 
 
 def export(rows: list[RecordedEvent], path: Path, *, redact: bool = False) -> None:
-    """Write `rows` as NDJSON; the file holds payload secrets (sealed ones, and plain ones of
-    old events unless `redact`): protect it like the database."""
+    """Write `rows` as NDJSON, mode 0600; the file holds payload secrets (sealed ones, and
+    plain ones of old events unless `redact`): protect it like the database."""
     from service.secrets.migrate_log import redact_data  # noqa: PLC0415
 
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -200,7 +200,7 @@ def audit(
     from projections.audit import audit as check  # noqa: PLC0415
 
     config = settings()
-    cap = config.user_cap if default_cap is None else default_cap
+    cap = config.default_cap if default_cap is None else default_cap
 
     async def go() -> list[RecordedEvent]:
         async with database(config, migrated=False) as pool:

@@ -57,6 +57,7 @@ METRICS = frozenset(
         "ftq_stream_clients",
         "ftq_is_leader",
         "ftq_scheduler_paused",
+        "ftq_stuck_jobs",
     }
 )
 HISTOGRAMS = frozenset({"ftq_http_request_seconds", "ftq_tick_seconds"})

@@ -28,7 +28,7 @@ from events.domain.job_commands import (
 from events.domain.job_events import AdmissionReason, AdmissionStarted, CancelRequested
 from events.domain.rejections import CommandRejected
 from events.domain.requeue import requeue
-from service.admission.plan import Load, QueuedJob, plan
+from events.domain.scheduling import Job, Limits, Policy, Running, plan
 
 ALLOWED = {
     (None, "QUEUED"),
@@ -147,8 +147,14 @@ class Scheduler(RuleBasedStateMachine):
         counts: dict[str, int] = {}
         for j in self.progress():
             counts[j.user_id] = counts.get(j.user_id, 0) + 1
-        queue = [QueuedJob(j.job_id, j.user_id, j.created_at or T0, j.gpu_count) for j in queued]
-        result = plan(queue, Load(counts, self.caps, 1), available, policy=self.policy)
+        queue = [Job(j.job_id, j.user_id, j.created_at or T0, j.gpu_count) for j in queued]
+        running = [
+            Running(j.job_id, j.user_id, j.gpu_count, j.started_at or T0, self.now())
+            for j in self.progress()
+        ]
+        limits = Limits(user_caps={(u, "small"): c for u, c in self.caps.items()})
+        policy = Policy(self.policy)  # type: ignore[arg-type]
+        result = plan(queue, running, {"h200": available}, limits, policy, self.now())
         self.check_fifo(queue, counts, result.admit, available)
         for admission in result.admit:
             job_id = admission.job.job_id
@@ -174,7 +180,7 @@ class Scheduler(RuleBasedStateMachine):
                     self.apply(job_id, RejectAdmission(at=self.now(), message="bad", status=400))
 
     def check_fifo(
-        self, queue: list[QueuedJob], counts: dict[str, int], admitted: list[object], available: int
+        self, queue: list[Job], counts: dict[str, int], admitted: list[object], available: int
     ) -> None:
         """Oracle, independent of the planner: no earlier eligible job may be passed over
         (strict), or passed over while it fitted (backfill)."""

@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -314,3 +315,51 @@ def test_remaining_time_is_the_median_of_longer_observed_runtimes() -> None:
     one = Job("j", "u", datetime.fromtimestamp(0, UTC), 4)
     assert estimator.remaining(one, 50) == 550 - 50  # median of 100 and 1000, minus 50
     assert estimator.remaining(one, 5000, floor_s=60) == 60  # past all: the floor
+
+
+class ReferencePlanner(DomainPlanner):
+    """The passes as `SchedulerState.plan` runs them, from all running jobs each time (the
+    incremental `DomainPlanner` must give the same admissions)."""
+
+    def plan(self, now: float) -> list[str]:
+        from datetime import timedelta  # noqa: PLC0415
+
+        from events.domain.simulation.scheduler import FLOOR_S, at  # noqa: PLC0415
+
+        moment = self.now = at(now)
+        state = self.state
+        if self.easy:
+            for job_id, (one, run) in state.running.items():
+                if run.expected_end <= moment:
+                    left = state.estimator.remaining(
+                        one, (moment - run.started_at).total_seconds(), FLOOR_S
+                    )
+                    end = moment + timedelta(seconds=left)
+                    state.running[job_id] = (one, msgspec.structs.replace(run, expected_end=end))
+        done = state.plan(moment, explain=False)
+        for admission in done.admit:
+            state.admit(admission.job.job_id, moment)
+        return [a.job.job_id for a in done.admit]
+
+    def finish(self, job_id: str, now: float, runtime: float) -> None:
+        from events.domain.simulation.scheduler import at  # noqa: PLC0415
+
+        self.state.finish(job_id, at(now))
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(1, 8), st.integers(0, 40),
+                       st.sampled_from("uvw")), max_size=30),
+    st.sampled_from(["strict-fifo", "backfill", "reserve", "fair-share"]),
+    st.sampled_from([Limits(cap_small=None, cap_big=None), Limits(cap_small=1, cap_big=1),
+                     Limits(big_job_gpus=4, cap_small=2, cap_big=1, big_job_reserve=2)]),
+)  # fmt: skip
+def test_incremental_passes_equal_the_state_s_plan(
+    rows: list[tuple[int, int, int, str]], policy: PolicyName, limits: Limits
+) -> None:
+    jobs = [job(f"j{k:02}", u, at, g, d) for k, (at, g, d, u) in enumerate(rows)]
+    fast = simulate(jobs, planner(policy, 8, limits, half_life_hours=0.01), {"*": 8})
+    ref = ReferencePlanner(limits, Policy(policy, half_life_hours=0.01), {"*": 8}, epoch=0.0)
+    slow = simulate(jobs, ref, {"*": 8})
+    assert fast == slow

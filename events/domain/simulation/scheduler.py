@@ -8,6 +8,7 @@ finished so far in the simulation, never a job's own `duration_s`."""
 from __future__ import annotations
 
 import copy
+import heapq
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,9 @@ from events.domain.scheduling import (
     DEFAULT_RUNTIME_MINUTES,
     Job,
     Limits,
+    Pass,
     Policy,
+    Running,
     SchedulerState,
     policy_order,
 )
@@ -37,7 +40,15 @@ def at(seconds: float) -> datetime:
 
 
 class DomainPlanner:
-    """`quota` is `{"*": N}` (one pool: every job counts against it) or GPUs per type."""
+    """`quota` is `{"*": N}` (one pool: every job counts against it) or GPUs per type.
+
+    A pass is the domain's `Pass` over the queue in `policy_order`, as `SchedulerState.plan`
+    runs it, with what it reads of the running jobs kept up to date one event at a time
+    instead of rebuilt from all of them at every moment (a 100k-job trace at a scaled quota
+    has thousands running): the headroom per pool; only the running jobs of users with a
+    queued job (the only users' slots a pass reads); the expected ends per type (`reserve`,
+    `fair-share`); the overdue ones from a heap. `tests/unit/test_simulation.py` checks the
+    passes equal `SchedulerState.plan`'s."""
 
     def __init__(
         self,
@@ -53,23 +64,41 @@ class DomainPlanner:
             limits, policy, quota, at(epoch), default_runtime_minutes=default_runtime_minutes
         )
         self.now = at(epoch)
+        self.easy = policy.name in ("reserve", "fair-share")
+        self.free: dict[str, int] = dict(quota)
+        self.queued_users: dict[str, int] = {}  # user -> queued jobs
+        self.user_runs: dict[str, dict[str, Running]] = {}  # user -> running job id -> run
+        self.ends: dict[str, dict[str, tuple[datetime, int]]] = {}  # type -> id -> end, gpus
+        self.due: list[tuple[datetime, str]] = []  # (expected end, id): a heap, lazy deletes
 
     def arrive(self, job: TraceJob, now: float) -> None:
         gpu_type = SINGLE_POOL if self.single else job.gpu_type
         self.state.arrive(
             Job(job.job_id, job.user, at(job.submitted_at), job.gpu_count, gpu_type, job.kind)
         )
+        self.queued_users[job.user] = self.queued_users.get(job.user, 0) + 1
+
+    def _track(self, run: Running) -> None:
+        self.user_runs.setdefault(run.user_id, {})[run.job_id] = run
+        if self.easy:
+            self.ends.setdefault(run.gpu_type, {})[run.job_id] = (run.expected_end, run.gpu_count)
+            heapq.heappush(self.due, (run.expected_end, run.job_id))
 
     def refresh(self, moment: datetime) -> None:
         """Running jobs past their expected end get a new one as known now: `now` plus
         the estimator's remaining time for a job that has run that long (≥ `FLOOR_S`)."""
-        state = self.state
-        for job_id, (job, run) in state.running.items():
-            if run.expected_end <= moment:
-                elapsed = (moment - run.started_at).total_seconds()
-                left = state.estimator.remaining(job, elapsed, FLOOR_S)
-                end = moment + timedelta(seconds=left)
-                state.running[job_id] = (job, msgspec.structs.replace(run, expected_end=end))
+        state, due = self.state, self.due
+        while due and due[0][0] <= moment:
+            end, job_id = heapq.heappop(due)
+            entry = state.running.get(job_id)
+            if entry is None or entry[1].expected_end != end:
+                continue  # finished, or already given a later end
+            job, run = entry
+            elapsed = (moment - run.started_at).total_seconds()
+            left = state.estimator.remaining(job, elapsed, FLOOR_S)
+            run = msgspec.structs.replace(run, expected_end=moment + timedelta(seconds=left))
+            state.running[job_id] = (job, run)
+            self._track(run)
 
     def remaining(self, job_id: str, now: float) -> float:
         """A running job's expected further runtime at `now` (≥ `FLOOR_S`)."""
@@ -79,19 +108,46 @@ class DomainPlanner:
 
     def plan(self, now: float) -> Sequence[str]:
         self.now = moment = at(now)
-        if self.state.policy.name in ("reserve", "fair-share"):
+        state = self.state
+        if self.easy:
             self.refresh(moment)
-        done = self.state.plan(moment, explain=False)
+        if not state.queue:
+            return []
+        runs = [r for u in self.queued_users for r in self.user_runs.get(u, {}).values()]
+        usage = state.usage.at(moment, runs) if state.policy.name == "fair-share" else None
+        pass_ = Pass(runs, self.free, state.limits, state.policy, moment,
+                     estimate=state.estimator.estimate, usage=usage)  # fmt: skip
+        if self.easy:  # every running job's end (each one is past `moment` after refresh)
+            pass_.ends = {t: list(ends.values()) for t, ends in self.ends.items()}
+        order = policy_order(list(state.queue.values()), state.policy, moment, usage or {})
+        done = pass_.plan(order, explain=False)
         for admission in done.admit:
-            self.state.admit(admission.job.job_id, moment)
+            job = admission.job
+            run = state.admit(job.job_id, moment)
+            self.free[job.gpu_type] = self.free.get(job.gpu_type, 0) - job.gpu_count
+            left = self.queued_users[job.user_id] - 1
+            if left:
+                self.queued_users[job.user_id] = left
+            else:
+                del self.queued_users[job.user_id]
+            self._track(run)
         return [a.job.job_id for a in done.admit]
 
     def finish(self, job_id: str, now: float, runtime: float) -> None:
         moment = at(now)
-        usage = self.state.usage
+        state = self.state
+        usage = state.usage
         if (moment - usage.epoch).total_seconds() > REBASE_HALF_LIVES * usage.half_life_s:
             usage.rebase(moment)
-        self.state.finish(job_id, moment)
+        _, run = state.running[job_id]
+        state.finish(job_id, moment)
+        self.free[run.gpu_type] += run.gpu_count
+        runs = self.user_runs[run.user_id]
+        del runs[job_id]
+        if not runs:
+            del self.user_runs[run.user_id]
+        if self.easy:
+            del self.ends[run.gpu_type][job_id]
 
     def estimate(self, job_id: str) -> float:
         state = self.state
