@@ -24,6 +24,7 @@ ATTEMPTS: Final = 8
 RETENTION_ACTOR: Final = "retention"
 ORPHAN_AGE: Final = timedelta(hours=1)  # a submit never takes this long between key and event
 BATCH: Final = 100
+MAX_PER_SWEEP: Final = 1000  # the sweep runs inside the leader's pass: the rest waits for the next
 
 
 async def shred(
@@ -72,7 +73,7 @@ async def shred_due(pool: asyncpg.Pool, retention_days: float, *, clock: Clock =
                 reason=f"ended more than {retention_days:g} days ago", clock=clock,
             )  # fmt: skip
             done += 1
-        if len(rows) < BATCH:
+        if len(rows) < BATCH or done >= MAX_PER_SWEEP:
             break
     await pool.execute(QUERIES["orphan_keys"], ORPHAN_AGE)
     return done
