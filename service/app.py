@@ -47,6 +47,7 @@ from service.api.webhooks import WEBHOOK_ROUTES
 from service.capacity import CapacityReader
 from service.database import create_pool, describe_url, migrate, resolve_database_url
 from service.directory import KeyLookup
+from service.eta import EtaForecaster
 from service.fireworks import FireworksClient
 from service.logging import RequestContext, configure_logging
 from service.settings import Settings
@@ -171,6 +172,9 @@ def lifespan_for(
                 capacity=CapacityReader(client, settings),
                 simulator=simulator,
             )
+            runtime.eta = EtaForecaster(pool, settings, runtime.capacity, watcher)
+            await runtime.eta.start()
+            stack.push_async_callback(runtime.eta.stop)
             if run_scheduler:
                 runtime.loop = await _admission_loop(runtime)
                 stack.push_async_callback(runtime.loop.stop)

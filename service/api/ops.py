@@ -16,6 +16,7 @@ from service.api.errors import ApiError
 from service.api.schemas import CapacityView, Health, QueueEntry
 from service.api.views import CAPACITY_TIMEOUT_S, decode_payload, placements
 from service.database import is_migrated
+from service.eta import with_etas
 from service.metrics import (
     GPUS_AVAILABLE,
     GPUS_IN_USE,
@@ -66,7 +67,7 @@ async def queue(caller: CallerDep, runtime: RuntimeDep) -> list[QueueEntry]:
             )
         )
     entries.sort(key=lambda e: e.queue_position)
-    return entries
+    return with_etas(runtime.eta, entries)
 
 
 @get(

@@ -59,6 +59,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     cancel_requested: bool = False
     queue_position: int | None = None
     pending_reason: str | None = None
+    eta: datetime | None = None  # QUEUED: estimated admission (service.eta), when known
     max_runtime_minutes: int | None = None
     # The FAIL/CANCELLED job this one was requeued from (POST /jobs/{id}/requeue).
     requeued_from: str | None = None
@@ -86,6 +87,7 @@ class QueueEntry(msgspec.Struct, frozen=True, kw_only=True):
     mine: bool
     user: str | None
     fireworks_payload: dict[str, Any] | None
+    eta: datetime | None = None  # estimated admission (service.eta): null until known
 
 
 class CapacityView(msgspec.Struct, frozen=True, kw_only=True):

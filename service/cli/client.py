@@ -15,6 +15,7 @@ import typer
 from rich.text import Text
 
 from service.cli.app import Failure, app, err, fail, note, out, run, table
+from service.cli.eta_text import eta_words
 from service.cli.http import DEFAULT_URL, Key, Url, api, error_text
 
 
@@ -274,7 +275,7 @@ def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> N
     if as_json:
         print_json(entries)
         return
-    shown = table("pos", "id", "kind", "gpus", "user", "pending reason")
+    shown = table("pos", "id", "kind", "gpus", "user", "eta", "pending reason")
     for entry in entries:
         user = entry.get("user") or ("you" if entry.get("mine") else "")
         shown.add_row(
@@ -283,6 +284,7 @@ def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> N
             entry["kind"],
             str(entry["gpu_count"]),
             user,
+            eta_words(entry.get("eta")),
             entry.get("pending_reason") or "",
         )
     out.print(shown)
