@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Final, cast
 
 import msgspec
 import typer
@@ -193,7 +193,22 @@ def simulate_command(
     for key in results[columns[0]]:
         if key != "eta":
             result.add_row(key, *(_cell(results[p].get(key, "")) for p in columns))
+    if eta:  # ETA accuracy: ftq's forecast against the naive estimate, per policy
+        for key in ETA_ROWS:
+            result.add_row(f"eta {key}", *(_cell(_eta_of(results[p]).get(key, ""))
+                                           for p in columns))  # fmt: skip
     out.print(result)
+
+
+ETA_ROWS: Final = (
+    "jobs", "waited_10min", "ftq_median_abs_error_h", "naive_median_abs_error_h",
+    "ftq_median_rel_error", "naive_median_rel_error", "ftq_unestimated",
+)  # fmt: skip
+
+
+def _eta_of(entry: dict[str, object]) -> dict[str, object]:
+    found = entry.get("eta")
+    return cast(dict[str, object], found) if isinstance(found, dict) else {}
 
 
 class Workload(msgspec.Struct, frozen=True):

@@ -54,6 +54,7 @@ class LoggedJob(msgspec.Struct):
     admitted_at: float | None = None  # the last admission that started (None: queued)
     ended_at: float | None = None  # terminal event
     state: str = "QUEUED"
+    max_runtime_minutes: int | None = None
 
 
 class History(msgspec.Struct):
@@ -74,8 +75,9 @@ class History(msgspec.Struct):
             return
         if isinstance(event, JobSubmitted):
             self.jobs[event.job_id] = LoggedJob(
-                event.job_id, event.user_id, event.kind, event.gpu_count, event.at.timestamp()
-            )
+                event.job_id, event.user_id, event.kind, event.gpu_count, event.at.timestamp(),
+                max_runtime_minutes=event.max_runtime_minutes,
+            )  # fmt: skip
             return
         job = self.jobs.get(stream_id)
         if job is None:
@@ -104,7 +106,8 @@ class LogTrace(msgspec.Struct, frozen=True):
 
 
 def _planner_job(job: LoggedJob) -> Job:
-    return Job(job.job_id, job.user_id, _when(job.created_at), job.gpu_count, kind=job.kind)
+    return Job(job.job_id, job.user_id, _when(job.created_at), job.gpu_count, kind=job.kind,
+               max_runtime_minutes=job.max_runtime_minutes)  # fmt: skip
 
 
 def log_trace(
@@ -144,7 +147,7 @@ def log_trace(
             duration, bucket = estimator.estimate(_planner_job(j)), "queued"
         counts[bucket] += 1
         trace_job = TraceJob(j.job_id, j.user_id, j.created_at, j.gpu_count, max(0.0, duration),
-                             kind=j.kind)  # fmt: skip
+                             kind=j.kind, max_runtime_minutes=j.max_runtime_minutes)  # fmt: skip
         jobs.append(trace_job)
         if j.admitted_at is None:
             never.append(trace_job)
