@@ -13,9 +13,10 @@ range; in the second table, to the version 7 ids), and the WAL it wrote per appe
 - with the table ``CHECK (stream_version > 0)`` that migration 0003 replaced by a domain.
 
 These are what an append pays for: none of the removals is an option for the service (the
-README's "Measured" says why). A second table compares job ids of version 4 (random) with the
-service's version 7 (time-ordered) on a log that already holds ``prefill`` events, right after
-a CHECKPOINT, where random index leaves cost full-page images in the WAL.
+bench/README.md, "Measured", says why). A second table compares job ids of version 4
+(random) with the service's version 7 (time-ordered) on a log that already holds
+``prefill`` events, right after a CHECKPOINT, where random index leaves cost full-page
+images in the WAL.
 
 Run: ``python -m bench append_costs`` (DATABASE_URL, or an embedded server).
 """

@@ -24,10 +24,10 @@ from events.domain.job_events import (
     JobSubmitted,
     Succeeded,
 )
+from events.domain.scheduling import Job, Limits, Policy, Running, plan
 from events.store.log import RecordedEvent
 from projections.audit import audit
 from projections.replay import replay
-from service.admission.plan import Load, QueuedJob, plan
 
 TARGET = 300_000
 QUOTA = 64
@@ -71,7 +71,7 @@ def generate(n_events: int, *, users: int = 200, seed: int = 1) -> list[Recorded
         log.append(
             user_stream(email), UserAdded(at=clock, user_id=user_id, email=email, role="member")
         )
-    queue: list[QueuedJob] = []
+    queue: list[Job] = []
     running: dict[str, list[AnyEvent]] = {}  # job id -> its remaining events
     owner: dict[str, tuple[str, int]] = {}
     tick = 0
@@ -88,14 +88,15 @@ def generate(n_events: int, *, users: int = 200, seed: int = 1) -> list[Recorded
                 display_name=f"run {job_id[:8]}", gpu_count=gpus, fireworks_payload=PAYLOAD,
             )  # fmt: skip
             log.append(job_id, submitted)
-            queue.append(QueuedJob(job_id, ids[u], at, gpus))
+            queue.append(Job(job_id, ids[u], at, gpus))
             owner[job_id] = (ids[u], gpus)
-        progress: dict[str, int] = {}
-        used = 0
-        for job_id in running:
-            progress[owner[job_id][0]] = progress.get(owner[job_id][0], 0) + 1
-            used += owner[job_id][1]
-        decided = plan(queue, Load(progress, {}, 1), QUOTA - used, explain=False)
+        used = sum(owner[job_id][1] for job_id in running)
+        progress = [
+            Running(job_id, owner[job_id][0], owner[job_id][1], clock, clock) for job_id in running
+        ]
+        decided = plan(
+            queue, progress, {"h200": QUOTA - used}, Limits(), Policy(), clock, explain=False
+        )
         admitted = {a.job.job_id for a in decided.admit}
         queue = [job for job in queue if job.job_id not in admitted]
         for a in decided.admit:

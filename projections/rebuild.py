@@ -17,8 +17,15 @@ from events.domain.job_events import JobEvent
 from events.domain.operations import operations_of
 from events.domain.usage import usage_of
 from events.store.log import Connection, Cursor, RecordedEvent
-from projections.sql import QUERIES
-from projections.writers import operations_columns, usage_columns, write_directory
+from projections.sql import DEPENDENCIES, QUERIES
+from projections.writers import (
+    dependency_rows,
+    operations_columns,
+    scheduling_columns,
+    usage_columns,
+    waits_in_queue,
+    write_directory,
+)
 
 BATCH = 5000
 _json = msgspec.json.Encoder()
@@ -37,7 +44,9 @@ COMPARED = {
     "api_keys": ("id", "TRUE"),
     "scheduler_state": ("singleton", "TRUE"),
     "job_usage": ("job_id", "TRUE"),
+    "job_dependencies": ("job_id", "TRUE"),
     "job_operations": ("job_id", "TRUE"),
+    "job_scheduling": ("job_id", "TRUE"),
 }
 
 
@@ -67,6 +76,7 @@ async def _log(conn: Connection) -> AsyncIterator[RecordedEvent]:
 async def _fill_temp_tables(conn: Connection) -> int:
     """Create and fill the temporary twins; returns how many events were folded."""
     await conn.execute(QUERIES["rebuild_tables"])
+    await conn.execute(DEPENDENCIES["rebuild_dependencies_table"])
     jobs: dict[str, tuple[JobState, int]] = {}
     count = 0
     async for row in _log(conn):
@@ -97,11 +107,20 @@ async def _fill_temp_tables(conn: Connection) -> int:
         records=[usage_columns(u) for u in usage if u is not None],
         schema_name="pg_temp",
     )
+    edges = dependency_rows(state for state, _ in jobs.values() if waits_in_queue(state))
+    if edges is not None:
+        await conn.copy_records_to_table(
+            "job_dependencies", records=list(zip(*edges, strict=True)), schema_name="pg_temp"
+        )
     operations = [operations_of(state) for state, _ in jobs.values()]
     await conn.copy_records_to_table(
         "job_operations",
         records=[operations_columns(o) for o in operations if o is not None],
         schema_name="pg_temp",
+    )
+    scheduling = [scheduling_columns(state) for state, _ in jobs.values()]
+    await conn.copy_records_to_table(
+        "job_scheduling", records=[r for r in scheduling if r is not None], schema_name="pg_temp"
     )
     return count
 
@@ -164,6 +183,8 @@ async def rebuild(conn: Connection) -> int:
     Writers are blocked (EXCLUSIVE locks on the projection tables) until it commits."""
     async with conn.transaction():
         await conn.execute(QUERIES["lock_projections"])
+        await conn.execute(DEPENDENCIES["lock_dependencies"])
         count = await _fill_temp_tables(conn)
         await conn.execute(QUERIES["replace_live"])
+        await conn.execute(DEPENDENCIES["replace_dependencies"])
     return count

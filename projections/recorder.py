@@ -27,6 +27,7 @@ from events.domain.directory_events import (
     SchedulerEvent,
     UserCapSet,
     UserEvent,
+    UserShareSet,
     user_stream,
 )
 from events.domain.job import JobState, evolve, initial_state
@@ -37,8 +38,16 @@ from events.store import log as store
 from events.store.log import Connection, RecordedEvent
 from events.store.sql import QUERIES as EVENT_QUERIES
 from events.store.waker import Waker
-from projections.sql import QUERIES
-from projections.writers import job_columns, write_directory, write_job, write_operations
+from projections.sql import DEPENDENCIES, QUERIES
+from projections.writers import (
+    dependency_rows,
+    job_columns,
+    scheduling_columns,
+    write_directory,
+    write_job,
+    write_operations,
+    write_scheduling,
+)
 
 S = TypeVar("S")
 E = TypeVar("E", bound=codec.AnyEvent)
@@ -163,14 +172,23 @@ async def record_new_jobs(
     ids = [job.after.job_id for job in jobs]
     columns = list(zip(*(job_columns(job.after)[1:] for job in jobs), strict=True))
     args = store.new_streams_args(list(zip(ids, prepared, strict=True)))
-    # Jobs with an operations record (a runtime limit, requeued) get its row in the same
+    # Jobs with an operations record (a runtime limit, requeued), a scheduling row (a GPU
+    # type or priority not the default) or dependencies (`after`) get them in the same
     # transaction; the common case stays one statement.
-    extra = [job.after for job in jobs if operations_of(job.after) is not None]
-    async with conn.transaction() if extra else contextlib.nullcontext():
+    extra = [
+        job.after
+        for job in jobs
+        if operations_of(job.after) is not None or scheduling_columns(job.after) is not None
+    ]
+    edges = dependency_rows([job.after for job in jobs])
+    async with conn.transaction() if extra or edges else contextlib.nullcontext():
         with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
             rows = await conn.fetch(NEW_JOBS, *args, ids, *map(list, columns), locks.ADMISSION_GATE)
         for after in extra:
             await write_operations(conn, None, after)
+            await write_scheduling(conn, after)
+        if edges is not None:
+            await conn.execute(DEPENDENCIES["insert_dependencies"], *edges)
     by_stream = {row[0]: (row[1], row[2], row[3]) for row in rows}
     if len(by_stream) != len(ids):
         raise RuntimeError(f"{len(ids)} new jobs, {len(by_stream)} recorded")  # cannot happen
@@ -226,7 +244,7 @@ async def record_user(
         for event in events:
             await write_directory(conn, event)
 
-    sets_a_cap = any(isinstance(event, UserCapSet) for event in events)
+    sets_a_cap = any(isinstance(event, UserCapSet | UserShareSet) for event in events)
     recorded = await _record(
         conn,
         user_stream(after.email),

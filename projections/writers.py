@@ -6,6 +6,7 @@ between the state before and after."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -13,18 +14,22 @@ import msgspec
 from events.domain.directory_events import (
     KeyIssued,
     KeyRevoked,
+    PolicyInForce,
     SchedulerEvent,
     SchedulerPaused,
     SchedulerResumed,
     UserAdded,
     UserCapSet,
     UserEvent,
+    UserMaxPrioritySet,
+    UserShareSet,
 )
 from events.domain.job import JobState
 from events.domain.operations import JobOperations, operations_of
+from events.domain.scheduling.model import DEFAULT_GPU_TYPE, DEFAULT_PRIORITY
 from events.domain.usage import JobUsage, usage_of
 from events.store.log import Connection
-from projections.sql import QUERIES
+from projections.sql import DEPENDENCIES, QUERIES
 
 _json = msgspec.json.Encoder()
 
@@ -83,6 +88,39 @@ async def write_usage(conn: Connection, before: JobState, after: JobState) -> No
         await conn.execute(QUERIES["upsert_job_usage"], *usage_columns(now))
 
 
+def dependency_rows(
+    jobs: Iterable[JobState],
+) -> tuple[list[str], list[str], list[int]] | None:
+    """The `job_dependencies` rows of new jobs (their `after`) as column arrays; None: none."""
+    columns: tuple[list[str], list[str], list[int]] = ([], [], [])
+    for job in jobs:
+        for n, dependency in enumerate(job.after):
+            columns[0].append(job.job_id)
+            columns[1].append(dependency)
+            columns[2].append(n)
+    return columns if columns[0] else None
+
+
+def waits_in_queue(state: JobState) -> bool:
+    """Whether the job's `job_dependencies` rows exist: it waits for jobs and has never left
+    the queue (a job back in the queue after a quota refusal had them all succeed)."""
+    return bool(state.after) and state.status == "QUEUED" and state.admissions == 0
+
+
+def scheduling_columns(state: JobState) -> tuple[Any, ...] | None:
+    """The `job_scheduling` row of a job, or None when its GPU type and priority are the
+    defaults (no row: the readers coalesce)."""
+    if state.gpu_type == DEFAULT_GPU_TYPE and state.priority == DEFAULT_PRIORITY:
+        return None
+    return (state.job_id, state.gpu_type, state.priority)
+
+
+async def write_scheduling(conn: Connection, after: JobState) -> None:
+    row = scheduling_columns(after)
+    if row is not None:
+        await conn.execute(QUERIES["insert_job_scheduling"], *row)
+
+
 def operations_columns(ops: JobOperations) -> tuple[Any, ...]:
     """The `job_operations` row of an operations record, in table order."""
     return (
@@ -115,7 +153,11 @@ async def write_operations(conn: Connection, before: JobState | None, after: Job
 
 async def write_job(conn: Connection, before: JobState, after: JobState, position: int) -> None:
     await conn.execute(QUERIES["upsert_job"], *job_columns(after), position)
+    if before.status is None:
+        await write_scheduling(conn, after)
     await write_usage(conn, before, after)
+    if waits_in_queue(before) and not waits_in_queue(after):
+        await conn.execute(DEPENDENCIES["delete_dependencies"], after.job_id)
     await write_operations(conn, before, after)
     was, now = before.status == "PROGRESS", after.status == "PROGRESS"
     if was != now:
@@ -130,7 +172,15 @@ async def write_directory(conn: Connection, event: UserEvent | SchedulerEvent) -
                 QUERIES["insert_user"], event.user_id, event.email, event.role, event.at
             )
         case UserCapSet():
-            await conn.execute(QUERIES["set_user_cap"], event.user_id, event.cap)
+            query = "set_user_cap_big" if event.size_class == "big" else "set_user_cap"
+            await conn.execute(QUERIES[query], event.user_id, event.cap, event.unlimited)
+        case UserShareSet():
+            await conn.execute(QUERIES["set_user_share"], event.user_id, event.share)
+        case UserMaxPrioritySet():
+            await conn.execute(QUERIES["set_user_max_priority"], event.user_id, event.max_priority)
+        case PolicyInForce():
+            settings = _json.encode(event.settings).decode()
+            await conn.execute(QUERIES["set_policy_in_force"], event.policy, settings)
         case KeyIssued():
             await conn.execute(
                 QUERIES["insert_key"],
@@ -143,6 +193,6 @@ async def write_directory(conn: Connection, event: UserEvent | SchedulerEvent) -
         case KeyRevoked():
             await conn.execute(QUERIES["revoke_key"], event.key_id, event.at)
         case SchedulerPaused():
-            await conn.execute(QUERIES["set_scheduler"], True, event.by, event.at)
+            await conn.execute(QUERIES["set_scheduler"], True, event.by, event.at, event.reason)
         case SchedulerResumed():
-            await conn.execute(QUERIES["set_scheduler"], False, event.by, event.at)
+            await conn.execute(QUERIES["set_scheduler"], False, event.by, event.at, None)

@@ -42,6 +42,7 @@ from service.api.jobs import JOB_ROUTES
 from service.api.ops import OPS_ROUTES
 from service.api.requeue import REQUEUE_ROUTES
 from service.api.runtime import Runtime
+from service.api.secrets import SECRETS_ROUTES
 from service.api.usage import USAGE_ROUTES
 from service.api.webhooks import WEBHOOK_ROUTES
 from service.capacity import CapacityReader
@@ -50,15 +51,19 @@ from service.directory import KeyLookup
 from service.eta import EtaForecaster
 from service.fireworks import FireworksClient
 from service.logging import RequestContext, configure_logging
+from service.secrets.keys import keyring_of
+from service.secrets.vault import Vault
 from service.settings import Settings
 from service.submissions import Submitter
 from service.ui import template_config, ui_routers
 from service.webhooks.deliverer import WebhookDeliverer
-from service.webhooks.sealing import master_key
 
 log = structlog.get_logger(__name__)
 
 LEGACY_PREFIX = "/functions/v1/jobs-api"  # where clients of the Supabase service call
+# The alias serves the same routes again; the OpenAPI document lists it once, in its
+# description (service.api.docs), not each route twice.
+ALIAS: dict[str, Any] = {"include_in_schema": False}
 SIMULATOR_KEY = "sim-key"
 GIL_SWITCH_S = 0.001  # see lifespan_for
 
@@ -90,6 +95,7 @@ async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
         runtime.watcher,
         capacity=runtime.capacity,
         dsn=runtime.database_url,  # the leader's own connection, also for the embedded server
+        vault=runtime.vault,
     )
     await loop.start()
     return loop
@@ -97,8 +103,8 @@ async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
 
 def _webhook_deliverer(runtime: Runtime) -> WebhookDeliverer:
     settings = runtime.settings
-    assert settings.secret_key is not None
     url = runtime.database_url
+    keyring = runtime.vault.keyring
 
     async def connect() -> asyncpg.Connection:
         return await asyncpg.connect(url)
@@ -106,7 +112,7 @@ def _webhook_deliverer(runtime: Runtime) -> WebhookDeliverer:
     return WebhookDeliverer(
         runtime.pool,
         connect,
-        master_key(settings.secret_key),
+        [master.key for master in (keyring.current, *keyring.older)],
         runtime.watcher,
         max_attempts=settings.webhook_max_attempts,
         allow_private=settings.webhook_allow_private,
@@ -118,8 +124,10 @@ def _wake_failed(exc: BaseException) -> None:
 
 
 def lifespan_for(
-    settings: Settings, run_scheduler: bool
+    settings: Settings, run_scheduler: bool, vault: Vault | None = None
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    vault = vault or Vault(keyring_of(settings))
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
@@ -131,9 +139,10 @@ def lifespan_for(
             embedded = None if settings.database_url else str(settings.data_dir / "pg")
             log.info("database.opened", database=describe_url(url), embedded_in=embedded)
             await migrate(pool)
+            await vault.check_at_start(pool)  # one clear error if the master key is not theirs
             waker = Waker(pool, on_error=_wake_failed)
             stack.push_async_callback(waker.close)
-            submitter, keys = Submitter(pool, waker), KeyLookup(pool)
+            submitter, keys = Submitter(pool, waker, vault=vault), KeyLookup(pool)
             stack.push_async_callback(submitter.close)  # before the waker's close: LIFO
             stack.push_async_callback(keys.close)
             watcher = LogWatcher(url)
@@ -171,14 +180,16 @@ def lifespan_for(
                 client=client,
                 capacity=CapacityReader(client, settings),
                 simulator=simulator,
+                vault=vault,
             )
+            stack.push_async_callback(runtime.capacity.close)
             runtime.eta = EtaForecaster(pool, settings, runtime.capacity, watcher)
             await runtime.eta.start()
             stack.push_async_callback(runtime.eta.stop)
             if run_scheduler:
                 runtime.loop = await _admission_loop(runtime)
                 stack.push_async_callback(runtime.loop.stop)
-            if run_scheduler and settings.secret_key is not None:
+            if run_scheduler:
                 deliverer = _webhook_deliverer(runtime)
                 await deliverer.start()
                 stack.push_async_callback(deliverer.stop)
@@ -203,21 +214,24 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
     """The ftq HTTP app; nothing connects until the lifespan starts."""
     settings.check_production()  # refuse at once rather than at the first request
     configure_logging(settings)
+    vault = Vault(keyring_of(settings))  # a malformed FTQ_SECRET_KEY refuses here
     history = history_routes()
     deps = {**CALLER, **RUNTIME}
     guarded: dict[str, Any] = {"before_request": authenticate_request, "security": SECURITY}
     routers = [
         Router("/", route_handlers=[*JOB_ROUTES, *BATCH_ROUTES], dependencies=deps, **guarded),
         Router("/", route_handlers=USAGE_ROUTES, dependencies=deps, **guarded),
+        Router("/", route_handlers=SECRETS_ROUTES, dependencies=deps, **guarded),
         Router("/", route_handlers=WEBHOOK_ROUTES, dependencies=deps, **guarded),
         Router(
             LEGACY_PREFIX,
             route_handlers=[*JOB_ROUTES, *BATCH_ROUTES],
             dependencies=deps,
             **guarded,
+            **ALIAS,
         ),
         Router("/", route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded),
-        Router(LEGACY_PREFIX, route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded),
+        Router(LEGACY_PREFIX, route_handlers=REQUEUE_ROUTES, dependencies=deps, **guarded, **ALIAS),
         Router(
             "/admin",
             route_handlers=ADMIN_ROUTES,
@@ -234,15 +248,15 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
         # refuses the same provider at two layers, so their routers carry none.
         routers += [
             Router("/", route_handlers=history, **guarded),
-            Router(LEGACY_PREFIX, route_handlers=history, **guarded),
+            Router(LEGACY_PREFIX, route_handlers=history, **guarded, **ALIAS),
         ]
     with _tolerating_litestar_deprecations():
         app = Litestar(
             route_handlers=routers,
             exception_handlers=EXCEPTION_HANDLERS,
-            lifespan=[lifespan_for(settings, run_scheduler)],
+            lifespan=[lifespan_for(settings, run_scheduler, vault)],
             request_max_body_size=settings.max_body_bytes,
-            openapi_config=openapi_config(BEARER_SCHEME),
+            openapi_config=openapi_config(BEARER_SCHEME, alias=LEGACY_PREFIX),
             template_config=template_config(),
             logging_config=None,
         )

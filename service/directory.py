@@ -11,12 +11,19 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import msgspec
 
-from events.domain.directory import AddUser, IssueKey, RevokeKey, SetUserCap
+from events.domain.directory import (
+    AddUser,
+    IssueKey,
+    RevokeKey,
+    SetUserCap,
+    SetUserMaxPriority,
+    SetUserShare,
+)
 from events.domain.directory_events import Role
 from events.domain.rejections import UnknownStream
 from service.batcher import Batcher
@@ -30,7 +37,22 @@ class User(msgspec.Struct, frozen=True):
     id: str
     email: str
     role: Role
-    cap: int | None = None
+    cap: int | None = None  # small-class cap (the one cap when classes are off)
+    cap_big: int | None = None
+    no_cap: tuple[str, ...] = ()  # classes in which the user has no hard cap
+    share: float | None = None
+    max_priority: int | None = None
+
+    def cap_text(self, size_class: str = "small") -> str:
+        """As `ftq users list` shows it: blank for the default, `none` for no cap."""
+        if size_class in self.no_cap:
+            return "none"
+        cap = self.cap_big if size_class == "big" else self.cap
+        return "" if cap is None else str(cap)
+
+
+def _user_of(row: Any) -> User:
+    return User(row[0], row[1], row[2], row[3], row[4], tuple(row[5] or ()), row[6], row[7])
 
 
 class IssuedKey(msgspec.Struct, frozen=True):
@@ -70,9 +92,30 @@ async def add_user(pool: asyncpg.Pool, email: str, role: Role, metadata: dict[st
 
 
 async def set_cap(
-    pool: asyncpg.Pool, email: str, cap: int | None, metadata: dict[str, Any]
+    pool: asyncpg.Pool,
+    email: str,
+    cap: int | None,
+    metadata: dict[str, Any],
+    *,
+    size_class: Literal["small", "big"] = "small",
+    unlimited: bool = False,
 ) -> None:
-    await run_user_command(pool, email, SetUserCap(at=_now(), cap=cap), metadata)
+    """A per-user cap of one size class; None: the default, unless `unlimited` (no cap)."""
+    command = SetUserCap(at=_now(), cap=cap, size_class=size_class, unlimited=unlimited)
+    await run_user_command(pool, email, command, metadata)
+
+
+async def set_share(
+    pool: asyncpg.Pool, email: str, share: float | None, metadata: dict[str, Any]
+) -> None:
+    await run_user_command(pool, email, SetUserShare(at=_now(), share=share), metadata)
+
+
+async def set_max_priority(
+    pool: asyncpg.Pool, email: str, max_priority: int | None, metadata: dict[str, Any]
+) -> None:
+    command = SetUserMaxPriority(at=_now(), max_priority=max_priority)
+    await run_user_command(pool, email, command, metadata)
 
 
 async def find_user(
@@ -82,12 +125,12 @@ async def find_user(
         row = await pool.fetchrow(QUERIES["user_by_id"], user_id)
     else:
         row = await pool.fetchrow(QUERIES["user_by_email"], email)
-    return None if row is None else User(row[0], row[1], row[2], row[3])
+    return None if row is None else _user_of(row)
 
 
 async def list_users(pool: asyncpg.Pool) -> list[User]:
     rows = await pool.fetch(QUERIES["users"])
-    return [User(r[0], r[1], r[2], r[3]) for r in rows]
+    return [_user_of(r) for r in rows]
 
 
 async def issue_key(

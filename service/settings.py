@@ -10,14 +10,20 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from dotenv import dotenv_values
 
+from events.domain.scheduling import GPU_TYPES, POLICIES, Limits, PolicyName
+from events.domain.scheduling import Policy as SchedulingPolicy
+
 REAL_FIREWORKS_URL = "https://api.fireworks.ai"
 SIMULATOR = "simulator"  # FIREWORKS_BASE_URL=simulator runs the built-in Fireworks simulator
-Policy = Literal["strict-fifo", "backfill"]
+Policy = PolicyName
+MAX_CAP = 1 << 30
+NO_CAP = "none"  # FTQ_USER_CAP*=none: no hard cap
+CAP_FIELDS = ("user_cap", "user_cap_small", "user_cap_big")
 
 
 class SettingsError(ValueError):
@@ -31,9 +37,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fireworks_base_url: str = REAL_FIREWORKS_URL
     fireworks_gpu_quota: int | None = None
     fireworks_quota_id: str | None = None
-    user_cap: int = 1
+    user_cap: int | None = 1
     reconcile_seconds: float = 15.0
     policy: Policy = "strict-fifo"
+    # Size classes (FTQ_BIG_JOB_GPUS: 0 = off) and their per-user caps (None: no cap;
+    # FTQ_USER_CAP_SMALL unset: FTQ_USER_CAP).
+    big_job_gpus: int = 0
+    user_cap_small: int | msgspec.UnsetType | None = msgspec.UNSET
+    user_cap_big: int | None = 1
+    big_job_reserve: int = 0
+    fair_share_half_life_hours: float = 168.0
+    max_wait_hours: float = 72.0
+    priority_aging_hours: float = 6.0
+    default_runtime_minutes: float = 120.0
+    default_gpu_type: str = "h200"
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path.home() / ".local" / "share" / "ftq"
@@ -41,7 +58,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: Literal["json", "console"] = "json"
     max_body_bytes: int = 1024 * 1024
     workers: int = 1
+    # Payload secrets at rest (service.secrets): the master key (base64 of 32 bytes; unset: a
+    # key file in data_dir), the key being rotated away from, and how long an ended job keeps
+    # its data key before it is shredded.
     secret_key: str | None = None
+    secret_key_old: str | None = None
+    secret_retention_days: float = 7.0
     webhook_max_attempts: int = 12
     webhook_allow_private: bool = False
     max_queued_per_user: int = 1000  # 0: no limit
@@ -56,16 +78,42 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return None if self.max_runtime_hours is None else self.max_runtime_hours * 60
 
     @property
+    def default_cap(self) -> int:
+        """The default cap as a number (no cap: larger than any queue)."""
+        return MAX_CAP if self.cap_small is None else self.cap_small
+
+    @property
+    def cap_small(self) -> int | None:
+        if isinstance(self.user_cap_small, msgspec.UnsetType):
+            return self.user_cap
+        return self.user_cap_small
+
+    def limits(self, user_caps: Mapping[tuple[str, str], int | None] | None = None) -> Limits:
+        """The size classes and caps in force, with per-(user, class) overrides."""
+        return Limits(
+            big_job_gpus=self.big_job_gpus,
+            cap_small=self.cap_small,
+            cap_big=self.user_cap_big,
+            big_job_reserve=self.big_job_reserve,
+            user_caps=user_caps or {},
+        )
+
+    def scheduling_policy(self, weights: Mapping[str, float] | None = None) -> SchedulingPolicy:
+        return SchedulingPolicy(
+            name=self.policy,
+            half_life_hours=self.fair_share_half_life_hours,
+            max_wait_hours=self.max_wait_hours,
+            aging_hours=self.priority_aging_hours,
+            weights=weights or {},
+        )
+
+    @property
     def uses_simulator(self) -> bool:
         return self.fireworks_base_url == SIMULATOR
 
     def __repr__(self) -> str:  # never print the key
         key = "***" if self.fireworks_api_key else None
         return f"Settings(fireworks_account_id={self.fireworks_account_id!r}, key={key})"
-
-    @property
-    def webhooks_enabled(self) -> bool:
-        return self.secret_key is not None
 
     def check_production(self) -> None:
         """Refuse to talk to the real Fireworks without a key."""
@@ -88,6 +136,15 @@ ENV_NAMES: dict[str, str] = {
     "user_cap": "FTQ_USER_CAP",
     "reconcile_seconds": "FTQ_RECONCILE_SECONDS",
     "policy": "FTQ_POLICY",
+    "big_job_gpus": "FTQ_BIG_JOB_GPUS",
+    "user_cap_small": "FTQ_USER_CAP_SMALL",
+    "user_cap_big": "FTQ_USER_CAP_BIG",
+    "big_job_reserve": "FTQ_BIG_JOB_RESERVE",
+    "fair_share_half_life_hours": "FTQ_FAIR_SHARE_HALF_LIFE_HOURS",
+    "max_wait_hours": "FTQ_MAX_WAIT_HOURS",
+    "priority_aging_hours": "FTQ_PRIORITY_AGING_HOURS",
+    "default_runtime_minutes": "FTQ_DEFAULT_RUNTIME_MINUTES",
+    "default_gpu_type": "FTQ_DEFAULT_GPU_TYPE",
     "host": "FTQ_HOST",
     "port": "FTQ_PORT",
     "data_dir": "FTQ_DATA_DIR",
@@ -96,6 +153,8 @@ ENV_NAMES: dict[str, str] = {
     "max_body_bytes": "FTQ_MAX_BODY_BYTES",
     "workers": "FTQ_WORKERS",
     "secret_key": "FTQ_SECRET_KEY",
+    "secret_key_old": "FTQ_SECRET_KEY_OLD",
+    "secret_retention_days": "FTQ_SECRET_RETENTION_DAYS",
     "webhook_max_attempts": "FTQ_WEBHOOK_MAX_ATTEMPTS",
     "webhook_allow_private": "FTQ_WEBHOOK_ALLOW_PRIVATE",
     "max_queued_per_user": "FTQ_MAX_QUEUED_PER_USER",
@@ -114,7 +173,17 @@ def load_settings(
     if env_file is not None and env_file.is_file():
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
-    raw = {field: values[env] for field, env in ENV_NAMES.items() if values.get(env, "") != ""}
+    raw: dict[str, str | None] = {
+        field: values[env] for field, env in ENV_NAMES.items() if values.get(env, "") != ""
+    }
+    for field in CAP_FIELDS:
+        given = raw.get(field)
+        if given is not None and given.strip().lower() == NO_CAP:
+            raw[field] = None
+    if raw.get("policy") is not None and raw["policy"] not in POLICIES:
+        raise SettingsError(
+            f"FTQ_POLICY must be one of {', '.join(POLICIES)}, not {raw['policy']!r}"
+        )
     data_dir = raw.pop("data_dir", None)  # msgspec does not convert str to Path
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
@@ -122,14 +191,15 @@ def load_settings(
         raise SettingsError(_name_the_variable(str(exc))) from None
     path = Path(data_dir) if data_dir is not None else settings.data_dir
     settings = msgspec.structs.replace(settings, data_dir=path.expanduser())
-    if settings.user_cap < 0:
-        raise SettingsError("FTQ_USER_CAP must be 0 or more")
+    _check_scheduling(settings)
     if settings.reconcile_seconds <= 0:
         raise SettingsError("FTQ_RECONCILE_SECONDS must be positive")
     if settings.fireworks_gpu_quota is not None and settings.fireworks_gpu_quota < 0:
         raise SettingsError("FIREWORKS_GPU_QUOTA must be 0 or more")
     if settings.workers < 1:
         raise SettingsError("FTQ_WORKERS must be 1 or more")
+    if settings.secret_retention_days < 0:
+        raise SettingsError("FTQ_SECRET_RETENTION_DAYS must be 0 or more")
     if settings.webhook_max_attempts < 1:
         raise SettingsError("FTQ_WEBHOOK_MAX_ATTEMPTS must be 1 or more")
     if settings.secret_key is not None:
@@ -145,6 +215,47 @@ def load_settings(
         if not _positive(value):
             raise SettingsError(f"{env} must be a positive number")
     return settings
+
+
+def policy_record(settings: Settings) -> dict[str, Any]:
+    """The policy's settings as recorded in the log (scheduler.policy_in_force)."""
+    return {
+        "big_job_gpus": settings.big_job_gpus,
+        "user_cap_small": settings.cap_small,
+        "user_cap_big": settings.user_cap_big,
+        "big_job_reserve": settings.big_job_reserve,
+        "fair_share_half_life_hours": settings.fair_share_half_life_hours,
+        "max_wait_hours": settings.max_wait_hours,
+        "priority_aging_hours": settings.priority_aging_hours,
+        "default_runtime_minutes": settings.default_runtime_minutes,
+    }
+
+
+def _check_scheduling(settings: Settings) -> None:
+    for field in CAP_FIELDS:
+        value = getattr(settings, field)
+        if isinstance(value, int) and value < 0:
+            raise SettingsError(f"{ENV_NAMES[field]} must be 0 or more, or {NO_CAP!r}")
+    for field in ("big_job_gpus", "big_job_reserve"):
+        if getattr(settings, field) < 0:
+            raise SettingsError(f"{ENV_NAMES[field]} must be 0 or more")
+    quota = settings.fireworks_gpu_quota
+    if quota is not None and settings.big_job_reserve > quota:
+        raise SettingsError(
+            f"FTQ_BIG_JOB_RESERVE ({settings.big_job_reserve}) is larger than "
+            f"FIREWORKS_GPU_QUOTA ({quota})"
+        )
+    for field in ("fair_share_half_life_hours", "default_runtime_minutes"):
+        if not getattr(settings, field) > 0:
+            raise SettingsError(f"{ENV_NAMES[field]} must be positive")
+    for field in ("max_wait_hours", "priority_aging_hours"):
+        if not getattr(settings, field) >= 0:
+            raise SettingsError(f"{ENV_NAMES[field]} must be 0 or more (0: off)")
+    if settings.default_gpu_type not in GPU_TYPES:
+        raise SettingsError(
+            f"FTQ_DEFAULT_GPU_TYPE must be one of {', '.join(GPU_TYPES)}, "
+            f"not {settings.default_gpu_type!r}"
+        )
 
 
 def _check_secret_key(encoded: str) -> None:

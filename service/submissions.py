@@ -14,20 +14,33 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from events.domain.job import JobState, decide, initial_state
 from events.domain.job_commands import SubmitJob
+from events.store.log import Connection
 from events.store.waker import Waker
 from projections.recorder import NewJob, new_job, record_new_jobs
 from service.batcher import Batcher
 from service.commands import run_job_command
+from service.secrets.vault import KeyRow, Vault
 
 
 class Submitter:
-    def __init__(self, pool: asyncpg.Pool, waker: Waker | None, *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        waker: Waker | None,
+        *,
+        max_batch: int = 256,
+        vault: Vault | None = None,
+    ) -> None:
         self._pool = pool
         self._waker = waker
-        self._batcher: Batcher[tuple[SubmitJob, NewJob], JobState] = Batcher(
+        # Seals the payload secrets of every new job, its data key stored before the event
+        # (service.secrets); None: payloads are recorded as given.
+        self._vault = vault
+        self._batcher: Batcher[tuple[SubmitJob, NewJob, KeyRow | None], JobState] = Batcher(
             self._record, name="ftq-submit", max_size=max_batch
         )
 
@@ -39,10 +52,11 @@ class Submitter:
         """Record the job `command` submits (a new stream); its state once committed.
         Raises `CommandRejected` when the rules refuse it, asyncpg's `UniqueViolationError`
         when the caller's Idempotency-Key is taken."""
+        command, key = self._sealed(command)
         job = new_job(initial_state(), decide(command, initial_state()), metadata)
         if job is None:  # not a plain new job: recorded on its own
-            return await self._one(command, metadata)
-        return await self._batcher.call((command, job))
+            return await self._one(command, metadata, key)
+        return await self._batcher.call((command, job, key))
 
     async def submit_group(
         self, commands: Sequence[SubmitJob], metadata: Mapping[str, Any]
@@ -51,13 +65,17 @@ class Submitter:
         a batch submit is its own group). Raises `UniqueViolationError` when one of them
         reuses a taken Idempotency-Key, `CommandRejected` when the rules refuse one."""
         jobs: list[NewJob] = []
-        for command in commands:
+        keys: list[KeyRow | None] = []
+        for given in commands:
+            command, key = self._sealed(given)
+            keys.append(key)
             job = new_job(initial_state(), decide(command, initial_state()), metadata)
             if job is None:
                 raise RuntimeError(f"job {command.job_id} is not a plain new job")
             jobs.append(job)
         if jobs:
             async with self._pool.acquire() as conn:
+                await self._store(keys, conn)
                 await record_new_jobs(conn, jobs, self._waker)
         return [job.after for job in jobs]
 
@@ -65,20 +83,36 @@ class Submitter:
         """Wait for every submit under way to be answered."""
         await self._batcher.close()
 
+    def _sealed(self, command: SubmitJob) -> tuple[SubmitJob, KeyRow | None]:
+        if self._vault is None:
+            return command, None
+        payload, key = self._vault.prepare(command.job_id, command.fireworks_payload)
+        if key is None:
+            return command, None
+        return msgspec.structs.replace(command, fireworks_payload=payload), key
+
+    async def _store(self, keys: Sequence[KeyRow | None], conn: Connection | None = None) -> None:
+        if self._vault is not None and any(keys):
+            await self._vault.store(conn or self._pool, keys)
+
     async def _record(
-        self, items: Sequence[tuple[SubmitJob, NewJob]]
+        self, items: Sequence[tuple[SubmitJob, NewJob, KeyRow | None]]
     ) -> Sequence[JobState | BaseException]:
         try:
             async with self._pool.acquire() as conn:
-                await record_new_jobs(conn, [job for _, job in items], self._waker)
+                await self._store([key for _, _, key in items], conn)  # keys before events
+                await record_new_jobs(conn, [job for _, job, _ in items], self._waker)
         except Exception:  # the group was refused: each job on its own, each its own answer
             return await asyncio.gather(
-                *(self._one(command, job.metadata) for command, job in items),
+                *(self._one(command, job.metadata, key) for command, job, key in items),
                 return_exceptions=True,
             )
-        return [job.after for _, job in items]
+        return [job.after for _, job, _ in items]
 
-    async def _one(self, command: SubmitJob, metadata: Mapping[str, Any]) -> JobState:
+    async def _one(
+        self, command: SubmitJob, metadata: Mapping[str, Any], key: KeyRow | None = None
+    ) -> JobState:
+        await self._store([key])  # the data key before the event (again is harmless)
         state, _ = await run_job_command(
             self._pool, command.job_id, command, metadata, waker=self._waker, new_stream=True
         )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
+from typing import Any, Literal
 
 import msgspec
 
 from events.domain.directory_events import (
     KeyIssued,
     KeyRevoked,
+    PolicyInForce,
     Role,
     SchedulerEvent,
     SchedulerPaused,
@@ -16,10 +19,14 @@ from events.domain.directory_events import (
     UserAdded,
     UserCapSet,
     UserEvent,
+    UserMaxPrioritySet,
+    UserShareSet,
 )
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 
 MAX_USER_CAP = 1024
+MAX_SHARE = 1_000_000.0
+MAX_PRIORITY = 100
 
 
 class AddUser(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,6 +39,18 @@ class AddUser(msgspec.Struct, frozen=True, kw_only=True):
 class SetUserCap(msgspec.Struct, frozen=True, kw_only=True):
     at: datetime
     cap: int | None
+    size_class: Literal["small", "big"] = "small"
+    unlimited: bool = False
+
+
+class SetUserShare(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    share: float | None
+
+
+class SetUserMaxPriority(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    max_priority: int | None
 
 
 class IssueKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,8 +76,14 @@ class ResumeScheduler(msgspec.Struct, frozen=True, kw_only=True):
     by: str
 
 
-UserCommand = AddUser | SetUserCap | IssueKey | RevokeKey
-SchedulerCommand = PauseScheduler | ResumeScheduler
+class RecordPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    policy: str
+    settings: dict[str, Any]
+
+
+UserCommand = AddUser | SetUserCap | SetUserShare | SetUserMaxPriority | IssueKey | RevokeKey
+SchedulerCommand = PauseScheduler | ResumeScheduler | RecordPolicy
 
 
 class UserState(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,7 +91,11 @@ class UserState(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str | None = None
     email: str = ""
     role: Role = "member"
-    cap: int | None = None
+    cap: int | None = None  # small (the one cap when classes are off)
+    cap_big: int | None = None
+    unlimited: frozenset[str] = frozenset()  # classes with no hard cap for this user
+    share: float | None = None
+    max_priority: int | None = None
     active_keys: frozenset[str] = frozenset()
     revoked_keys: frozenset[str] = frozenset()
 
@@ -74,6 +103,8 @@ class UserState(msgspec.Struct, frozen=True, kw_only=True):
 class SchedulerState(msgspec.Struct, frozen=True, kw_only=True):
     version: int = 0
     paused: bool = False
+    policy: str | None = None  # the policy last recorded in force, and its settings
+    policy_settings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 def evolve_user(state: UserState, event: UserEvent) -> UserState:
@@ -84,7 +115,20 @@ def evolve_user(state: UserState, event: UserEvent) -> UserState:
                 version=version, user_id=event.user_id, email=event.email, role=event.role
             )
         case UserCapSet():
-            return msgspec.structs.replace(state, version=version, cap=event.cap)
+            unlimited = state.unlimited - {event.size_class}
+            if event.unlimited:
+                unlimited |= {event.size_class}
+            if event.size_class == "big":
+                return msgspec.structs.replace(
+                    state, version=version, cap_big=event.cap, unlimited=unlimited
+                )
+            return msgspec.structs.replace(
+                state, version=version, cap=event.cap, unlimited=unlimited
+            )
+        case UserShareSet():
+            return msgspec.structs.replace(state, version=version, share=event.share)
+        case UserMaxPrioritySet():
+            return msgspec.structs.replace(state, version=version, max_priority=event.max_priority)
         case KeyIssued():
             keys = state.active_keys | {event.key_id}
             return msgspec.structs.replace(state, version=version, active_keys=keys)
@@ -111,7 +155,28 @@ def decide_user(command: UserCommand, state: UserState) -> list[UserEvent]:
         case SetUserCap():
             if command.cap is not None and not 0 <= command.cap <= MAX_USER_CAP:
                 raise InvalidState(f"cap must be between 0 and {MAX_USER_CAP}")
-            return [UserCapSet(at=command.at, user_id=state.user_id, cap=command.cap)]
+            if command.size_class not in ("small", "big"):
+                raise InvalidState("class must be small or big")
+            unlimited = command.unlimited and command.cap is None
+            return [
+                UserCapSet(
+                    at=command.at,
+                    user_id=state.user_id,
+                    cap=command.cap,
+                    size_class=command.size_class,
+                    unlimited=unlimited,
+                )
+            ]
+        case SetUserShare():
+            share = command.share
+            if share is not None and not (math.isfinite(share) and 0 < share <= MAX_SHARE):
+                raise InvalidState(f"share must be a number above 0 and at most {MAX_SHARE:g}")
+            return [UserShareSet(at=command.at, user_id=state.user_id, share=share)]
+        case SetUserMaxPriority():
+            top = command.max_priority
+            if top is not None and not 0 <= top <= MAX_PRIORITY:
+                raise InvalidState(f"max priority must be between 0 and {MAX_PRIORITY}")
+            return [UserMaxPrioritySet(at=command.at, user_id=state.user_id, max_priority=top)]
         case IssueKey():
             if command.key_id in state.active_keys | state.revoked_keys:
                 raise AlreadyExists("key id already used")
@@ -137,9 +202,16 @@ def decide_user(command: UserCommand, state: UserState) -> list[UserEvent]:
 def evolve_scheduler(state: SchedulerState, event: SchedulerEvent) -> SchedulerState:
     match event:
         case SchedulerPaused():
-            return SchedulerState(version=state.version + 1, paused=True)
+            return msgspec.structs.replace(state, version=state.version + 1, paused=True)
         case SchedulerResumed():
-            return SchedulerState(version=state.version + 1, paused=False)
+            return msgspec.structs.replace(state, version=state.version + 1, paused=False)
+        case PolicyInForce():
+            return msgspec.structs.replace(
+                state,
+                version=state.version + 1,
+                policy=event.policy,
+                policy_settings=dict(event.settings),
+            )
 
 
 def decide_scheduler(command: SchedulerCommand, state: SchedulerState) -> list[SchedulerEvent]:
@@ -153,3 +225,7 @@ def decide_scheduler(command: SchedulerCommand, state: SchedulerState) -> list[S
             if not state.paused:
                 return []
             return [SchedulerResumed(at=command.at, by=command.by)]
+        case RecordPolicy():
+            if state.policy == command.policy and state.policy_settings == command.settings:
+                return []
+            return [PolicyInForce(at=command.at, policy=command.policy, settings=command.settings)]

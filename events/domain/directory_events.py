@@ -5,7 +5,9 @@ refuse a second user with the same email), `scheduler` for pause/resume."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+
+import msgspec
 
 from events.domain.job_events import Event
 
@@ -24,10 +26,27 @@ class UserAdded(Event, frozen=True, tag="user.added"):
 
 
 class UserCapSet(Event, frozen=True, tag="user.cap_set"):
-    """A per-user PROGRESS cap; `None` returns the user to the global default."""
+    """A per-user PROGRESS cap of one size class (`small` is the one cap when classes are
+    off); `cap` None returns the user to the default, unless `unlimited` (no hard cap)."""
 
     user_id: str
     cap: int | None
+    size_class: Literal["small", "big"] = "small"
+    unlimited: bool = False
+
+
+class UserShareSet(Event, frozen=True, tag="user.share_set"):
+    """A user's fair-share weight (None: the default, 1)."""
+
+    user_id: str
+    share: float | None
+
+
+class UserMaxPrioritySet(Event, frozen=True, tag="user.max_priority_set"):
+    """The highest priority a member may submit with (None: the default, 50)."""
+
+    user_id: str
+    max_priority: int | None
 
 
 class KeyIssued(Event, frozen=True, tag="key.issued"):
@@ -53,5 +72,13 @@ class SchedulerResumed(Event, frozen=True, tag="scheduler.resumed"):
     by: str
 
 
-UserEvent = UserAdded | UserCapSet | KeyIssued | KeyRevoked
-SchedulerEvent = SchedulerPaused | SchedulerResumed
+class PolicyInForce(Event, frozen=True, tag="scheduler.policy_in_force"):
+    """The admission policy and limits a leader admits with, recorded when a leader starts
+    with them or they change: the audit checks each later admission against them."""
+
+    policy: str
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+UserEvent = UserAdded | UserCapSet | UserShareSet | UserMaxPrioritySet | KeyIssued | KeyRevoked
+SchedulerEvent = SchedulerPaused | SchedulerResumed | PolicyInForce

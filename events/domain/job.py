@@ -17,12 +17,14 @@ from events.domain.job_commands import (
     ConfirmCancelled,
     DetectStuck,
     EnforceRuntimeLimit,
+    FailForDependency,
     FireworksJobGone,
     JobCommand,
     ObserveFireworks,
     RejectAdmission,
     RequestCancel,
     ReturnToQueue,
+    ShredSecrets,
     StartAdmission,
     SubmitJob,
 )
@@ -33,6 +35,7 @@ from events.domain.job_events import (
     Admitted,
     Cancelled,
     CancelRequested,
+    DependencyFailed,
     Failed,
     FireworksStateObserved,
     JobEvent,
@@ -41,17 +44,15 @@ from events.domain.job_events import (
     Kind,
     RejectedByFireworks,
     ReturnedToQueue,
+    SecretsShredded,
     StuckCleared,
     StuckDetected,
     Succeeded,
 )
-from events.domain.job_limits import (
-    WAITING_STATES,
-    runtime_exceeded,
-    runtime_limit,
-    stuck_reason,
-)
+from events.domain.job_limits import limit_cancel, stuck_event
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
+from events.domain.scheduling.dependencies import dependency_failed_message
+from events.domain.scheduling.model import GPU_TYPES, MAX_PRIORITY
 
 GONE_OUTSIDE_FTQ = "deleted outside ftq"
 
@@ -67,6 +68,8 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     kind: Kind = "SFT"
     display_name: str | None = None
     gpu_count: int = 0
+    gpu_type: str = "h200"
+    priority: int = 50
     fireworks_payload: dict[str, Any] = msgspec.field(default_factory=dict)
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
@@ -87,6 +90,9 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True):
     admitted_at: datetime | None = None
     accelerator_seconds: float | None = None
     estimated_cost: float | None = None
+    # When the job's data key was deleted (its sealed secrets are gone for good).
+    secrets_shredded_at: datetime | None = None
+    after: tuple[str, ...] = ()  # jobs it waits for (all must be SUCCESS before admission)
     # Operations (events.domain.job_limits): the job's own runtime limit, the job it was
     # requeued from, why ftq asked for the cancel (a limit), when ftq first saw the current
     # Fireworks state and last saw the state or progress change, and the stuck flag.
@@ -121,10 +127,13 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
                 kind=event.kind,
                 display_name=event.display_name,
                 gpu_count=event.gpu_count,
+                gpu_type=event.gpu_type,
+                priority=event.priority,
                 fireworks_payload=event.fireworks_payload,
                 idempotency_key=event.idempotency_key,
                 request_fingerprint=event.request_fingerprint,
                 created_at=event.at,
+                after=event.after,
                 max_runtime_minutes=event.max_runtime_minutes,
                 requeued_from=event.requeued_from,
             )
@@ -198,6 +207,10 @@ def evolve(state: JobState, event: JobEvent) -> JobState:
             return _finish(state, version, "SUCCESS", event.at, event.fireworks_state)
         case Failed():
             return _finish(state, version, "FAIL", event.at, event.fireworks_state, event.message)
+        case SecretsShredded():
+            return msgspec.structs.replace(state, version=version, secrets_shredded_at=event.at)
+        case DependencyFailed():
+            return _finish(state, version, "FAIL", event.at, error=event.message)
 
 
 def _since(state: JobState, fireworks_state: str | None, at: datetime) -> datetime | None:
@@ -261,6 +274,8 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
         return _submit(command, state)
     if state.status is None:
         raise UnknownStream("no such job")
+    if isinstance(command, ShredSecrets):
+        return _shred(command, state)
     if state.terminal:
         late = ObserveFireworks | FireworksJobGone | ConfirmCancelled
         if isinstance(command, late | EnforceRuntimeLimit | DetectStuck):
@@ -309,12 +324,52 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
         case ConfirmCancelled():
             _require(state.cancel_requested_by is not None, state, "confirm a cancel never asked")
             return [_cancelled(state, command.at, command.fireworks_state)]
+        case FailForDependency():
+            _require(state.status == "QUEUED", state, "fail for a dependency")
+            if command.dependency_id not in state.after:
+                raise InvalidState(f"job does not wait for job {command.dependency_id}")
+            message = dependency_failed_message(command.dependency_id, command.dependency_status)
+            return [
+                DependencyFailed(
+                    at=command.at,
+                    dependency_id=command.dependency_id,
+                    dependency_status=command.dependency_status,
+                    message=message,
+                )
+            ]
         case EnforceRuntimeLimit():
-            return _enforce_limit(command, state)
-        case DetectStuck():
-            return _detect_stuck(command, state)
+            # nothing before the limit, nothing twice (a cancel already asked for, by anyone,
+            # is the one that ends the job)
+            asked = _running(state) and limit_cancel(
+                state.max_runtime_minutes, command.default_minutes, state.admitted_at, command.at
+            )
+            return [asked] if asked else []
+        case DetectStuck():  # once per episode: until Fireworks shows a change
+            flag = (
+                _running(state)
+                and state.stuck_reason is None
+                and stuck_event(
+                    state.fireworks_state,
+                    state.fireworks_state_since,
+                    state.last_change_at,
+                    command.at,
+                    stuck_minutes=command.stuck_minutes,
+                    stalled_minutes=command.stalled_minutes,
+                )
+            )
+            return [flag] if flag else []
         case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
             return _submit(command, state)
+        case ShredSecrets():  # handled above, likewise
+            return _shred(command, state)
+
+
+def _shred(command: ShredSecrets, state: JobState) -> list[JobEvent]:
+    if not state.terminal:
+        raise InvalidState(f"job is {state.status}: secrets are shredded once it has ended")
+    if state.secrets_shredded_at is not None:
+        return []  # shredded already: nothing more to delete
+    return [SecretsShredded(at=command.at, by=command.by, reason=command.reason)]
 
 
 def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
@@ -322,6 +377,12 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
         raise AlreadyExists(f"job {command.job_id} already exists")
     if command.gpu_count < 1:
         raise InvalidState("gpu_count must be at least 1")
+    if command.job_id in command.after:
+        raise InvalidState("a job cannot wait for itself")
+    if command.gpu_type not in GPU_TYPES:
+        raise InvalidState(f"gpu_type must be one of {', '.join(GPU_TYPES)}")
+    if not 0 <= command.priority <= MAX_PRIORITY:
+        raise InvalidState(f"priority must be between 0 and {MAX_PRIORITY}")
     return [
         JobSubmitted(
             at=command.at,
@@ -334,6 +395,9 @@ def _submit(command: SubmitJob, state: JobState) -> list[JobEvent]:
             fireworks_payload=command.fireworks_payload,
             idempotency_key=command.idempotency_key,
             request_fingerprint=command.request_fingerprint,
+            after=command.after,
+            gpu_type=command.gpu_type,
+            priority=command.priority,
             max_runtime_minutes=command.max_runtime_minutes,
             requeued_from=command.requeued_from,
         )
@@ -395,50 +459,6 @@ def _running(state: JobState) -> bool:
         and state.admitted_at is not None
         and state.cancel_requested_by is None
     )
-
-
-def _enforce_limit(command: EnforceRuntimeLimit, state: JobState) -> list[JobEvent]:
-    """Ask for the cancel once the job has run past its limit; nothing before, nothing twice
-    (a cancel already asked for, by anyone, is the one that ends the job)."""
-    limit = runtime_limit(state.max_runtime_minutes, command.default_minutes)
-    if limit is None or not _running(state):
-        return []
-    if not runtime_exceeded(state.admitted_at, limit, command.at):
-        return []
-    return [
-        CancelRequested(
-            at=command.at,
-            by="ftq",
-            reason=limit.message,
-            limit_minutes=limit.minutes,
-            limit_source=limit.source,
-            admitted_at=state.admitted_at,
-        )
-    ]
-
-
-def _detect_stuck(command: DetectStuck, state: JobState) -> list[JobEvent]:
-    """Flag a job that looks stuck, once per episode (until Fireworks shows a change)."""
-    if not _running(state) or state.stuck_reason is not None:
-        return []
-    reason = stuck_reason(
-        state.fireworks_state,
-        state.fireworks_state_since,
-        state.last_change_at,
-        command.at,
-        stuck_minutes=command.stuck_minutes,
-        stalled_minutes=command.stalled_minutes,
-    )
-    if reason is None or state.fireworks_state is None or state.fireworks_state_since is None:
-        return []
-    since = state.fireworks_state_since
-    if state.fireworks_state not in WAITING_STATES:
-        since = state.last_change_at or since
-    return [
-        StuckDetected(
-            at=command.at, reason=reason, fireworks_state=state.fireworks_state, since=since
-        )
-    ]
 
 
 def _news(reported: float | None, known: float | None) -> bool:

@@ -24,6 +24,9 @@ class SubmitJob(Command, frozen=True):
     fireworks_payload: dict[str, Any]
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    after: tuple[str, ...] = ()
+    gpu_type: str = "h200"
+    priority: int = 50
     max_runtime_minutes: int | None = None
     requeued_from: str | None = None
 
@@ -77,6 +80,20 @@ class ConfirmCancelled(Command, frozen=True):
     fireworks_state: str | None = None
 
 
+class ShredSecrets(Command, frozen=True):
+    """Delete the job's data key (allowed once the job is terminal)."""
+
+    by: str
+    reason: str = "requested"
+
+
+class FailForDependency(Command, frozen=True):
+    """A job this one waits for ended FAIL or CANCELLED (the leader saw it)."""
+
+    dependency_id: str
+    dependency_status: str
+
+
 class EnforceRuntimeLimit(Command, frozen=True):
     """The leader checks a running job against its runtime limit (`default_minutes`: the
     FTQ_MAX_RUNTIME_HOURS default in minutes, None when unset)."""
@@ -101,6 +118,8 @@ JobCommand = (
     | FireworksJobGone
     | RequestCancel
     | ConfirmCancelled
+    | ShredSecrets
+    | FailForDependency
     | EnforceRuntimeLimit
     | DetectStuck
 )

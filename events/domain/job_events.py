@@ -33,6 +33,25 @@ class AdmissionReason(msgspec.Struct, frozen=True, kw_only=True):
     available: int
     queue_position: int
     headroom_source: str = "config"
+    # The planner's evidence (events.domain.scheduling.Admission), for the audit: the GPU
+    # type whose quota the figures above are of, the job's size class, the cap applied and
+    # the user's jobs of that class in PROGRESS before it, the big-job reserve in force;
+    # under reserve/fair-share the reservation of the first blocked job of the type (job,
+    # time, spare GPUs), the spare before this admission, this job's runtime estimate, the
+    # jobs holding a reservation; under fair-share the user's usage figure (decayed
+    # GPU-seconds / share weight).
+    gpu_type: str = "h200"
+    size_class: str = "small"
+    cap: int | None = None
+    user_load: int = 0
+    big_job_reserve: int = 0
+    reservation_job: str | None = None
+    reservation_at: datetime | None = None
+    reservation_spare: int | None = None
+    spare_before: int | None = None
+    estimate_s: float | None = None
+    usage: float | None = None
+    holders: list[str] = msgspec.field(default_factory=list)
 
 
 class JobSubmitted(Event, frozen=True, tag="job.submitted"):
@@ -45,6 +64,12 @@ class JobSubmitted(Event, frozen=True, tag="job.submitted"):
     fireworks_payload: dict[str, Any]
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    # Jobs this one waits for (`after`, Slurm's afterok): admitted only once all SUCCESS.
+    after: tuple[str, ...] = ()
+    # Whose quota the job counts against (`training-<gpu_type>-count`) and its priority
+    # (0..100; higher goes first, with aging). Older events: h200, 50.
+    gpu_type: str = "h200"
+    priority: int = 50
     # The job's own runtime limit (None: the default, FTQ_MAX_RUNTIME_HOURS, if any).
     max_runtime_minutes: int | None = None
     # The FAIL or CANCELLED job this one was requeued from (POST /jobs/{id}/requeue).
@@ -118,6 +143,23 @@ class Failed(Event, frozen=True, tag="job.failed"):
     fireworks_state: str | None = None
 
 
+class SecretsShredded(Event, frozen=True, tag="job.secrets_shredded"):
+    """The job's data key was deleted: the secrets sealed in its `job.submitted` can never be
+    opened again (crypto-shredding). `by` is who asked (a user's email, or "retention")."""
+
+    by: str
+    reason: str = "requested"
+
+
+class DependencyFailed(Event, frozen=True, tag="job.dependency_failed"):
+    """A job it waits for (`after`) ended FAIL or CANCELLED: this QUEUED job can never run, and
+    FAILs (recorded by the admission loop's leader)."""
+
+    dependency_id: str
+    dependency_status: str
+    message: str
+
+
 class StuckDetected(Event, frozen=True, tag="job.stuck_detected"):
     """The job looks stuck on Fireworks (once per episode); flagged, not cancelled."""
 
@@ -144,6 +186,8 @@ JobEvent = (
     | Cancelled
     | Succeeded
     | Failed
+    | SecretsShredded
+    | DependencyFailed
     | StuckDetected
     | StuckCleared
 )

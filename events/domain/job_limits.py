@@ -14,6 +14,8 @@ from typing import Final, Literal
 
 import msgspec
 
+from events.domain.job_events import CancelRequested, StuckDetected
+
 MAX_RUNTIME_MINUTES: Final = 43_200  # 30 days: the largest `max_runtime_minutes` accepted
 LimitSource = Literal["job", "FTQ_MAX_RUNTIME_HOURS"]
 WAITING_STATES: Final = frozenset({"JOB_STATE_CREATING", "JOB_STATE_PENDING", "JOB_STATE_PAUSED"})
@@ -88,3 +90,48 @@ def stuck_reason(
 
 def _minutes(delta: timedelta) -> int:
     return int(delta.total_seconds() // 60)
+
+
+def limit_cancel(
+    own_minutes: int | None,
+    default_minutes: float | None,
+    admitted_at: datetime | None,
+    at: datetime,
+) -> CancelRequested | None:
+    """ftq's request to cancel a job that has run past its limit at `at` (None: not due)."""
+    limit = runtime_limit(own_minutes, default_minutes)
+    if limit is None or not runtime_exceeded(admitted_at, limit, at):
+        return None
+    return CancelRequested(
+        at=at,
+        by="ftq",
+        reason=limit.message,
+        limit_minutes=limit.minutes,
+        limit_source=limit.source,
+        admitted_at=admitted_at,
+    )
+
+
+def stuck_event(
+    fireworks_state: str | None,
+    state_since: datetime | None,
+    changed_at: datetime | None,
+    at: datetime,
+    *,
+    stuck_minutes: float,
+    stalled_minutes: float,
+) -> StuckDetected | None:
+    """The flag of a job that looks stuck at `at` (None: it does not); `since` is when the
+    wait (or the stall) began."""
+    reason = stuck_reason(
+        fireworks_state,
+        state_since,
+        changed_at,
+        at,
+        stuck_minutes=stuck_minutes,
+        stalled_minutes=stalled_minutes,
+    )
+    if reason is None or fireworks_state is None or state_since is None:
+        return None
+    since = state_since if fireworks_state in WAITING_STATES else (changed_at or state_since)
+    return StuckDetected(at=at, reason=reason, fireworks_state=fireworks_state, since=since)

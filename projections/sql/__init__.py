@@ -9,3 +9,4 @@ from events.store.sql import load_queries
 
 SQL_DIR: Final = Path(__file__).parent
 QUERIES: Final = load_queries(SQL_DIR / "queries.sql")
+DEPENDENCIES: Final = load_queries(SQL_DIR / "dependencies.sql")

@@ -60,7 +60,30 @@ ON CONFLICT (user_id) DO UPDATE SET
 INSERT INTO users (id, email, role, cap, created_at) VALUES ($1, $2, $3, NULL, $4);
 
 -- name: set_user_cap
-UPDATE users SET cap = $2 WHERE id = $1;
+-- $2 the small-class cap (NULL: default), $3 whether it is unlimited.
+UPDATE users SET cap = $2,
+    cap_unlimited = CASE WHEN $3::bool THEN array(SELECT DISTINCT unnest(cap_unlimited || '{small}'))
+                         ELSE array_remove(cap_unlimited, 'small') END
+WHERE id = $1;
+
+-- name: set_user_cap_big
+UPDATE users SET cap_big = $2,
+    cap_unlimited = CASE WHEN $3::bool THEN array(SELECT DISTINCT unnest(cap_unlimited || '{big}'))
+                         ELSE array_remove(cap_unlimited, 'big') END
+WHERE id = $1;
+
+-- name: set_user_share
+UPDATE users SET share = $2 WHERE id = $1;
+
+-- name: set_user_max_priority
+UPDATE users SET max_priority = $2 WHERE id = $1;
+
+-- name: set_policy_in_force
+UPDATE scheduler_state SET policy = $1, policy_settings = $2::text::jsonb;
+
+-- name: insert_job_scheduling
+INSERT INTO job_scheduling (job_id, gpu_type, priority) VALUES ($1, $2, $3)
+ON CONFLICT (job_id) DO NOTHING;
 
 -- name: insert_key
 INSERT INTO api_keys (id, user_id, key_hash, label, created_at) VALUES ($1, $2, $3, $4, $5);
@@ -69,7 +92,7 @@ INSERT INTO api_keys (id, user_id, key_hash, label, created_at) VALUES ($1, $2, 
 UPDATE api_keys SET revoked_at = $2 WHERE id = $1;
 
 -- name: set_scheduler
-UPDATE scheduler_state SET paused = $1, changed_by = $2, changed_at = $3;
+UPDATE scheduler_state SET paused = $1, changed_by = $2, changed_at = $3, reason = $4;
 
 -- name: save_checkpoint
 INSERT INTO projection_checkpoints (name, transaction_id, position, updated_at)
@@ -88,6 +111,7 @@ CREATE TEMP TABLE users (LIKE public.users INCLUDING DEFAULTS) ON COMMIT DROP;
 CREATE TEMP TABLE api_keys (LIKE public.api_keys INCLUDING DEFAULTS) ON COMMIT DROP;
 CREATE TEMP TABLE scheduler_state (LIKE public.scheduler_state INCLUDING DEFAULTS) ON COMMIT DROP;
 CREATE TEMP TABLE job_usage (LIKE public.job_usage INCLUDING DEFAULTS) ON COMMIT DROP;
+CREATE TEMP TABLE job_scheduling (LIKE public.job_scheduling INCLUDING DEFAULTS) ON COMMIT DROP;
 CREATE TEMP TABLE job_operations (LIKE public.job_operations INCLUDING DEFAULTS) ON COMMIT DROP;
 INSERT INTO pg_temp.scheduler_state (singleton, paused) VALUES (true, false);
 
@@ -103,17 +127,19 @@ LIMIT $3;
 
 -- name: lock_projections
 LOCK TABLE public.jobs, public.user_load, public.users, public.api_keys,
-           public.scheduler_state, public.job_usage, public.job_operations IN EXCLUSIVE MODE;
+           public.scheduler_state, public.job_usage, public.job_operations,
+           public.job_scheduling IN EXCLUSIVE MODE;
 
 -- name: replace_live
 TRUNCATE public.jobs, public.user_load, public.api_keys, public.users, public.scheduler_state,
-         public.job_usage, public.job_operations;
+         public.job_usage, public.job_operations, public.job_scheduling;
 INSERT INTO public.users SELECT * FROM pg_temp.users;
 INSERT INTO public.api_keys SELECT * FROM pg_temp.api_keys;
 INSERT INTO public.jobs SELECT * FROM pg_temp.jobs;
 INSERT INTO public.user_load SELECT * FROM pg_temp.user_load;
 INSERT INTO public.scheduler_state SELECT * FROM pg_temp.scheduler_state;
 INSERT INTO public.job_usage SELECT * FROM pg_temp.job_usage;
+INSERT INTO public.job_scheduling SELECT * FROM pg_temp.job_scheduling;
 INSERT INTO public.job_operations SELECT * FROM pg_temp.job_operations;
 
 -- name: admission_gate_shared

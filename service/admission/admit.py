@@ -41,6 +41,9 @@ from service.fireworks import (
     Rejected,
     Unauthenticated,
 )
+from service.secrets.admission import check_openable, fireworks_payload
+from service.secrets.envelope import SecretsUnreadable
+from service.secrets.vault import Vault
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +65,7 @@ class AdmissionContext:
     clock: Callable[[], datetime]
     checkpoint: Checkpoint = no_checkpoint
     metadata: dict[str, Any] = field(default_factory=lambda: {"actor": "admission-loop"})
+    vault: Vault | None = None  # opens sealed payload secrets (service.secrets)
 
 
 def fireworks_job_name(account_id: str, kind: str, job_id: str) -> str:
@@ -102,8 +106,10 @@ async def start(
 ) -> JobState | None:
     """Record AdmissionStarted for a planned job on `conn`, inside the caller's transaction
     (the loop's admission gate); None when the job changed since the plan was read (it was
-    cancelled, say). The caller then checkpoints "admission_started" and calls `create`."""
+    cancelled, say). The caller then checkpoints "admission_started" and calls `create`.
+    Raises `SecretsBlocked` (nothing recorded) when the job's secrets cannot be opened."""
     state = await load_job(conn, job_id)
+    await check_openable(ctx.vault, conn, state)
     name = fireworks_job_name(ctx.client.account_id, state.kind, job_id)
     command = StartAdmission(
         at=ctx.clock(), fireworks_job_id=job_id, fireworks_job_name=name, reason=reason
@@ -122,8 +128,17 @@ async def create(ctx: AdmissionContext, state: JobState) -> Outcome:
     fireworks_id = state.fireworks_job_id or job_id
     command: JobCommand
     try:
+        payload = await fireworks_payload(ctx.vault, ctx.pool, state)  # opened in memory only
+    except SecretsUnreadable as exc:  # checked at start: only if the key went since
+        log.error("admission.secrets_unreadable", job_id=job_id, why=str(exc))
+        return "open"
+    try:
         job = await ctx.client.create_job(
-            state.kind, fireworks_id, state.fireworks_payload, gpu_count=state.gpu_count
+            state.kind,
+            fireworks_id,
+            payload,
+            gpu_count=state.gpu_count,
+            gpu_type=state.gpu_type,
         )
         command = ConfirmAdmission(at=ctx.clock(), fireworks_state=job.state)
     except AlreadyExists:  # our own earlier attempt got there: GET it

@@ -19,7 +19,9 @@ import asyncpg
 import msgspec
 import structlog
 
+from events.domain.directory import RecordPolicy
 from events.domain.job_events import AdmissionReason
+from events.domain.scheduling import Admission
 from events.store.tail import LogWatcher, Subscription
 from projections.recorder import hold_admission_gate
 from service import metrics
@@ -31,14 +33,20 @@ from service.admission.admit import (
     no_checkpoint,
     start,
 )
+from service.admission.dependencies import fail_broken_dependents
+from service.admission.history import SchedulingHistory
 from service.admission.leader import Leadership
 from service.admission.limits import STEPS as LIMIT_STEPS
 from service.admission.limits import check_running_jobs
-from service.admission.queue import load_planner_inputs, plan_admissions
+from service.admission.queue import first_admission, load_planner_inputs, pass_inputs
 from service.admission.reconcile import reconcile
-from service.capacity import Capacity, CapacityReader, utcnow
+from service.capacity import Capacity, CapacityReader, Pool, utcnow
+from service.commands import run_scheduler_command
 from service.fireworks import FireworksClient
-from service.settings import Settings
+from service.secrets.admission import SecretsBlocked
+from service.secrets.housekeeping import Housekeeping
+from service.secrets.vault import Vault
+from service.settings import Settings, policy_record
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +97,7 @@ class TickSummary(msgspec.Struct, frozen=True, kw_only=True):
     returned: int = 0
     failed: int = 0
     cancelled: int = 0
+    dependency_failed: int = 0  # QUEUED jobs failed because a job they wait for did
     quota: int = 0
     in_use: int = 0
     available: int = 0
@@ -99,6 +108,9 @@ class SchedulerStatus(msgspec.Struct):
     leader: bool
     paused: bool
     last_tick: TickSummary | None
+    policy: str = "strict-fifo"
+    # The headroom per GPU type the loop last read (GPU type -> free GPUs), and when.
+    headroom: dict[str, int] | None = None
 
 
 class AdmissionLoop:
@@ -117,13 +129,18 @@ class AdmissionLoop:
         dsn: str | None = None,
         follower_retry_s: float = FOLLOWER_RETRY_S,
         tick_limit_s: float | None = None,
+        vault: Vault | None = None,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._watcher = watcher
         self._capacity = capacity
         checkpoint = checkpoint or fault_checkpoint_from_env()
-        self._ctx = AdmissionContext(pool, client, clock, checkpoint or no_checkpoint)
+        self._ctx = AdmissionContext(pool, client, clock, checkpoint or no_checkpoint, vault=vault)
+        # Jobs whose secrets cannot be opened (service.secrets): kept out of the plans, looked
+        # at again after each full reconcile; and the leader's secrets chores (shredding).
+        self._blocked: set[str] = set()
+        self._housekeeping = Housekeeping(pool, settings, clock)
         self._dsn = dsn or settings.database_url
         self._follower_retry_s = follower_retry_s
         # A pass that hangs (an await that never returns) must not hold leadership forever.
@@ -135,6 +152,26 @@ class AdmissionLoop:
         self._paused = False
         self._last: TickSummary | None = None
         self._last_full = float("-inf")
+        self._history = SchedulingHistory(
+            settings.default_runtime_minutes, settings.fair_share_half_life_hours
+        )
+        self._recorded_policy = False
+        self._headroom: dict[str, int] | None = None
+        self._capacity_seen: Capacity | None = None
+
+    @property
+    def history(self) -> SchedulingHistory:
+        return self._history
+
+    @property
+    def last_headroom(self) -> dict[str, int] | None:
+        """Free GPUs per type by the loop's last capacity reading (None: none yet)."""
+        return self._headroom
+
+    @property
+    def last_capacity(self) -> Capacity | None:
+        """The loop's last capacity reading (None: none yet)."""
+        return self._capacity_seen
 
     async def _connect(self) -> asyncpg.Connection:
         if self._dsn is not None:
@@ -168,7 +205,24 @@ class AdmissionLoop:
         self._wake.set()
 
     def status(self) -> SchedulerStatus:
-        return SchedulerStatus(self._leadership.is_leader, self._paused, self._last)
+        return SchedulerStatus(
+            self._leadership.is_leader,
+            self._paused,
+            self._last,
+            self._settings.policy,
+            self._headroom,
+        )
+
+    async def record_policy(self) -> None:
+        """Record the policy and limits this leader admits with, if the log's last record
+        differs (a leader starting with them, or a changed configuration)."""
+        command = RecordPolicy(
+            at=self._ctx.clock(),
+            policy=self._settings.policy,
+            settings=policy_record(self._settings),
+        )
+        await run_scheduler_command(self._pool, command, {"actor": "admission-loop"})
+        self._recorded_policy = True
 
     async def _run(self) -> None:
         while True:
@@ -178,6 +232,13 @@ class AdmissionLoop:
                 continue
             metrics.IS_LEADER.set(1)
             self._wake.clear()
+            if not self._recorded_policy:
+                try:
+                    await self.record_policy()
+                except Exception:
+                    log.exception("admission.policy_record_failed")
+                    await asyncio.sleep(self._follower_retry_s)
+                    continue
             due = time.monotonic() - self._last_full >= self._settings.reconcile_seconds
             try:
                 async with asyncio.timeout(self._tick_limit_s):
@@ -188,6 +249,7 @@ class AdmissionLoop:
                 log.error("admission.tick_stuck", limit_s=self._tick_limit_s)
                 await self._leadership.release()
                 metrics.IS_LEADER.set(0)
+                self._recorded_policy = False
                 await asyncio.sleep(self._follower_retry_s * 5)
                 continue
             if not self._wake.is_set():
@@ -206,7 +268,10 @@ class AdmissionLoop:
             counts += await reconcile(self._ctx, full=full_reconcile)
             if full_reconcile:
                 self._last_full = time.monotonic()
+                self._blocked.clear()
+                await self._housekeeping.run_if_due()
                 counts += await check_running_jobs(self._ctx, self._settings)
+            counts["dependency_failed"] += await fail_broken_dependents(self._ctx)
             capacity = await self._admit_planned(counts)
         except Exception as exc:
             log.exception("admission.tick_failed")
@@ -219,6 +284,7 @@ class AdmissionLoop:
             returned=counts["returned"],
             failed=counts["failed"],
             cancelled=counts["cancelled"],
+            dependency_failed=counts["dependency_failed"],
             quota=capacity.quota if capacity else 0,
             in_use=capacity.in_use if capacity else 0,
             available=capacity.available if capacity else 0,
@@ -232,48 +298,57 @@ class AdmissionLoop:
         """Admit what the plan allows, one job at a time, deciding each under the gate.
 
         Each admission is decided afresh, in one transaction holding the admission gate
-        exclusively: read the queue, the user load and the pause flag, plan, and record
-        AdmissionStarted for the plan's first job. The transitions that free a user's slot
+        exclusively: read the queue, the jobs in PROGRESS, the caps and the pause flag, plan
+        with the policy (events.domain.scheduling), and record AdmissionStarted for the
+        plan's first job with the planner's evidence. The transitions that free a user's slot
         and cap changes take the gate too (projections.recorder), so none of them overlaps a
-        decision, and the log orders each before or after it as it happened; the audit's
-        FIFO check reads the log in that order. A plan made once per pass went on admitting
-        jobs that had stopped being first when one of its own admissions was refused or an
-        outside cancel freed a slot (`make soak` caught it).
+        decision, and the log orders each before or after it as it happened; the audit reads
+        the log in that order. A plan made once per pass went on admitting jobs that had
+        stopped being first when one of its own admissions was refused or an outside cancel
+        freed a slot (`make soak` caught it).
 
-        The headroom is read once per pass, outside the gate (it may ask Fireworks), and what
-        the pass admits is subtracted from it, so a Fireworks usage reading that does not show
-        this pass's jobs yet can never over-commit the quota."""
+        The headroom per GPU type is read once per pass, outside the gate (it may ask
+        Fireworks), and what the pass admits is subtracted from it, so a Fireworks usage
+        reading that does not show this pass's jobs yet can never over-commit a quota.
+        Runtime estimates and usage come from the log, read incrementally."""
         settings = self._settings
         async with self._pool.acquire() as conn:
-            inputs = await load_planner_inputs(conn, settings.user_cap)
-            capacity = await self._capacity.read(conn, ftq_in_use=inputs.ftq_gpus)
+            await self._history.catch_up(conn)
+            inputs = await load_planner_inputs(conn)
+            capacity = await self._capacity.read(conn, ftq_in_use=inputs.gpus_by_type())
         if capacity.note:
             log.warning("admission.capacity_degraded", note=capacity.note)
-        taken = 0  # GPUs of this pass's admissions, not in `capacity`
+        self._headroom = capacity.headroom()
+        self._capacity_seen = capacity
+        taken: Counter[str] = Counter()  # GPUs per type of this pass's admissions
         tried: set[str] = set()  # each job at most once a pass (no livelock on a stuck one)
         while True:
             async with self._pool.acquire() as conn, conn.transaction():
                 await hold_admission_gate(conn)
-                inputs = await load_planner_inputs(conn, settings.user_cap)
+                inputs = await load_planner_inputs(conn)
                 self._paused = inputs.paused
                 if self._paused:
                     return capacity
-                chosen, _ = await plan_admissions(
-                    conn, inputs.load, max(0, capacity.available - taken), policy=settings.policy
-                )
-                if not chosen.admit or chosen.admit[0].job.job_id in tried:
+                now = self._ctx.clock()
+                p = pass_inputs(inputs, settings, self._history, now)
+                headroom = {t: max(0, n - taken[t]) for t, n in capacity.headroom().items()}
+                first = await first_admission(conn, p, headroom, blocked=self._blocked)
+                if first is None or first.job.job_id in tried:
                     return capacity
-                first = chosen.admit[0]
                 tried.add(first.job.job_id)
-                reason = AdmissionReason(
-                    policy=settings.policy,
-                    quota=capacity.quota,
-                    in_use=capacity.in_use + taken,
-                    available=first.available_before,
-                    queue_position=first.queue_position,
-                    headroom_source=capacity.source,
+                pool = capacity.pools.get(first.job.gpu_type, Pool(0, 0, 0))
+                reason = admission_reason(
+                    first, settings.policy, pool, taken[first.job.gpu_type], capacity.source
                 )
-                state = await start(self._ctx, conn, first.job.job_id, reason)
+                reason = msgspec.structs.replace(
+                    reason, big_job_reserve=p.limits.reserve_for(first.size_class)
+                )
+                try:
+                    state = await start(self._ctx, conn, first.job.job_id, reason)
+                except SecretsBlocked as exc:
+                    self._housekeeping.blocked(exc.job_id, exc.why)
+                    self._blocked.add(exc.job_id)
+                    continue
             if state is None:
                 counts["skipped"] += 1
                 continue
@@ -281,11 +356,38 @@ class AdmissionLoop:
             outcome = await create(self._ctx, state)
             counts[outcome] += 1
             if outcome in ("admitted", "cancelled"):  # created on Fireworks: its GPUs count
-                taken += first.job.gpu_count
+                taken[first.job.gpu_type] += first.job.gpu_count
             if outcome == "returned":
                 self._capacity.invalidate()  # Fireworks knows better than our reading
             if outcome in ("returned", "open"):
                 return capacity  # quota refused or Fireworks unreachable: end the pass
+
+
+def admission_reason(
+    first: Admission, policy: str, pool: Pool, taken: int, source: str
+) -> AdmissionReason:
+    """What the admission event records: the headroom of the job's GPU type, and the
+    planner's evidence (class, cap, load, reservation, estimate, usage)."""
+    res = first.reservation
+    return AdmissionReason(
+        policy=policy,
+        quota=pool.quota,
+        in_use=pool.in_use + taken,
+        available=first.available_before,
+        queue_position=first.queue_position,
+        headroom_source=source,
+        gpu_type=first.job.gpu_type,
+        size_class=first.size_class,
+        cap=first.cap,
+        user_load=first.user_load,
+        reservation_job=res.job_id if res else None,
+        reservation_at=res.at if res else None,
+        reservation_spare=res.spare if res else None,
+        spare_before=first.spare_before,
+        estimate_s=first.estimate_s,
+        usage=first.usage,
+        holders=list(first.holders),
+    )
 
 
 def _observe_metrics(summary: TickSummary) -> None:

@@ -1,33 +1,51 @@
-"""Read what the planner needs from the projections: the queue in FIFO order and user load."""
+"""Read what the planner needs from the projections, as the domain planner's types:
+the queue (`Job`s in FIFO order), the jobs in PROGRESS, per-user caps per size class and
+fair-share weights, and whether admission is paused; and build one pass from them."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 import msgspec
 
+from events.domain.scheduling import (
+    Admission,
+    Estimate,
+    Job,
+    Limits,
+    Pass,
+    Plan,
+    Policy,
+    Running,
+    policy_order,
+)
 from events.store.log import Connection
-from service.admission.plan import Load, Plan, QueuedJob, plan
+from service.admission.dependencies import load_waits
+from service.admission.history import SchedulingHistory
+from service.settings import Settings
 from service.sql import QUERIES
 
 QUEUE_PAGE: Final = 500
+FIRST_CHUNK: Final = 256
 
 
-async def _queue_page(conn: Connection, limit: int, after: QueuedJob | None) -> list[QueuedJob]:
+async def _queue_page(conn: Connection, limit: int, after: Job | None) -> list[Job]:
     """The next `limit` QUEUED jobs in FIFO order after `after` (from the head if None)."""
     if after is None:
         rows = await conn.fetch(QUERIES["queue_head"], limit)
     else:
         rows = await conn.fetch(QUERIES["queue_after"], limit, after.created_at, after.job_id)
-    return [QueuedJob(r[0], r[1], r[2], r[3]) for r in rows]
+    return [Job(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
 
-async def load_queue(conn: Connection, page: int = QUEUE_PAGE) -> list[QueuedJob]:
+async def load_queue(conn: Connection, page: int = QUEUE_PAGE) -> list[Job]:
     """The whole queue in FIFO order, `page` jobs a read. Read at once, a long queue's rows
     are decoded in one go that holds the event loop, and every request in flight with it
-    (100k queued: about 0.3 s every time the queue-position plan was refreshed). In a
-    REPEATABLE READ transaction the pages are one snapshot."""
-    queue: list[QueuedJob] = []
+    (100k queued: about 0.3 s). In a REPEATABLE READ transaction the pages are one snapshot."""
+    queue: list[Job] = []
     while True:
         got = await _queue_page(conn, page, queue[-1] if queue else None)
         queue += got
@@ -35,48 +53,167 @@ async def load_queue(conn: Connection, page: int = QUEUE_PAGE) -> list[QueuedJob
             return queue
 
 
+async def queue_in_chunks(conn: Connection) -> AsyncIterator[Job]:
+    """The queue in FIFO order, read in growing chunks (each after the last job of the one
+    before: no row is read twice), for a pass that usually stops near the head."""
+    limit = FIRST_CHUNK
+    last: Job | None = None
+    while True:
+        got = await _queue_page(conn, limit, last)
+        for job in got:
+            yield job
+        if len(got) < limit:
+            return
+        last = got[-1]
+        limit *= 4
+
+
+class RunningRow(msgspec.Struct, frozen=True, gc=False):
+    job_id: str
+    user_id: str
+    gpu_count: int
+    gpu_type: str
+    kind: str
+    started_at: datetime | None
+    max_runtime_minutes: int | None = None
+
+
 class PlannerInputs(msgspec.Struct, frozen=True):
-    """What a plan needs besides the queue, read together (query `planner_inputs`)."""
+    """What a plan needs besides the queue (queries `planner_running`, `planner_users`)."""
 
     paused: bool
-    load: Load
-    ftq_gpus: int  # GPUs of ftq's own jobs in PROGRESS
+    running: list[RunningRow]
+    user_caps: dict[tuple[str, str], int | None]
+    weights: dict[str, float]
+
+    def gpus_by_type(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.running:
+            out[r.gpu_type] = out.get(r.gpu_type, 0) + r.gpu_count
+        return out
 
 
-async def load_planner_inputs(conn: Connection, default_cap: int) -> PlannerInputs:
-    rows = await conn.fetch(QUERIES["planner_inputs"])
-    progress = {r[1]: r[2] for r in rows if r[2]}
-    caps = {r[1]: r[4] for r in rows if r[4] is not None}
-    return PlannerInputs(
-        paused=bool(rows[0][0]),
-        load=Load(progress=progress, caps=caps, default_cap=default_cap),
-        ftq_gpus=sum(r[3] or 0 for r in rows),
-    )
+async def load_planner_inputs(conn: Connection) -> PlannerInputs:
+    running = [RunningRow(*r) for r in await conn.fetch(QUERIES["planner_running"])]
+    rows = await conn.fetch(QUERIES["planner_users"])
+    caps: dict[tuple[str, str], int | None] = {}
+    weights: dict[str, float] = {}
+    for r in rows:
+        user_id = r[1]
+        if user_id is None:
+            continue
+        unlimited = set(r[4] or ())
+        for size_class, cap in (("small", r[2]), ("big", r[3])):
+            if size_class in unlimited:
+                caps[(user_id, size_class)] = None
+            elif cap is not None:
+                caps[(user_id, size_class)] = cap
+        if r[5] is not None:
+            weights[user_id] = float(r[5])
+    return PlannerInputs(bool(rows[0][0]), running, caps, weights)
 
 
 async def is_paused(conn: Connection) -> bool:
     return bool(await conn.fetchval(QUERIES["scheduler_paused"]))
 
 
-FIRST_CHUNK = 256
+async def has_priorities(conn: Connection) -> bool:
+    return bool(await conn.fetchval(QUERIES["queue_has_priorities"]))
 
 
-async def plan_admissions(
-    conn: Connection, load: Load, available: int, *, policy: str
-) -> tuple[Plan, int]:
-    """The admissions a pass makes now, and how many queued jobs it read.
+@dataclass(frozen=True)
+class PassInputs:
+    """Everything one pass is made from besides the queue and the headroom."""
 
-    Without explanations a pass stops at the first job that blocks (strict FIFO) or when the
-    GPUs run out, so it reads the head of the queue in growing chunks, each one going on
-    after the last job of the one before (no row is read twice), instead of all of it; the
-    result equals planning over the whole queue."""
-    queue: list[QueuedJob] = []
-    limit = FIRST_CHUNK
-    while True:
-        got = await _queue_page(conn, limit, queue[-1] if queue else None)
-        queue += got
-        chosen = plan(queue, load, available, policy=policy, explain=False)
-        stopped = chosen.available_after <= 0 or chosen.blocker is not None
-        if len(got) < limit or stopped:
-            return chosen, len(queue)
-        limit *= 4
+    running: list[Running]
+    limits: Limits
+    policy: Policy
+    usage: dict[str, float]
+    now: datetime
+    paused: bool
+    estimate: Estimate
+
+    def new_pass(self, headroom: Mapping[str, int]) -> Pass:
+        return Pass(
+            self.running,
+            headroom,
+            self.limits,
+            self.policy,
+            self.now,
+            estimate=self.estimate,
+            usage=self.usage,
+            paused=self.paused,
+        )
+
+    def order(self, queue: list[Job]) -> list[Job]:
+        return policy_order(queue, self.policy, self.now, self.usage)
+
+    def plan(self, queue: list[Job], headroom: Mapping[str, int], *, explain: bool) -> Plan:
+        """A pass over the whole `queue` (any order)."""
+        return self.new_pass(headroom).plan(self.order(queue), explain=explain)
+
+
+def pass_inputs(
+    inputs: PlannerInputs, settings: Settings, history: SchedulingHistory, now: datetime
+) -> PassInputs:
+    running: list[Running] = []
+    for r in inputs.running:
+        started = r.started_at or now
+        job = Job(
+            r.job_id, r.user_id, started, r.gpu_count, r.gpu_type, r.kind, 50, r.max_runtime_minutes
+        )
+        end = history.expected_end(job, started, now)
+        running.append(Running(r.job_id, r.user_id, r.gpu_count, started, end, r.gpu_type, r.kind))
+    policy = settings.scheduling_policy(inputs.weights)
+    usage = history.usage(now, running) if policy.name == "fair-share" else {}
+    return PassInputs(
+        running,
+        settings.limits(inputs.user_caps),
+        policy,
+        usage,
+        now,
+        inputs.paused,
+        history.estimator.estimate,
+    )
+
+
+def needs_whole_queue(policy: Policy, priorities: bool) -> bool:
+    """Whether the policy's order may differ from the FIFO order of the queue's rows."""
+    return policy.name == "fair-share" or priorities
+
+
+async def first_admission(
+    conn: Connection,
+    p: PassInputs,
+    headroom: Mapping[str, int],
+    *,
+    blocked: frozenset[str] | set[str] = frozenset(),
+) -> Admission | None:
+    """The admission a pass makes first, deciding afresh: the policy's order over the whole
+    queue when it can differ from FIFO, else the head of the queue read in chunks until the
+    first job to admit or until nothing more can be admitted. Jobs in `blocked` (their
+    secrets cannot be opened: service.secrets) and jobs waiting for others (`after`:
+    events.domain.scheduling.dependencies) are left out, as if not queued."""
+    pass_ = p.new_pass(headroom)
+    if pass_.exhausted():
+        return None
+    waits = await load_waits(conn)  # jobs waiting for others (`after`) are not eligible
+    if needs_whole_queue(p.policy, await has_priorities(conn)):
+        for job in p.order(await load_queue(conn)):
+            if job.job_id in blocked or waits.holds(job.job_id):
+                continue
+            entry = pass_.step(job)
+            if isinstance(entry, Admission):
+                return entry
+            if pass_.exhausted():
+                return None
+        return None
+    async for job in queue_in_chunks(conn):
+        if job.job_id in blocked or waits.holds(job.job_id):
+            continue
+        entry = pass_.step(job)
+        if isinstance(entry, Admission):
+            return entry
+        if pass_.exhausted():
+            return None
+    return None

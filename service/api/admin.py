@@ -11,7 +11,6 @@ from litestar.params import FromPath, JSONBody
 
 from events.domain.directory import PauseScheduler, ResumeScheduler
 from service import directory
-from service.admission.queue import is_paused
 from service.api.auth import Caller, CallerDep
 from service.api.common import (
     RuntimeDep,
@@ -26,14 +25,18 @@ from service.api.runtime import Runtime
 from service.api.schemas import (
     CapUpdate,
     IssuedKeyView,
+    MaxPriorityUpdate,
     NewKey,
     NewUser,
     PauseRequest,
     SchedulerView,
+    ShareUpdate,
     UsageTotals,
     UserView,
 )
 from service.commands import run_scheduler_command
+from service.settings import policy_record
+from service.sql import QUERIES
 from service.usage import EPOCH, usage
 
 
@@ -43,11 +46,29 @@ class RevokedKey(msgspec.Struct, frozen=True):
 
 
 def _user_view(user: directory.User) -> UserView:
-    return UserView(id=user.id, email=user.email, role=user.role, cap=user.cap)
+    return UserView(
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        cap=user.cap,
+        cap_big=user.cap_big,
+        no_cap=list(user.no_cap),
+        share=user.share,
+        max_priority=user.max_priority,
+    )
 
 
 async def _user(runtime: Runtime, user_id: str) -> directory.User:
     user = await directory.find_user(runtime.pool, user_id=checked_uuid(user_id, "user"))
+    if user is None:
+        raise not_found("no such user")
+    return user
+
+
+async def _user_by_id_or_email(runtime: Runtime, id_or_email: str) -> directory.User:
+    if "@" not in id_or_email:
+        return await _user(runtime, id_or_email)
+    user = await directory.find_user(runtime.pool, email=id_or_email)
     if user is None:
         raise not_found("no such user")
     return user
@@ -106,7 +127,8 @@ async def issue_key(
 
 @put(
     "/users/{user_id:str}/cap",
-    summary="Set a user's PROGRESS cap (null: the global default)",
+    summary='Set a user\'s PROGRESS cap of a size class (null: the default; "none": no cap)',
+    description="`user_id` is the user's id or email (as `ftq users cap` takes).",
     responses=errors(400, 403, 404, 413),
 )
 async def set_cap(
@@ -117,9 +139,55 @@ async def set_cap(
     runtime: RuntimeDep,
 ) -> UserView:
     data = await strict_body(request, CapUpdate)
-    user = await _user(runtime, user_id)
-    await directory.set_cap(runtime.pool, user.email, data.cap, metadata(caller))
+    user = await _user_by_id_or_email(runtime, user_id)
+    unlimited = data.cap == "none"
+    cap = None if data.cap == "none" else data.cap
+    await directory.set_cap(
+        runtime.pool,
+        user.email,
+        cap,
+        metadata(caller),
+        size_class=data.size_class,
+        unlimited=unlimited,
+    )
     _wake(runtime)
+    return _user_view(await _user(runtime, user.id))
+
+
+@put(
+    "/users/{user_id:str}/share",
+    summary="Set a user's fair-share weight (null: the default, 1)",
+    responses=errors(400, 403, 404, 413),
+)
+async def set_share(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    data: JSONBody[ShareUpdate],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> UserView:
+    data = await strict_body(request, ShareUpdate)
+    user = await _user(runtime, user_id)
+    await directory.set_share(runtime.pool, user.email, data.share, metadata(caller))
+    _wake(runtime)
+    return _user_view(await _user(runtime, user.id))
+
+
+@put(
+    "/users/{user_id:str}/max-priority",
+    summary="Set the highest priority a user may submit with (null: the default, 50)",
+    responses=errors(400, 403, 404, 413),
+)
+async def set_max_priority(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    data: JSONBody[MaxPriorityUpdate],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> UserView:
+    data = await strict_body(request, MaxPriorityUpdate)
+    user = await _user(runtime, user_id)
+    await directory.set_max_priority(runtime.pool, user.email, data.max_priority, metadata(caller))
     return _user_view(await _user(runtime, user.id))
 
 
@@ -155,15 +223,32 @@ async def resume_scheduler(runtime: Runtime, caller: Caller) -> None:
 
 async def _scheduler_view(runtime: Runtime) -> SchedulerView:
     async with runtime.pool.acquire() as conn:
-        paused = await is_paused(conn)
-    leader, last_tick = False, None
+        switch = await conn.fetchrow(QUERIES["scheduler_switch"])
+        recorded = await conn.fetchrow(QUERIES["policy_in_force"])
+    paused, reason, changed_by, changed_at = switch if switch else (False, None, None, None)
+    leader, last_tick, headroom = False, None, None
     if runtime.loop is not None:
         status = runtime.loop.status()
         leader = bool(status.leader)
         raw: Any = msgspec.to_builtins(status.last_tick) if status.last_tick else None
         last_tick = raw if isinstance(raw, dict) else None
+        headroom = status.headroom
+    settings = runtime.settings
     return SchedulerView(
-        leader=leader, paused=paused, running_here=runtime.loop is not None, last_tick=last_tick
+        leader=leader,
+        paused=bool(paused),
+        running_here=runtime.loop is not None,
+        last_tick=last_tick,
+        pause_reason=reason if paused else None,
+        changed_by=changed_by,
+        changed_at=changed_at,
+        policy=settings.policy,
+        policy_settings=policy_record(settings),
+        recorded_policy=recorded[0] if recorded else None,
+        recorded_policy_settings=(
+            msgspec.json.decode(recorded[1]) if recorded and recorded[1] else None
+        ),
+        headroom=headroom,
     )
 
 
@@ -201,6 +286,8 @@ ADMIN_ROUTES: Final = [
     list_users,
     issue_key,
     set_cap,
+    set_share,
+    set_max_priority,
     revoke_key,
     scheduler,
     pause,

@@ -25,8 +25,11 @@ from service.api.errors import ApiError, ErrorBody, invalid
 from service.api.intake import (
     IDEMPOTENCY_KEY,
     MAX_IDEMPOTENCY_KEY,
+    check_after,
     check_payload,
+    check_priorities,
     fingerprint,
+    known_jobs,
     submit_command,
 )
 from service.api.limits import check_flood_limits
@@ -126,9 +129,7 @@ def check_item(raw: Any) -> tuple[JobSubmission, str | None]:
         raise invalid(
             f"idempotency_key {problem}", [{"field": "idempotency_key", "problem": problem}]
         )
-    data = strict_convert(fields, JobSubmission)
-    check_payload(data)
-    return data, key
+    return check_payload(strict_convert(fields, JobSubmission)), key
 
 
 def _failure(index: int, exc: ApiError) -> BatchResult:
@@ -147,6 +148,7 @@ class Outcome(msgspec.Struct):
     new: list[tuple[int, SubmitJob]]
     repeats: list[tuple[int, JobRow | str]]  # str: the id of a job this batch creates
     refused: dict[int, BatchResult]
+    waiting: dict[str, str | None]  # new job id -> why it waits for others (`after`), if so
 
 
 async def _sort_out(
@@ -159,7 +161,8 @@ async def _sort_out(
     if keys:
         records = await runtime.pool.fetch(INTAKE["jobs_by_idempotency_keys"], caller.user_id, keys)
         earlier = {r[-1]: job_row(tuple(r)[:-1]) for r in records}
-    outcome = Outcome([], [], {})
+    outcome = Outcome([], [], {}, {})
+    known = await known_jobs(runtime, [c.data for c in checked if c.data.after])
     in_batch: dict[str, SubmitJob] = {}  # the first item with each key
     for item in checked:
         if item.key is not None and (row := earlier.get(item.key)) is not None:
@@ -175,8 +178,14 @@ async def _sort_out(
             else:
                 outcome.refused[item.index] = _conflict(item.index, first.job_id)
             continue
-        command = submit_command(item.data, caller, at, item.key)
+        try:
+            waiting = check_after(item.data, caller, known) if item.data.after else None
+        except ApiError as exc:
+            outcome.refused[item.index] = _failure(item.index, exc)
+            continue
+        command = submit_command(item.data, caller, at, item.key, runtime.settings.default_gpu_type)
         outcome.new.append((item.index, command))
+        outcome.waiting[command.job_id] = waiting
         if item.key is not None:
             in_batch[item.key] = command
     return outcome
@@ -225,6 +234,7 @@ async def submit_batch(
             results[index] = _failure(index, exc)
             continue
         checked.append(Checked(index, data, key, None if key is None else fingerprint(data)))
+    await check_priorities(runtime, caller, [c.data for c in checked])
     for attempt in range(1, ATTEMPTS + 1):
         outcome = await _sort_out(runtime, caller, checked, datetime.now(UTC))
         if atomic and (results or outcome.refused):
@@ -249,7 +259,7 @@ async def submit_batch(
     for index, row in outcome.repeats:
         rows[index] = (200, created[row] if isinstance(row, str) else row)
     ordered = sorted(rows)
-    views = await job_views(runtime, [rows[i][1] for i in ordered])
+    views = await job_views(runtime, [rows[i][1] for i in ordered], outcome.waiting)
     for index, view in zip(ordered, views, strict=True):
         results[index] = BatchResult(index=index, status=rows[index][0], job=view)
     results |= outcome.refused

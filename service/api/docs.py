@@ -46,7 +46,9 @@ async def _json_not_found(response: Response[Any]) -> Response[Any]:
     return response
 
 
-def openapi_config(security_scheme: str, *, version: str = "1") -> OpenAPIConfig:
+def openapi_config(
+    security_scheme: str, *, version: str = "1", alias: str | None = None
+) -> OpenAPIConfig:
     """ftq's OpenAPI document and docs pages, assets served locally."""
     swagger = SwaggerRenderPlugin(
         js_url=f"{ASSETS}/swagger/swagger-ui-bundle.js",
@@ -61,7 +63,15 @@ def openapi_config(security_scheme: str, *, version: str = "1") -> OpenAPIConfig
         title="ftq",
         version=version,
         description="A fair, event-sourced queue in front of a Fireworks account's "
-        "fine-tuning GPUs. Every non-2xx body is {error: {code, message, details}}.",
+        "fine-tuning GPUs. Every non-2xx body is {error: {code, message, details}}."
+        + (
+            ""
+            if alias is None
+            else f"\n\n**Compatibility alias:** `{alias}` serves the job routes again "
+            f"(`{alias}/jobs`, `{alias}/jobs/{{id}}`, its events and requeue, "
+            f"`{alias}/events/stream`): the path clients of the old Supabase service build "
+            "from `SUPABASE_URL`. Same behaviour; listed once, here, not route by route."
+        ),
         path=SCHEMA_PATH,
         render_plugins=[swagger, redoc_page],
         openapi_router=Router(

@@ -19,6 +19,7 @@ from service.api.auth import CALLER, Caller
 from service.api.common import RUNTIME, checked_uuid, errors
 from service.api.errors import invalid, not_found
 from service.api.runtime import Runtime
+from service.api.stream_docs import SseOperation, SseOrNdjsonOperation
 from service.api.streams import (
     HEARTBEAT_S,
     HEARTBEAT_STATE_KEY,
@@ -109,6 +110,7 @@ async def job_events(id: str, caller: Caller, runtime: Runtime) -> list[HistoryE
     description=STREAM_NOTE,
     responses=errors(400, 404),
     media_type="text/event-stream",
+    operation_class=SseOperation,
     dependencies={**CALLER, **RUNTIME},
 )
 async def job_event_stream(
@@ -147,6 +149,7 @@ def _log_filter(job: list[str] | None, type_: list[str] | None) -> LogFilter:
     "`Last-Event-ID` header (which wins; 0 or absent: from the beginning). "
     "`Accept: application/x-ndjson` gives one JSON object per line. " + STREAM_NOTE,
     responses=errors(400),
+    operation_class=SseOrNdjsonOperation,
     dependencies={**CALLER, **RUNTIME},
 )
 async def event_stream(

@@ -13,7 +13,14 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from service.api.auth import Caller, CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
 from service.api.errors import ApiError, invalid, not_found
-from service.api.intake import IDEMPOTENCY_KEY, check_payload, submit_command
+from service.api.intake import (
+    IDEMPOTENCY_KEY,
+    check_after,
+    check_payload,
+    check_priorities,
+    known_jobs,
+    submit_command,
+)
 from service.api.limits import check_flood_limits
 from service.api.pagination import decode_cursor, encode_cursor, next_link
 from service.api.runtime import Runtime
@@ -79,7 +86,7 @@ async def _replay(runtime: Runtime, caller: Caller, key: str, fp: str) -> Respon
     status_code=201,
     summary="Submit a job",
     responses={
-        **errors(400, 409, 413, 429),
+        **errors(400, 403, 409, 413, 429),
         **ok(200, JobView, "idempotent retry: the same job"),
     },
     description="201 with the new job; 200 with the earlier job on an idempotent retry.",
@@ -91,14 +98,19 @@ async def submit_job(
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[JobView]:
-    data = await strict_body(request, JobSubmission)
-    check_payload(data)
-    command = submit_command(data, caller, datetime.now(UTC), idempotency_key)
+    data = check_payload(await strict_body(request, JobSubmission))
+    command = submit_command(
+        data, caller, datetime.now(UTC), idempotency_key, runtime.settings.default_gpu_type
+    )
     fp = command.request_fingerprint  # what a retry with the same key must match
     if idempotency_key is not None and fp is not None:
         earlier = await _replay(runtime, caller, idempotency_key, fp)
         if earlier is not None:
             return earlier
+    await check_priorities(runtime, caller, [data])
+    waiting = None  # why the new job will wait for others (`after`), if it will
+    if data.after:
+        waiting = check_after(data, caller, await known_jobs(runtime, [data]))
     await check_flood_limits(runtime, caller, 1)
     try:
         state = await runtime.submitter.submit(command, metadata(caller))
@@ -110,7 +122,7 @@ async def submit_job(
             raise
         return earlier
     _wake(runtime)
-    view = await _one_view(runtime, row_of_state(state))
+    (view,) = await job_views(runtime, [row_of_state(state)], {state.job_id: waiting})
     location = f"{request.url.path.rstrip('/')}/{view.id}"  # under the alias too
     return Response(view, status_code=201, headers={"Location": location})
 

@@ -9,12 +9,13 @@ import asyncpg
 import structlog
 from litestar import MediaType, Response, get
 
+from events.domain.scheduling import POLICIES
 from service.admission.queue import is_paused
 from service.api.auth import CallerDep, authenticate_request
 from service.api.common import RuntimeDep, errors
 from service.api.errors import ApiError
-from service.api.schemas import CapacityView, Health, QueueEntry
-from service.api.views import CAPACITY_TIMEOUT_S, decode_payload, placements
+from service.api.schemas import POLICY_HEADER, CapacityType, CapacityView, Health, QueueEntry
+from service.api.views import decode_payload, placements
 from service.database import is_migrated
 from service.eta import with_etas
 from service.metrics import (
@@ -23,6 +24,7 @@ from service.metrics import (
     GPUS_QUOTA,
     IS_LEADER,
     JOBS_IN_PROGRESS,
+    POLICY,
     QUEUE_DEPTH,
     SCHEDULER_PAUSED,
     STUCK_JOBS,
@@ -31,6 +33,7 @@ from service.metrics import (
 from service.redaction import redact
 from service.sql import QUERIES
 
+CAPACITY_TIMEOUT_S: Final = 10.0
 log = structlog.get_logger(__name__)
 READY_TIMEOUT_S: Final = 3.0
 
@@ -41,7 +44,7 @@ READY_TIMEOUT_S: Final = 3.0
     before_request=authenticate_request,
     responses=errors(),
 )
-async def queue(caller: CallerDep, runtime: RuntimeDep) -> list[QueueEntry]:
+async def queue(caller: CallerDep, runtime: RuntimeDep) -> Response[list[QueueEntry]]:
     rows = await runtime.pool.fetch(QUERIES["api_queued_jobs"])
     placement = await placements(runtime)  # planned after the read: every row is in it...
     entries = []
@@ -64,10 +67,14 @@ async def queue(caller: CallerDep, runtime: RuntimeDep) -> list[QueueEntry]:
                 mine=mine,
                 user=email if visible else None,
                 fireworks_payload=redact(decode_payload(r[7])) if visible else None,
+                gpu_type=r[8],
+                priority=r[9],
             )
         )
     entries.sort(key=lambda e: e.queue_position)
-    return with_etas(runtime.eta, entries)
+    return Response(
+        with_etas(runtime.eta, entries), headers={POLICY_HEADER: runtime.settings.policy}
+    )
 
 
 @get(
@@ -78,7 +85,7 @@ async def queue(caller: CallerDep, runtime: RuntimeDep) -> list[QueueEntry]:
 )
 async def capacity(runtime: RuntimeDep) -> CapacityView:
     try:
-        async with asyncio.timeout(CAPACITY_TIMEOUT_S * 5), runtime.pool.acquire() as conn:
+        async with asyncio.timeout(CAPACITY_TIMEOUT_S), runtime.pool.acquire() as conn:
             c = await runtime.capacity.read(conn)
     except TimeoutError:
         raise ApiError(503, "UNAVAILABLE", "capacity could not be read in time") from None
@@ -92,6 +99,10 @@ async def capacity(runtime: RuntimeDep) -> CapacityView:
         source=c.source,
         observed_at=c.observed_at,
         note=c.note,
+        types={
+            t: CapacityType(quota=p.quota, in_use=p.in_use, available=p.available)
+            for t, p in c.pools.items()
+        },
     )
 
 
@@ -126,6 +137,8 @@ async def metrics(runtime: RuntimeDep) -> Response[bytes]:
         log.warning("metrics.database_unreachable", error_type=type(exc).__name__)
     if runtime.loop is not None:
         IS_LEADER.set(1 if runtime.loop.status().leader else 0)
+    for name in POLICIES:
+        POLICY.labels(policy=name).set(1 if name == runtime.settings.policy else 0)
     body, content_type = exposition()
     return Response(body, media_type=content_type)
 

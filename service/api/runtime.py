@@ -14,6 +14,7 @@ from service.api.batching import SharedRun
 from service.capacity import CapacityReader
 from service.directory import KeyLookup
 from service.fireworks import FireworksClient
+from service.secrets.vault import Vault
 from service.settings import Settings
 from service.submissions import Submitter
 
@@ -38,6 +39,7 @@ class Runtime:
         session: aiohttp.ClientSession,
         client: FireworksClient,
         capacity: CapacityReader,
+        vault: Vault,
         simulator: RunningSimulator | None = None,
     ) -> None:
         self.settings = settings
@@ -51,10 +53,12 @@ class Runtime:
         self.client = client
         self.capacity = capacity
         self.simulator = simulator
+        self.vault = vault  # seals payload secrets at submit (service.secrets)
         self.loop: AdmissionLoop | None = None  # when the scheduler runs in this process
         self.plans: SharedRun[Any] | None = None  # api.views.PlanSnapshot, shared runs
         self.plan_snapshot: Any = None  # api.views.PlanSnapshot: the latest plan made
         self.eta: Any = None  # service.eta.EtaForecaster: queued jobs' ETAs, in the background
+        self.history: Any = None  # admission.history.SchedulingHistory without a loop here
 
 
 def runtime_of(state: State) -> Runtime:

@@ -12,9 +12,19 @@ Kind = Literal["SFT", "DPO", "RFT"]
 JobStatus = Literal["QUEUED", "PROGRESS", "SUCCESS", "FAIL", "CANCELLED"]
 Role = Literal["member", "admin"]
 GpuType = Literal["h200", "b200", "h100"]
+POLICY_HEADER = "X-FTQ-Policy"  # GET /queue: the admission policy in force
 
 GpuCount = Annotated[int, Meta(ge=1, le=1024, description="GPUs the job needs (1..1024)")]
 DisplayName = Annotated[str, Meta(max_length=200)]
+After = Annotated[
+    list[Annotated[str, Meta(max_length=64)]],
+    Meta(
+        max_length=100,
+        description="ids of your own jobs this one waits for: it is admitted only once every "
+        "one of them is SUCCESS, and FAILs at once if one ends FAIL or CANCELLED",
+    ),
+]
+Priority = Annotated[int, Meta(ge=0, le=100, description="0..100, default 50; higher first")]
 MaxRuntimeMinutes = Annotated[
     int,
     Meta(
@@ -33,9 +43,13 @@ class JobSubmission(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     fireworks_payload: dict[str, Any]
     gpu_count: GpuCount = 4
     display_name: DisplayName | None = None
-    # Accepted (and ignored) for clients of the old service, which sent it; ftq reads the
-    # GPU type from the account's quota.
+    # Whose quota the job counts against (`training-<gpu_type>-count`); unset:
+    # FTQ_DEFAULT_GPU_TYPE. The old service's newer clients send it.
     gpu_type: GpuType | None = None
+    after: After | None = None
+    # Higher goes first (with aging); a member may only lower it below their maximum (50
+    # unless an admin raised it with `ftq users max-priority`), an admin may set any.
+    priority: Priority | None = None
     max_runtime_minutes: MaxRuntimeMinutes | None = None
 
 
@@ -47,6 +61,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     state: JobStatus
     display_name: str | None
     gpu_count: int
+    gpu_type: GpuType
+    priority: int
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -87,16 +103,29 @@ class QueueEntry(msgspec.Struct, frozen=True, kw_only=True):
     mine: bool
     user: str | None
     fireworks_payload: dict[str, Any] | None
+    gpu_type: GpuType = "h200"
+    priority: int = 50
     eta: datetime | None = None  # estimated admission (service.eta): null until known
 
 
+class CapacityType(msgspec.Struct, frozen=True, kw_only=True):
+    """The headroom of one GPU type (its `training-<type>-count` quota)."""
+
+    quota: int
+    in_use: int
+    available: int
+
+
 class CapacityView(msgspec.Struct, frozen=True, kw_only=True):
+    """Totals over every GPU type, and each type in `types`."""
+
     quota: int
     in_use: int
     available: int
     source: Literal["fireworks-quotas", "config"]
     observed_at: datetime
     note: str | None = None
+    types: dict[str, CapacityType] = msgspec.field(default_factory=dict)
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -122,6 +151,10 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     email: str
     role: Role
     cap: int | None
+    cap_big: int | None = None
+    no_cap: list[str] = msgspec.field(default_factory=list)  # classes without a hard cap
+    share: float | None = None
+    max_priority: int | None = None
     usage: UsageTotals | None = None  # filled in by GET /admin/users
 
 
@@ -137,9 +170,23 @@ class IssuedKeyView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CapUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A per-user PROGRESS cap; null returns the user to the global default."""
+    """A per-user PROGRESS cap of one size class (`small`, the one cap when classes are off;
+    or `big`); null returns the user to the default, "none" means no hard cap."""
 
-    cap: Annotated[int, Meta(ge=0, le=1024)] | None
+    cap: Annotated[int, Meta(ge=0, le=1024)] | Literal["none"] | None
+    size_class: Literal["small", "big"] = msgspec.field(default="small", name="class")
+
+
+class ShareUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A user's fair-share weight (their usage counts divided by it); null: the default, 1."""
+
+    share: Annotated[float, Meta(gt=0, le=1_000_000)] | None
+
+
+class MaxPriorityUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The highest priority the user may submit with; null: the default, 50."""
+
+    max_priority: Annotated[int, Meta(ge=0, le=100)] | None
 
 
 class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,6 +194,17 @@ class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
     paused: bool
     running_here: bool
     last_tick: dict[str, Any] | None
+    pause_reason: str | None = None  # the reason given with the pause, while paused
+    changed_by: str | None = None  # who paused or resumed last, and when
+    changed_at: datetime | None = None
+    # The admission policy and limits this process admits with, and the ones last recorded
+    # in the log (scheduler.policy_in_force) by a leader; the headroom per GPU type the loop
+    # last read.
+    policy: str = "strict-fifo"
+    policy_settings: dict[str, Any] = msgspec.field(default_factory=dict)
+    recorded_policy: str | None = None
+    recorded_policy_settings: dict[str, Any] | None = None
+    headroom: dict[str, int] | None = None
 
 
 class PauseRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -35,7 +35,9 @@ FALLBACK_POLL_S: Final = 2.0  # re-read even without a NOTIFY (a lost wake-up on
 HEARTBEAT_S: Final = 15.0
 # Tests (and deployments behind impatient proxies) set this key on `app.state` to change it.
 HEARTBEAT_STATE_KEY: Final = "history_heartbeat_s"
-TERMINAL_TYPES: Final = frozenset({"job.succeeded", "job.failed", "job.cancelled", "job.rejected"})
+TERMINAL_TYPES: Final = frozenset(
+    {"job.succeeded", "job.failed", "job.cancelled", "job.rejected", "job.dependency_failed"}
+)
 _OWNED_CACHE_MAX: Final = 10_000
 
 SSE_MEDIA_TYPE: Final = "text/event-stream"

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import asyncpg
@@ -13,10 +14,25 @@ import msgspec
 import structlog
 
 from events.domain.job import JobState
+from events.domain.scheduling import (
+    ADMIT_REASON,
+    DEFAULT_PRIORITY,
+    Admission,
+    Job,
+    Pass,
+    Pending,
+    Plan,
+)
 from events.store.log import Connection
-from service.admission.plan import Admission, Load, Pending, Plan, PlanEnd, QueuedJob, place_last
-from service.admission.plan import plan as make_plan
-from service.admission.queue import load_planner_inputs, load_queue
+from service.admission.dependencies import load_waits
+from service.admission.history import SchedulingHistory
+from service.admission.queue import (
+    PassInputs,
+    PlannerInputs,
+    load_planner_inputs,
+    load_queue,
+    pass_inputs,
+)
 from service.api.batching import SharedRun
 from service.api.runtime import Runtime
 from service.api.schemas import JobView
@@ -26,11 +42,9 @@ from service.sql import QUERIES
 
 log = structlog.get_logger(__name__)
 
-CAPACITY_TIMEOUT_S: Final = 2.0
 MAX_STALE_S: Final = 0.2  # how old a plan GET /jobs views and POST /jobs may use ...
 STALE_PER_BUILD: Final = 20  # ... or 20 times what the plan took to make ...
 MAX_STALE_CAP_S: Final = 2.0  # ... but never more than this
-ADMIT_REASON: Final = "next to be admitted"
 Placement = dict[str, tuple[int, str]]
 
 
@@ -58,6 +72,9 @@ class JobRow(msgspec.Struct, frozen=True):
     max_runtime_minutes: int | None = None
     requeued_from: str | None = None
     stuck_reason: str | None = None
+    # From `job_scheduling` (the defaults when the job has no row there).
+    gpu_type: str = "h200"
+    priority: int = 50
 
 
 def job_row(record: asyncpg.Record | Sequence[Any]) -> JobRow:
@@ -87,6 +104,8 @@ def row_of_state(state: JobState) -> JobRow:
         max_runtime_minutes=state.max_runtime_minutes,
         requeued_from=state.requeued_from,
         stuck_reason=state.stuck_reason,
+        gpu_type=state.gpu_type,
+        priority=state.priority,
     )
 
 
@@ -99,35 +118,20 @@ def decode_payload(raw: str | dict[str, Any] | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-async def available_gpus(conn: Connection, runtime: Runtime) -> int:
-    """Free GPUs now, for explaining the queue; 0 when capacity cannot be read quickly."""
-    try:
-        async with asyncio.timeout(CAPACITY_TIMEOUT_S):
-            return (await runtime.capacity.read(conn)).available
-    except TimeoutError:
-        log.warning("views.capacity_timeout")
-        return 0
-
-
 class PlanSnapshot(msgspec.Struct):
-    """A plan of the whole queue, what it was made from, when (monotonic, before reading) and
-    how long it took; jobs submitted since advance its end state as they are placed."""
+    """A plan of the whole queue, the pass it ended in, when it was read (monotonic, before
+    reading) and how long it took; jobs submitted since are placed by more steps of that
+    pass."""
 
     plan: Plan
-    load: Load
-    paused: bool
+    pass_: Pass
     placement: Placement
     taken_at: float
     build_s: float = 0.0
-    policy: str = "strict-fifo"
-    end: PlanEnd | None = None
+    fifo: bool = True  # the policy's order is the FIFO order (no fair share, no priorities)
     # The jobs in PROGRESS when the plan was read: a QUEUED row the plan does not know but
     # this does left the queue before the plan read it (admitted just after its submit).
     in_progress: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        if self.end is None:
-            self.end = PlanEnd.of(self.plan)
 
     @property
     def fresh_for_s(self) -> float:
@@ -135,16 +139,19 @@ class PlanSnapshot(msgspec.Struct):
         while to plan, so that re-planning never takes more than 1/STALE_PER_BUILD of a CPU."""
         return min(MAX_STALE_CAP_S, max(MAX_STALE_S, STALE_PER_BUILD * self.build_s))
 
-    def place_new(self, job: QueuedJob) -> tuple[int, str]:
-        """The placement of a job committed after the snapshot was read: one more step of the
-        planning pass, from the end state after the jobs placed before it (O(1)).
+    def can_place_last(self, job: Job) -> bool:
+        """Whether a new job goes after every job of the snapshot in the policy's order."""
+        return self.fifo and job.priority == DEFAULT_PRIORITY
 
-        It is exact for a job that comes after every job already in the snapshot in FIFO
-        order, the usual case. A submit that overlaps others by a few milliseconds may be
-        placed after a job created a moment later (the order the placements ran in); every
-        later read, planned afresh, orders them by `created_at`."""
-        assert self.end is not None
-        entry = place_last(self.end, self.load, job, paused=self.paused, policy=self.policy)
+    def place_new(self, job: Job) -> tuple[int, str]:
+        """The placement of a job committed after the snapshot was read: one more step of the
+        planning pass, from the state after the jobs placed before it (O(1)).
+
+        It is exact for a job that comes after every job already in the snapshot in the
+        policy's order (`can_place_last`), the usual case. A submit that overlaps others by a
+        few milliseconds may be placed after a job created a moment later (the order the
+        placements ran in); every later read, planned afresh, orders them by `created_at`."""
+        entry = self.pass_.step(job)
         self.placement[job.job_id] = _entry(entry)
         return self.placement[job.job_id]
 
@@ -194,15 +201,33 @@ def _refresh_in_background(runtime: Runtime) -> None:
         plans.start()
 
 
-async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> tuple[Placement, set[str]]:
+def _queued_job(r: JobRow) -> Job:
+    return Job(
+        r.id,
+        r.user_id,
+        r.created_at,
+        r.gpu_count,
+        r.gpu_type,
+        r.kind,
+        r.priority,
+        r.max_runtime_minutes,
+    )
+
+
+async def row_placements(
+    runtime: Runtime, rows: Sequence[JobRow], waiting: Mapping[str, str | None] | None = None
+) -> tuple[Placement, set[str]]:
     """Placements of the QUEUED `rows` (read before this call) from a recent plan (at most
     `fresh_for_s` old), and the rows that plan shows already admitted. A single row that plan
     does not know is a job committed after it was made (typically one this request has just
     submitted): being the newest, it goes last, so it is placed from that plan without
     planning again (`PlanSnapshot.place_new`) — unless the plan has it in PROGRESS: read
     after the job's own admission (a cold plan made after the submit), it would count the
-    job against itself ("you already have a job in PROGRESS"). With several unknown rows the
-    placements come from a plan made after this call."""
+    job against itself ("you already have a job in PROGRESS"). Only a row this request has
+    just submitted (`waiting` names it) is placed so; one that waits for others (`after`)
+    goes last of all with its reason. With several unknown rows, or one that may not go last
+    (fair share, a priority), the placements come from a plan made after this call (the
+    plan knows which jobs wait for others; a row does not)."""
     queued = [r for r in rows if r.state == "QUEUED"]
     if not queued:
         return {}, set()
@@ -212,17 +237,21 @@ async def row_placements(runtime: Runtime, rows: Sequence[JobRow]) -> tuple[Plac
     unknown: list[JobRow] = []
     for r in queued:
         placed = known.get(r.id)
+        held = waiting.get(r.id) if waiting is not None else None
         if placed is not None:
             out[r.id] = placed
+        elif held is not None:  # new, waits for others: last of all
+            out[r.id] = (len(known) + len(out) + 1, held)
         elif r.id not in snapshot.in_progress:
             unknown.append(r)
     admitted = {r.id for r in queued if r.id in snapshot.in_progress and r.id not in known}
     if not unknown:
         return out, admitted
-    if len(unknown) == 1:
-        r = unknown[0]
-        out[r.id] = snapshot.place_new(QueuedJob(r.id, r.user_id, r.created_at, r.gpu_count))
-        return out, admitted
+    if len(unknown) == 1 and waiting is not None and unknown[0].id in waiting:
+        job = _queued_job(unknown[0])
+        if snapshot.can_place_last(job):
+            out[job.job_id] = snapshot.place_new(job)
+            return out, admitted
     fresh = await _fresh(runtime)
     admitted |= {r.id for r in unknown if r.id in fresh.in_progress}
     return fresh.placement, admitted
@@ -237,38 +266,70 @@ async def _plan_now(runtime: Runtime) -> PlanSnapshot:
     return snapshot
 
 
+def history_of(runtime: Runtime) -> SchedulingHistory:
+    """The admission loop's history when it runs here, else this process's own."""
+    if runtime.loop is not None:
+        return runtime.loop.history
+    if runtime.history is None:
+        settings = runtime.settings
+        runtime.history = SchedulingHistory(
+            settings.default_runtime_minutes, settings.fair_share_half_life_hours
+        )
+    history: SchedulingHistory = runtime.history
+    return history
+
+
+def headroom_now(runtime: Runtime, inputs: PlannerInputs) -> dict[str, int]:
+    """Free GPUs per type for explaining the queue, never waiting on Fireworks: the headroom
+    the admission loop last read, when it runs here, else the capacity cache's last reading
+    (refreshed by its own task when stale)."""
+    ours = inputs.gpus_by_type()
+    if runtime.loop is not None:
+        last = runtime.loop.last_capacity
+        if last is not None:
+            return last.headroom_with(ours)
+    return runtime.capacity.peek(ours).headroom()
+
+
 async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
     settings = runtime.settings
     taken_at = time.monotonic()
-    available = await available_gpus(conn, runtime)
+    history = history_of(runtime)
+    if runtime.loop is None:  # the loop keeps its own current; incremental, no snapshot
+        await history.catch_up(conn)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         queue = await load_queue(conn)
-        inputs = await load_planner_inputs(conn, settings.user_cap)
-        in_progress = frozenset(r[0] for r in await conn.fetch(QUERIES["progress_job_ids"]))
-    load, paused = inputs.load, inputs.paused
+        inputs = await load_planner_inputs(conn)
+        waits = await load_waits(conn)
+    held: list[tuple[Job, str]] = []
+    if waits.after:  # jobs waiting for others (`after`) are planned without, placed last
+        queue, held = waits.split(queue)
+    in_progress = frozenset(r.job_id for r in inputs.running)
+    headroom = headroom_now(runtime, inputs)
+    p = pass_inputs(inputs, settings, history, datetime.now(UTC))
     # In a thread: planning a long queue and indexing its placements take milliseconds of CPU
     # (100k queued: about 0.1 s), and on the event loop every request in flight would wait
     # them out; in a thread they interleave (GIL slices).
-    plan, out = await asyncio.to_thread(
-        _plan_placed, queue, load, available, settings.policy, paused
-    )
+    plan, pass_, out = await asyncio.to_thread(_plan_placed, queue, p, headroom)
+    for n, (job, reason) in enumerate(held, start=len(out) + 1):
+        out[job.job_id] = (n, reason)
     build_s = time.monotonic() - taken_at
-    return PlanSnapshot(
-        plan, load, paused, out, taken_at, build_s, settings.policy, in_progress=in_progress
-    )
+    fifo = p.policy.name != "fair-share" and all(j.priority == DEFAULT_PRIORITY for j in queue)
+    return PlanSnapshot(plan, pass_, out, taken_at, build_s, fifo, in_progress)
 
 
 def _plan_placed(
-    queue: list[QueuedJob], load: Load, available: int, policy: str, paused: bool
-) -> tuple[Plan, Placement]:
-    """The plan of the whole queue, and each job's (queue position, reason) in it."""
-    plan = make_plan(queue, load, available, policy=policy, paused=paused)
+    queue: list[Job], p: PassInputs, headroom: dict[str, int]
+) -> tuple[Plan, Pass, Placement]:
+    """The plan of the whole queue, the pass it ended in, each job's (position, reason)."""
+    pass_ = p.new_pass(headroom)
+    plan = pass_.plan(p.order(queue), explain=True)
     out: Placement = {}
     for admission in plan.admit:
         out[admission.job.job_id] = (admission.queue_position, ADMIT_REASON)
     for pending in plan.pending:
         out[pending.job.job_id] = (pending.queue_position, pending.reason)
-    return plan, out
+    return plan, pass_, out
 
 
 def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
@@ -282,6 +343,8 @@ def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
         state=row.state,
         display_name=row.display_name,
         gpu_count=row.gpu_count,
+        gpu_type=row.gpu_type,  # type: ignore[arg-type]  # validated on submit
+        priority=row.priority,
         created_at=row.created_at,
         started_at=row.started_at,
         completed_at=row.completed_at,
@@ -301,10 +364,14 @@ def job_view(row: JobRow, placement: Placement | None = None) -> JobView:
     )
 
 
-async def job_views(runtime: Runtime, rows: Iterable[JobRow]) -> list[JobView]:
-    """Views of rows read *before* this call (placements: see `row_placements`)."""
+async def job_views(
+    runtime: Runtime, rows: Iterable[JobRow], waiting: Mapping[str, str | None] | None = None
+) -> list[JobView]:
+    """Views of rows read *before* this call (placements: see `row_placements`). `waiting`:
+    jobs this request has just submitted, with the reason each waits for others (`after`),
+    None if it does not."""
     rows = list(rows)
-    placement, admitted = await row_placements(runtime, rows)
+    placement, admitted = await row_placements(runtime, rows, waiting)
     if admitted:  # read QUEUED, admitted since: show them as they are now
         rows = [await _reread(runtime, r) if r.id in admitted else r for r in rows]
     return with_etas(runtime.eta, [job_view(r, placement) for r in rows])

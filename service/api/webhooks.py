@@ -30,7 +30,7 @@ from service.api.common import RuntimeDep, checked_uuid, errors, metadata, stric
 from service.api.errors import ApiError, invalid, not_found
 from service.api.runtime import Runtime
 from service.webhooks import subscriptions
-from service.webhooks.sealing import master_key, new_secret
+from service.webhooks.sealing import new_secret
 from service.webhooks.subscriptions import Webhook
 
 MAX_PER_OWNER: Final = 100
@@ -57,14 +57,8 @@ class CreatedWebhook(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _key(runtime: Runtime) -> bytes:
-    encoded = runtime.settings.secret_key
-    if encoded is None:
-        raise ApiError(
-            409,
-            "INVALID_STATE",
-            "webhooks are off on this server: the operator must set FTQ_SECRET_KEY",
-        )
-    return master_key(encoded)
+    """The master key new secrets are sealed with (FTQ_SECRET_KEY or the key file)."""
+    return runtime.vault.keyring.current.key
 
 
 def _types(requested: list[str] | None) -> list[str]:

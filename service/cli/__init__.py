@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from service.cli import admin, client, demo, history, mcp, serve, simulate, usage, watch
+from service.cli import (
+    admin,
+    client,
+    demo,
+    history,
+    mcp,
+    secrets,
+    serve,
+    simulate,
+    usage,
+    watch,
+)
 from service.cli.app import app
 
 
@@ -19,6 +30,7 @@ __all__ = [
     "history",
     "main",
     "mcp",
+    "secrets",
     "serve",
     "simulate",
     "usage",

@@ -10,7 +10,9 @@ import os
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, NoReturn, TypeVar
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import asyncpg
 import typer
@@ -43,6 +45,30 @@ app = typer.Typer(
 users_app = typer.Typer(help="Add users, list them and set their PROGRESS caps.")
 keys_app = typer.Typer(help="Issue, revoke and list API keys (sftq_...).")
 scheduler_app = typer.Typer(help="Pause or resume admissions (reconciliation goes on).")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        try:
+            shown = package_version("ftq")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            shown = "unknown (not installed)"
+        print(f"ftq {shown}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print ftq's version."
+        ),
+    ] = False,
+) -> None:
+    """Options of `ftq` itself (before the command)."""
+
+
 app.add_typer(users_app, name="users", no_args_is_help=True)
 app.add_typer(keys_app, name="keys", no_args_is_help=True)
 app.add_typer(scheduler_app, name="scheduler", no_args_is_help=True)

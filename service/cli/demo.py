@@ -144,7 +144,10 @@ async def _run(demo: Demo, base: Settings, sock: socket.socket, quota: int, job_
 
 @app.command()
 def demo(
-    port: Annotated[int, typer.Option(help="Port of the demo API (0: any free one).")] = 8000,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port of the demo API (0: any free one) [default: FTQ_PORT, 8000]."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
     quota: Annotated[int, typer.Option(help="GPUs of the simulated account.")] = 16,
     job_seconds: Annotated[float, typer.Option(help="How long each simulated job runs.")] = 30.0,
@@ -154,6 +157,7 @@ def demo(
 ) -> None:
     """Run a self-contained demo: embedded PostgreSQL, the Fireworks simulator and ftq."""
     base = settings_or_exit()
+    port = base.port if port is None else port
     quiet = base.log_level if os.environ.get("FTQ_LOG_LEVEL") else "warning"
     base = msgspec.structs.replace(base, log_format="console", log_level=quiet)
     try:  # before anything touches the directory: another demo may be using its database

@@ -4,6 +4,7 @@ database, with the same `evolve` code the service uses."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -73,9 +74,14 @@ def _kept(until_position: int | None, at: datetime | None) -> Callable[[Recorded
     return keep
 
 
-def export(rows: list[RecordedEvent], path: Path) -> None:
-    """Write `rows` as NDJSON; the file holds payload secrets: protect it like the database."""
-    with path.open("wb") as file:
+def export(rows: list[RecordedEvent], path: Path, *, redact: bool = False) -> None:
+    """Write `rows` as NDJSON, mode 0600; the file holds payload secrets (sealed ones, and
+    plain ones of old events unless `redact`): protect it like the database."""
+    from service.secrets.migrate_log import redact_data  # noqa: PLC0415
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file was there before, with a wider mode
+    with os.fdopen(fd, "wb") as file:
         for r in rows:
             line = ExportLine(
                 position=r.position,
@@ -86,7 +92,7 @@ def export(rows: list[RecordedEvent], path: Path) -> None:
                 schema_version=r.schema_version,
                 recorded_at=r.recorded_at,
                 metadata=msgspec.Raw(_encoder.encode(r.metadata)),
-                data=msgspec.Raw(r.data),
+                data=msgspec.Raw(redact_data(r.type, r.data) if redact else r.data),
             )
             file.write(_encoder.encode(line) + b"\n")
 
@@ -140,6 +146,14 @@ def replay(
     verify: Annotated[
         bool, typer.Option("--verify", help="Check the live projections against the log.")
     ] = False,
+    redact: Annotated[
+        bool,
+        typer.Option(
+            "--redact",
+            help="With --export: replace every payload secret stored in plain text (events "
+            "older than sealing) by a redacted marker; for `ftq import` into a fresh database.",
+        ),
+    ] = False,
 ) -> None:
     """Rebuild jobs and users from the event log, as of now or an earlier point."""
     from projections.rebuild import verify as verify_projections  # noqa: PLC0415
@@ -160,9 +174,12 @@ def replay(
             return rows, differences
 
     rows, differences = run(go())
+    if redact and export_to is None:
+        fail("--redact goes with --export FILE", 2)
     if export_to is not None:
-        export(rows, export_to)
-        note(f"exported {len(rows)} events to {export_to} (contains payload secrets)")
+        export(rows, export_to, redact=redact)
+        what = "no plain secrets" if redact else "contains payload secrets"
+        note(f"exported {len(rows)} events to {export_to} ({what})")
     if verify:
         if differences:
             fail(f"projections differ from the log: {differences[0]}")
@@ -183,7 +200,7 @@ def audit(
     from projections.audit import audit as check  # noqa: PLC0415
 
     config = settings()
-    cap = config.user_cap if default_cap is None else default_cap
+    cap = config.default_cap if default_cap is None else default_cap
 
     async def go() -> list[RecordedEvent]:
         async with database(config, migrated=False) as pool:

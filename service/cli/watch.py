@@ -30,6 +30,7 @@ FINAL: Final = {
     "job.succeeded": "SUCCESS",
     "job.failed": "FAIL",
     "job.rejected": "FAIL",
+    "job.dependency_failed": "FAIL",
     "job.cancelled": "CANCELLED",
 }
 EXIT_CODE: Final = {"SUCCESS": 0, "FAIL": 1, "CANCELLED": 3}

@@ -20,6 +20,7 @@ from .models import FireworksJob, Quota
 log = structlog.get_logger(__name__)
 
 GPU_COUNT_HEADER = "X-Ftq-Gpu-Count"
+GPU_TYPE_HEADER = "X-Ftq-Gpu-Type"
 PAGE_SIZE = 200
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -63,9 +64,18 @@ class FireworksClient:
         payload: Mapping[str, Any],
         *,
         gpu_count: int | None = None,
+        gpu_type: str | None = None,
     ) -> FireworksJob:
-        """Create a job under the caller-chosen id; a 409 means "GET it", never retry."""
-        headers = {GPU_COUNT_HEADER: str(gpu_count)} if gpu_count is not None else None
+        """Create a job under the caller-chosen id; a 409 means "GET it", never retry.
+        `gpu_count` and `gpu_type` travel as headers the simulator reads (Fireworks' own
+        payloads carry neither)."""
+        headers: dict[str, str] | None = None
+        if gpu_count is not None or gpu_type is not None:
+            headers = {}
+            if gpu_count is not None:
+                headers[GPU_COUNT_HEADER] = str(gpu_count)
+            if gpu_type is not None:
+                headers[GPU_TYPE_HEADER] = gpu_type
         body = await self._call(
             "POST",
             f"/{COLLECTION[kind]}",

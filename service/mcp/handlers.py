@@ -29,6 +29,10 @@ async def submit_job(ftq: Ftq, args: SubmitJobArguments, _: Reporter) -> dict[st
         body["display_name"] = args.display_name
     if args.gpu_type is not None:
         body["gpu_type"] = args.gpu_type
+    if args.max_runtime_minutes is not None:
+        body["max_runtime_minutes"] = args.max_runtime_minutes
+    if args.after:
+        body["after"] = [str(job_id) for job_id in args.after]
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     job: dict[str, Any] = (await ftq.call("POST", "/jobs", body=body, headers=headers)).body
     return job
@@ -49,6 +53,11 @@ async def cancel_job(ftq: Ftq, args: JobArguments, _: Reporter) -> dict[str, Any
     answer = await ftq.call("DELETE", f"/jobs/{args.job_id}")
     # 202: recorded, and the admission loop will cancel on Fireworks once it can reach it.
     return {**answer.body, "carried_out_later": answer.status == 202}
+
+
+async def requeue_job(ftq: Ftq, args: JobArguments, _: Reporter) -> dict[str, Any]:
+    job: dict[str, Any] = (await ftq.call("POST", f"/jobs/{args.job_id}/requeue")).body
+    return job
 
 
 async def queue(ftq: Ftq, _: NoArguments, __: Reporter) -> dict[str, Any]:
@@ -73,6 +82,7 @@ HANDLERS: Final[dict[str, Handler]] = {
     "list_jobs": list_jobs,
     "get_job": get_job,
     "cancel_job": cancel_job,
+    "requeue_job": requeue_job,
     "queue": queue,
     "capacity": capacity,
     "job_history": job_history,

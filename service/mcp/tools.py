@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import Meta
 
-from service.api.schemas import DisplayName, GpuCount, GpuType, JobStatus, Kind
+from service.api.schemas import DisplayName, GpuCount, GpuType, JobStatus, Kind, MaxRuntimeMinutes
 from service.mcp.errors import invalid_arguments
 
 JobId = Annotated[uuid.UUID, Meta(description="The ftq job id (a uuid, from submit_job).")]
@@ -42,6 +42,21 @@ class SubmitJobArguments(Arguments, frozen=True):
     ] = None
     gpu_type: Annotated[
         GpuType | None, Meta(description="The GPU quota the job counts against.")
+    ] = None
+    max_runtime_minutes: Annotated[
+        MaxRuntimeMinutes | None,
+        Meta(
+            description="Cancel the job on Fireworks if it runs longer than this, in minutes "
+            "from its admission (1..43200); default: the operator's limit, if any."
+        ),
+    ] = None
+    after: Annotated[
+        Annotated[list[JobId], Meta(max_length=100)] | None,
+        Meta(
+            description="Ids of your own jobs this one waits for (a pipeline, e.g. a DPO after "
+            "the SFT whose output model it warm-starts from): it stays QUEUED until every one "
+            "is SUCCESS, and FAILs at once if one ends FAIL or CANCELLED."
+        ),
     ] = None
     idempotency_key: Annotated[
         IdempotencyKey | None,
@@ -169,6 +184,15 @@ TOOLS: Final = (
         JobArguments,
         False,
         destructive=True,
+    ),
+    ToolSpec(
+        "requeue_job",
+        "Requeue a failed or cancelled job",
+        "Submit a job that ended FAIL or CANCELLED again: a new job (same kind, payload, GPUs "
+        "and runtime limit) at the back of the queue, with `requeued_from` the old job's id. "
+        "Returns the new job. A job QUEUED, in PROGRESS or SUCCESS is INVALID_STATE.",
+        JobArguments,
+        False,
     ),
     ToolSpec(
         "queue",

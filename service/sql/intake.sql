@@ -34,3 +34,7 @@ RETURNING b.tokens;
 SELECT least($2::float8, tokens
              + greatest(0, extract(epoch FROM now() - updated_at)::float8) * $3::float8)
 FROM submit_buckets WHERE user_id = $1::uuid;
+
+-- name: owners_and_states
+-- Owner and state of the jobs a submit names in `after`.
+SELECT id::text, user_id::text, state FROM jobs WHERE id = ANY($1::uuid[]);

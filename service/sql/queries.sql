@@ -1,33 +1,29 @@
 -- Named read queries of the service (service.sql.QUERIES). Values are always parameters.
 
--- name: planner_inputs
--- What a plan needs besides the queue, in one round trip: whether the scheduler is paused (on
--- every row, and on the one row there is when no user has load or a cap), then one row per
--- user with PROGRESS jobs or a cap: user id, PROGRESS count and GPUs (NULL: none), cap.
-SELECT s.paused, u.user_id, u.progress_count, u.progress_gpus, u.cap
-FROM (SELECT coalesce((SELECT paused FROM scheduler_state), false) AS paused) AS s
-LEFT JOIN (
-    SELECT coalesce(l.user_id, c.id)::text AS user_id, l.progress_count, l.progress_gpus, c.cap
-    FROM (SELECT user_id, progress_count, progress_gpus FROM user_load
-          WHERE progress_count > 0) AS l
-    FULL JOIN (SELECT id, cap FROM users WHERE cap IS NOT NULL) AS c ON c.id = l.user_id
-) AS u ON true;
-
--- name: progress_job_ids
--- The jobs in PROGRESS (few: bounded by the GPUs), for the API's plan snapshots.
-SELECT id::text FROM jobs WHERE state = 'PROGRESS';
+-- name: policy_in_force
+-- The policy last recorded in force by a leader (scheduler.policy_in_force), and its settings.
+SELECT policy, policy_settings::text FROM scheduler_state WHERE policy IS NOT NULL;
 
 -- name: scheduler_paused
 SELECT paused FROM scheduler_state;
 
+-- name: scheduler_switch
+SELECT paused, reason, changed_by, changed_at FROM scheduler_state;
+
+-- name: user_max_priority
+SELECT max_priority FROM users WHERE id = $1::uuid;
+
 -- name: user_by_id
-SELECT id::text, email, role, cap FROM users WHERE id::text = $1;
+SELECT id::text, email, role, cap, cap_big, cap_unlimited, share, max_priority
+FROM users WHERE id::text = $1;
 
 -- name: user_by_email
-SELECT id::text, email, role, cap FROM users WHERE email = lower($1);
+SELECT id::text, email, role, cap, cap_big, cap_unlimited, share, max_priority
+FROM users WHERE email = lower($1);
 
 -- name: users
-SELECT id::text, email, role, cap FROM users ORDER BY email;
+SELECT id::text, email, role, cap, cap_big, cap_unlimited, share, max_priority
+FROM users ORDER BY email;
 
 -- name: key_owner_email
 SELECT u.email FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id::text = $1;
@@ -50,41 +46,49 @@ FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.created_at;
 -- HTTP API (service/api). Job rows in the column order of service.api.views.JOB_COLUMNS.
 
 -- name: api_job_by_id
-SELECT id::text, kind, state, display_name, gpu_count, created_at, started_at, completed_at,
-       error, fireworks_job_name, jobs.fireworks_state, progress, user_email,
-       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint,
-       o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason
-FROM jobs LEFT JOIN job_operations o ON o.job_id = jobs.id
-WHERE id = $1::uuid;
+SELECT j.id::text, j.kind, j.state, j.display_name, j.gpu_count, j.created_at, j.started_at,
+       j.completed_at, j.error, j.fireworks_job_name, j.fireworks_state, j.progress,
+       j.user_email, j.fireworks_payload::text, j.cancel_requested_by, j.user_id::text,
+       j.request_fingerprint, o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason,
+       coalesce(s.gpu_type, 'h200'), coalesce(s.priority, 50)
+FROM jobs j LEFT JOIN job_operations o ON o.job_id = j.id
+LEFT JOIN job_scheduling s ON s.job_id = j.id
+WHERE j.id = $1::uuid;
 
 -- name: api_job_by_idempotency_key
-SELECT id::text, kind, state, display_name, gpu_count, created_at, started_at, completed_at,
-       error, fireworks_job_name, jobs.fireworks_state, progress, user_email,
-       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint,
-       o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason
-FROM jobs LEFT JOIN job_operations o ON o.job_id = jobs.id
-WHERE user_id = $1::uuid AND idempotency_key = $2;
+SELECT j.id::text, j.kind, j.state, j.display_name, j.gpu_count, j.created_at, j.started_at,
+       j.completed_at, j.error, j.fireworks_job_name, j.fireworks_state, j.progress,
+       j.user_email, j.fireworks_payload::text, j.cancel_requested_by, j.user_id::text,
+       j.request_fingerprint, o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason,
+       coalesce(s.gpu_type, 'h200'), coalesce(s.priority, 50)
+FROM jobs j LEFT JOIN job_operations o ON o.job_id = j.id
+LEFT JOIN job_scheduling s ON s.job_id = j.id
+WHERE j.user_id = $1::uuid AND j.idempotency_key = $2;
 
 -- name: api_jobs_page
 -- $1 user id (NULL: all), $2 state, $3 kind, $4 user email or id (admin filter),
 -- $5/$6 cursor (created_at, id) of the last row of the previous page, $7 limit.
-SELECT id::text, kind, state, display_name, gpu_count, created_at, started_at, completed_at,
-       error, fireworks_job_name, jobs.fireworks_state, progress, user_email,
-       fireworks_payload::text, cancel_requested_by, user_id::text, request_fingerprint,
-       o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason
-FROM jobs LEFT JOIN job_operations o ON o.job_id = jobs.id
-WHERE ($1::uuid IS NULL OR user_id = $1::uuid)
-  AND ($2::text IS NULL OR state = $2::text)
-  AND ($3::text IS NULL OR kind = $3::text)
-  AND ($4::text IS NULL OR user_email = lower($4::text) OR user_id::text = $4::text)
-  AND ($5::timestamptz IS NULL OR (created_at, id) < ($5::timestamptz, $6::uuid))
-ORDER BY created_at DESC, id DESC
+SELECT j.id::text, j.kind, j.state, j.display_name, j.gpu_count, j.created_at, j.started_at,
+       j.completed_at, j.error, j.fireworks_job_name, j.fireworks_state, j.progress,
+       j.user_email, j.fireworks_payload::text, j.cancel_requested_by, j.user_id::text,
+       j.request_fingerprint, o.max_runtime_minutes, o.requeued_from::text, o.stuck_reason,
+       coalesce(s.gpu_type, 'h200'), coalesce(s.priority, 50)
+FROM jobs j LEFT JOIN job_operations o ON o.job_id = j.id
+LEFT JOIN job_scheduling s ON s.job_id = j.id
+WHERE ($1::uuid IS NULL OR j.user_id = $1::uuid)
+  AND ($2::text IS NULL OR j.state = $2::text)
+  AND ($3::text IS NULL OR j.kind = $3::text)
+  AND ($4::text IS NULL OR j.user_email = lower($4::text) OR j.user_id::text = $4::text)
+  AND ($5::timestamptz IS NULL OR (j.created_at, j.id) < ($5::timestamptz, $6::uuid))
+ORDER BY j.created_at DESC, j.id DESC
 LIMIT $7;
 
 -- name: api_queued_jobs
-SELECT id::text, user_id::text, user_email, kind, gpu_count, display_name, created_at,
-       fireworks_payload::text
-FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id;
+SELECT j.id::text, j.user_id::text, j.user_email, j.kind, j.gpu_count, j.display_name,
+       j.created_at, j.fireworks_payload::text, coalesce(s.gpu_type, 'h200'),
+       coalesce(s.priority, 50)
+FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+WHERE j.state = 'QUEUED' ORDER BY j.created_at, j.id;
 
 -- name: api_queue_depth
 SELECT count(*) FROM jobs WHERE state = 'QUEUED';
@@ -134,12 +138,52 @@ SELECT pg_try_advisory_lock($1);
 SELECT 1;
 
 -- name: queue_head
--- The first $1 QUEUED jobs in FIFO order (an index scan of jobs_queue_idx).
-SELECT id::text, user_id::text, created_at, gpu_count
-FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id LIMIT $1;
+-- The first $1 QUEUED jobs in FIFO order (an index scan of jobs_queue_idx), as the planner
+-- sees them: id, user, created_at, GPUs, GPU type, kind, priority, runtime limit.
+SELECT j.id::text, j.user_id::text, j.created_at, j.gpu_count,
+       coalesce(s.gpu_type, 'h200'), j.kind, coalesce(s.priority, 50), o.max_runtime_minutes
+FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+LEFT JOIN job_operations o ON o.job_id = j.id
+WHERE j.state = 'QUEUED' ORDER BY j.created_at, j.id LIMIT $1;
 
 -- name: queue_after
 -- The next $1 QUEUED jobs in FIFO order after the one created at $2 with id $3.
-SELECT id::text, user_id::text, created_at, gpu_count
-FROM jobs WHERE state = 'QUEUED' AND (created_at, id) > ($2, $3::uuid)
-ORDER BY created_at, id LIMIT $1;
+SELECT j.id::text, j.user_id::text, j.created_at, j.gpu_count,
+       coalesce(s.gpu_type, 'h200'), j.kind, coalesce(s.priority, 50), o.max_runtime_minutes
+FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+LEFT JOIN job_operations o ON o.job_id = j.id
+WHERE j.state = 'QUEUED' AND (j.created_at, j.id) > ($2, $3::uuid)
+ORDER BY j.created_at, j.id LIMIT $1;
+
+-- name: queue_has_priorities
+-- Whether any QUEUED job has a priority other than the default (then the policy's order is
+-- not the FIFO order, and a pass reads the whole queue).
+SELECT EXISTS (SELECT 1 FROM job_scheduling s JOIN jobs j ON j.id = s.job_id
+               WHERE s.priority <> 50 AND j.state = 'QUEUED');
+
+-- name: planner_running
+-- Jobs in PROGRESS as the planner sees them: id, user, GPUs, GPU type, kind, started_at,
+-- runtime limit.
+SELECT j.id::text, j.user_id::text, j.gpu_count, coalesce(s.gpu_type, 'h200'), j.kind,
+       j.started_at, o.max_runtime_minutes
+FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+LEFT JOIN job_operations o ON o.job_id = j.id
+WHERE j.state = 'PROGRESS';
+
+-- name: planner_users
+-- Whether the scheduler is paused (on every row, and on the one row there is when no user
+-- has a setting), then one row per user with a cap, a no-cap class or a share weight:
+-- id, small cap, big cap, classes without a cap, share.
+SELECT s.paused, u.id, u.cap, u.cap_big, u.cap_unlimited, u.share
+FROM (SELECT coalesce((SELECT paused FROM scheduler_state), false) AS paused) AS s
+LEFT JOIN (
+    SELECT id::text AS id, cap, cap_big, cap_unlimited, share FROM users
+    WHERE cap IS NOT NULL OR cap_big IS NOT NULL OR cardinality(cap_unlimited) > 0
+       OR share IS NOT NULL
+) AS u ON true;
+
+-- name: progress_gpus_by_type
+-- GPUs of ftq's own PROGRESS jobs per GPU type.
+SELECT coalesce(s.gpu_type, 'h200'), sum(j.gpu_count)::int
+FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+WHERE j.state = 'PROGRESS' GROUP BY 1;

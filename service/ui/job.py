@@ -31,6 +31,7 @@ LABELS: Final = {
     "job.cancelled": "Cancelled",
     "job.succeeded": "Succeeded",
     "job.failed": "Failed",
+    "job.dependency_failed": "Failed: a job it waits for did not succeed",
     "job.stuck_detected": "Looks stuck on Fireworks",
     "job.stuck_cleared": "Moving again on Fireworks",
 }

@@ -14,10 +14,12 @@ from litestar.response import Template
 
 from events.store.log import head_cursor
 from service.api import views
-from service.api.views import CAPACITY_TIMEOUT_S, placements
+from service.api.views import placements
+from service.capacity import ftq_gpus_by_type
 from service.ui.web import Signed, signed_in
 
 MAX_PLAN_AGE_S: Final = 10.0
+DB_TIMEOUT_S: Final = 2.0
 SHOWN_QUEUED: Final = 100  # the head of the queue, plus every job of the caller's own
 _QUEUED: Final = """
 SELECT id::text, user_id::text, user_email, kind, gpu_count, display_name, created_at
@@ -44,12 +46,10 @@ def age(at: datetime | None, now: datetime) -> str:
 
 
 async def _capacity(signed: Signed) -> tuple[int, int] | None:
+    """In use and quota by the last capacity reading (never waiting on Fireworks)."""
     try:
-        async with (
-            asyncio.timeout(CAPACITY_TIMEOUT_S),
-            signed.runtime.pool.acquire() as conn,
-        ):
-            c = await signed.runtime.capacity.read(conn)
+        async with asyncio.timeout(DB_TIMEOUT_S), signed.runtime.pool.acquire() as conn:
+            c = signed.runtime.capacity.peek(await ftq_gpus_by_type(conn))
     except (TimeoutError, OSError):
         return None
     return c.in_use, c.quota

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-import msgspec
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
@@ -14,26 +13,20 @@ from service.api import admin
 from service.ui.web import checked_form, require_admin, signed_in
 
 MAX_REASON: Final = 500
-_LAST_PAUSE: Final = """
-SELECT data::text, recorded_at FROM events
-WHERE type IN ('scheduler.paused', 'scheduler.resumed') ORDER BY position DESC LIMIT 1
-"""
 
 
 @get("/ui/scheduler", include_in_schema=False)
 async def scheduler_page(request: Request[Any, Any, Any]) -> Template:
     signed = await signed_in(request)
     require_admin(signed)
-    view = await admin._scheduler_view(signed.runtime)
-    last = await signed.runtime.pool.fetchrow(_LAST_PAUSE)
-    change: dict[str, Any] = {} if last is None else msgspec.json.decode(last[0])
+    view = await admin._scheduler_view(signed.runtime)  # what GET /admin/scheduler shows
     context = signed.context(
         "scheduler",
         view=view,
         policy=signed.runtime.settings.policy,
-        reason=change.get("reason") if view.paused else None,
-        changed_by=change.get("by"),
-        changed_at=None if last is None else last[1],
+        reason=view.pause_reason,
+        changed_by=view.changed_by,
+        changed_at=view.changed_at,
         tick=json.dumps(view.last_tick, indent=2, sort_keys=True, default=str)
         if view.last_tick
         else None,

@@ -14,7 +14,7 @@ import contextlib
 import ipaddress
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -42,7 +42,7 @@ from service import metrics
 from service.admission.leader import Leadership
 from service.api.streams import history_event
 from service.webhooks import QUERIES
-from service.webhooks.sealing import SealingError, unseal
+from service.webhooks.sealing import SealingError, unseal_any
 from service.webhooks.subscriptions import record_failing
 
 log = structlog.get_logger(__name__)
@@ -137,7 +137,7 @@ class WebhookDeliverer:
         self,
         pool: asyncpg.Pool,
         connect: Callable[[], Awaitable[asyncpg.Connection]],
-        key: bytes,
+        keys: Sequence[bytes],
         watcher: LogWatcher | None,
         *,
         max_attempts: int,
@@ -145,7 +145,7 @@ class WebhookDeliverer:
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._pool = pool
-        self._key = key
+        self._keys = tuple(keys)  # the current master key first, then older ones
         self._watcher = watcher
         self._max_attempts = max_attempts
         self._allow_private = allow_private
@@ -208,7 +208,7 @@ class WebhookDeliverer:
 
     async def _drain(self, sub: _Subscription) -> None:
         try:
-            secret = unseal(self._key, sub.sealed, sub.id)
+            secret = unseal_any(self._keys, sub.sealed, sub.id)
         except SealingError as exc:
             log.error("webhooks.secret_unreadable", webhook_id=sub.id, error=str(exc))
             return

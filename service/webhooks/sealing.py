@@ -1,35 +1,23 @@
-"""The webhook signing secrets at rest: AES-GCM under the master key FTQ_SECRET_KEY (base64 of
-32 bytes), bound to the subscription id, so a sealed secret moved to another row does not open.
-Signing needs the secret itself, so it is sealed rather than hashed."""
+"""The webhook signing secrets at rest: AES-GCM under the master key (FTQ_SECRET_KEY, or the
+data directory's key file: service.secrets.keys), bound to the subscription id, so a sealed
+secret moved to another row does not open. Signing needs the secret itself, so it is sealed
+rather than hashed; `ftq secrets rotate` re-seals them under a new master key."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import secrets
+from collections.abc import Sequence
 from typing import Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES: Final = 12
-KEY_BYTES: Final = 32
 
 
 class SealingError(ValueError):
     """The master key is malformed, or a sealed secret does not open with it."""
-
-
-def master_key(encoded: str) -> bytes:
-    """The key of FTQ_SECRET_KEY; a malformed value raises with what is wrong (never the value)."""
-    try:
-        key = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise SealingError("FTQ_SECRET_KEY is not base64") from None
-    if len(key) != KEY_BYTES:
-        raise SealingError(f"FTQ_SECRET_KEY must decode to {KEY_BYTES} bytes, not {len(key)}")
-    return key
 
 
 def new_secret() -> str:
@@ -48,3 +36,14 @@ def unseal(key: bytes, sealed: bytes, webhook_id: str) -> bytes:
     except InvalidTag:
         message = f"the secret of webhook {webhook_id} does not open with this key"
         raise SealingError(message) from None
+
+
+def unseal_any(keys: Sequence[bytes], sealed: bytes, webhook_id: str) -> bytes:
+    """Open with the first of `keys` that fits (the current master key, then older ones that
+    a rotation in progress still accepts)."""
+    for key in keys:
+        try:
+            return unseal(key, sealed, webhook_id)
+        except SealingError:
+            continue
+    raise SealingError(f"the secret of webhook {webhook_id} opens with none of the master keys")

@@ -15,6 +15,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from events.store.log import Cursor, read_all
+from projections.audit import audit
+from projections.rebuild import verify
 from service.admission.loop import AdmissionLoop
 from service.capacity import CapacityReader
 from service.fireworks import FireworksClient
@@ -50,6 +53,13 @@ class Ops:
         async with self.session.request(method, f"{self.sim_url}{path}", json=body) as r:
             assert r.status == 200, await r.text()
             return await r.json()
+
+    async def clean(self) -> None:
+        """`ftq audit` finds nothing in the whole log and the projections equal a rebuild."""
+        async with self.loop._pool.acquire() as conn:
+            rows = await read_all(conn, Cursor.START, 100_000)
+            assert [v.message for v in audit(rows, default_cap=8)] == []
+            assert await verify(conn) == []
 
     async def tick(self) -> None:
         summary = await self.loop.tick()

@@ -89,17 +89,26 @@ async def test_cap_and_scheduler_pause_are_recorded(
     admin = bearer(users.admin)
     r = await app_client.put(f"/admin/users/{users.bob_id}/cap", json={"cap": 3}, headers=admin)
     assert r.status_code == 200 and r.json()["cap"] == 3
+    by_email = await app_client.put(
+        "/admin/users/Bob@example.com/cap", json={"cap": 2}, headers=admin
+    )  # the email, as `ftq users cap` takes it
+    assert by_email.status_code == 200, by_email.text
+    assert (by_email.json()["id"], by_email.json()["cap"]) == (users.bob_id, 2)
+    nobody = await app_client.put("/admin/users/x@example.com/cap", json={"cap": 2}, headers=admin)
+    assert_error(nobody, 404, "NOT_FOUND")
     status = await app_client.get("/admin/scheduler", headers=admin)
     assert status.json()["paused"] is False and status.json()["leader"] is False
     paused = await app_client.post(
         "/admin/scheduler/pause", json={"reason": "maint"}, headers=admin
     )
     assert paused.status_code == 200 and paused.json()["paused"] is True
+    shown = (await app_client.get("/admin/scheduler", headers=admin)).json()
+    assert (shown["pause_reason"], shown["changed_by"]) == ("maint", "root@example.com"), shown
     await app_client.post("/jobs", json=sft(), headers=bearer(users.alice))
     queue = await app_client.get("/queue", headers=bearer(users.alice))
     assert queue.json()[0]["pending_reason"] == "admission paused"
     resumed = await app_client.post("/admin/scheduler/resume", headers=admin)
-    assert resumed.json()["paused"] is False
+    assert resumed.json()["paused"] is False and resumed.json().get("pause_reason") is None
     types = [r[0] for r in await pool.fetch("SELECT type FROM events ORDER BY position")]
     assert "scheduler.paused" in types and "scheduler.resumed" in types
     assert "user.cap_set" in types
@@ -167,7 +176,7 @@ async def test_body_over_limit_is_413(app_client: Client, users: Users, pool: as
     assert await count_events(pool) == before
 
 
-async def test_secrets_redacted_in_responses_but_kept_in_log(
+async def test_secrets_redacted_in_responses_and_sealed_in_log(
     app_client: Client, users: Users, pool: asyncpg.Pool
 ) -> None:
     payload = {
@@ -195,8 +204,13 @@ async def test_secrets_redacted_in_responses_but_kept_in_log(
     assert shown["wandbConfig"] == {"apiKey": "***", "project": "p"}
     assert shown["awsS3Config"] == {"credentialsSecret": "***", "bucket": "b"}
     assert shown["azureBlobStorageConfig"] == {"sasToken": "***", "connectionString": "***"}
+    # In the log the secrets are sealed (issue 20); the admission's vault opens them.
     data = await pool.fetchval("SELECT data FROM events WHERE type = 'job.submitted'")
-    assert json.loads(data)["fireworks_payload"]["wandbConfig"]["apiKey"] == SECRET
+    assert SECRET not in data
+    stored = json.loads(data)["fireworks_payload"]
+    assert stored["wandbConfig"]["apiKey"]["$ftq_enc"] == "v1"
+    vault = app_client.app.state.runtime.vault
+    assert (await vault.open(pool, job_id, stored))["wandbConfig"]["apiKey"] == SECRET
 
 
 async def test_request_id_echoed_and_errors_shaped(app_client: Client) -> None:
@@ -216,8 +230,6 @@ async def test_openapi_lists_every_route(app_client: Client) -> None:
     wanted = {
         "/jobs": {"get", "post"},
         "/jobs/{id}": {"get", "delete"},
-        "/functions/v1/jobs-api/jobs": {"get", "post"},
-        "/functions/v1/jobs-api/jobs/{id}": {"get", "delete"},
         "/jobs/{id}/events": {"get"},
         "/jobs/{id}/events/stream": {"get"},
         "/events/stream": {"get"},
@@ -238,6 +250,18 @@ async def test_openapi_lists_every_route(app_client: Client) -> None:
         assert methods <= set(paths[path]), path
     post = paths["/jobs"]["post"]
     assert {"200", "201", "400", "401", "409", "413"} <= set(post["responses"])
+    # The compatibility alias is listed once, as an alias, not each of its routes again.
+    assert not [p for p in paths if p.startswith("/functions/v1/jobs-api")]
+    assert r.json()["info"]["description"].count("`/functions/v1/jobs-api`") == 1
+    # The live streams say what they stream.
+    streamed = {
+        p: set(paths[p]["get"]["responses"]["200"]["content"])
+        for p in ("/jobs/{id}/events/stream", "/events/stream")
+    }
+    assert streamed == {
+        "/jobs/{id}/events/stream": {"text/event-stream"},
+        "/events/stream": {"text/event-stream", "application/x-ndjson"},
+    }
     assert (await app_client.get("/schema/swagger")).status_code == 200
     assert (await app_client.get("/schema/redoc")).status_code == 200
 

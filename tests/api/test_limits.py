@@ -131,3 +131,17 @@ async def test_queued_jobs_per_user(replicas: tuple[Client, Client], pool: async
     gone = await a.delete(f"/jobs/{made.json()['id']}", headers=bearer(alice))
     assert gone.status_code == 200
     assert (await b.post("/jobs", json=sft(), headers=bearer(alice))).status_code == 201
+
+
+@pytest.mark.parametrize("replicas", [{"max_queued_per_user": 1}], indirect=True)
+async def test_a_requeue_counts_as_a_new_job(
+    replicas: tuple[Client, Client], pool: asyncpg.Pool
+) -> None:
+    a, _ = replicas
+    _, alice = await make_user(pool, "alice@example.com")
+    first = (await a.post("/jobs", json=sft(), headers=bearer(alice))).json()["id"]
+    assert (await a.delete(f"/jobs/{first}", headers=bearer(alice))).status_code == 200
+    assert (await a.post("/jobs", json=sft(), headers=bearer(alice))).status_code == 201
+    before = await count_events(pool)
+    assert_limited(await a.post(f"/jobs/{first}/requeue", headers=bearer(alice)), 60)
+    assert await count_events(pool) == before

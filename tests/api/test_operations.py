@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from projections.rebuild import verify
 from tests.api.conftest import Users, bearer, sft
 from tests.api.conftest import count_events as count_all_events
 from tests.api.operations_env import Client, Clock, Ops, make_loop, ops
@@ -141,6 +142,7 @@ async def test_a_job_parked_in_pending_is_flagged_once_and_unflagged_when_it_mov
     assert await stuck_metric(ops.client) == 0
     state = await ops.sim("GET", "/_sim/state")
     assert state["cancel_requests"] == {}
+    await ops.clean()
 
 
 async def test_running_with_no_change_is_flagged_after_the_stalled_threshold(
@@ -197,6 +199,7 @@ async def test_deleted_on_fireworks_ends_the_job_cancelled_and_not_stuck(
     assert (shown["state"], shown["fireworks_state"]) == ("CANCELLED", "JOB_STATE_DELETED")
     assert "stuck" not in shown
     assert await stuck_metric(ops.client) == 0
+    await ops.clean()
 
 
 async def test_an_unknown_fireworks_state_keeps_the_job_running_and_can_stall(
@@ -279,7 +282,8 @@ async def test_requeue_makes_a_new_job_at_the_back_of_the_queue(
     assert new["id"] != old["id"] and new["requeued_from"] == old["id"]
     assert new["state"] == "QUEUED" and new["user"] == "alice@example.com"
     kept = {"kind", "gpu_count", "display_name", "fireworks_payload", "max_runtime_minutes"}
-    kept |= {"gpu_type", "priority"} & old.keys()  # once jobs keep them (policies issue)
+    kept |= {"gpu_type", "priority"}
+    assert old["gpu_type"] == "h200"
     for field in kept:
         assert new[field] == old[field], field
     assert new["created_at"] > old["created_at"] and new["error"] is None
@@ -294,6 +298,7 @@ async def test_requeue_makes_a_new_job_at_the_back_of_the_queue(
     assert submitted["data"]["max_runtime_minutes"] == 5
     # the old job is untouched
     assert (await job(ops.client, users.alice, old["id"]))["state"] == expected
+    await ops.clean()
 
 
 async def test_requeue_refuses_live_and_successful_jobs(ops: Ops, users: Users) -> None:
@@ -338,6 +343,27 @@ async def test_requeue_is_for_the_owner_or_an_admin(ops: Ops, users: Users) -> N
 
 async def test_requeue_is_in_the_openapi_document(app_client: Client) -> None:
     paths = (await app_client.get("/schema/openapi.json")).json()["paths"]
-    for prefix in ("", ALIAS):
-        post = paths[f"{prefix}/jobs/{{id}}/requeue"]["post"]
-        assert {"201", "401", "404", "409"} <= set(post["responses"])
+    post = paths["/jobs/{id}/requeue"]["post"]  # the alias is listed once, in the description
+    assert {"201", "401", "404", "409"} <= set(post["responses"])
+
+
+@pytest.mark.parametrize("prefix", ["", ALIAS])
+async def test_max_runtime_in_a_batch_is_checked_per_item_and_enforced(
+    ops: Ops, users: Users, prefix: str
+) -> None:
+    items = [sft(max_runtime_minutes=5), sft(max_runtime_minutes=0), sft()]
+    r = await ops.client.post(f"{prefix}/jobs/batch", json=items, headers=bearer(users.alice))
+    assert r.status_code == 200, r.text
+    results = r.json()
+    assert [x["status"] for x in results] == [201, 400, 201]
+    assert results[1]["error"]["details"][0]["field"] == "max_runtime_minutes"
+    limited = results[0]["job"]
+    assert limited["max_runtime_minutes"] == 5 and "max_runtime_minutes" not in results[2]["job"]
+    assert (await job(ops.client, users.alice, limited["id"]))["max_runtime_minutes"] == 5
+    await ops.tick()
+    ops.clock.forward(6)
+    await ops.tick()
+    shown = await job(ops.client, users.alice, limited["id"])
+    assert (shown["state"], shown["error"]) == ("CANCELLED", "max runtime exceeded (5 min)")
+    async with ops.loop._pool.acquire() as conn:
+        assert await verify(conn) == []  # the job_operations rows a batch wrote match the log

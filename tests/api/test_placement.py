@@ -15,8 +15,9 @@ from litestar.testing import AsyncTestClient
 
 from events.domain.job_commands import StartAdmission
 from events.domain.job_events import AdmissionReason
-from service.admission.plan import Load, QueuedJob, plan
+from events.domain.scheduling import Job, Limits, Pass, Policy
 from service.api import views
+from service.api.runtime import runtime_of
 from service.api.views import PlanSnapshot
 from service.commands import run_job_command
 from tests.api.conftest import META, Users, bearer, sft
@@ -39,11 +40,13 @@ async def test_submitted_jobs_are_placed_as_a_fresh_plan_places_them(
     queue = (await app_client.get("/queue", headers=bearer(users.admin))).json()
     by_id = {e["id"]: (e["queue_position"], e["pending_reason"]) for e in queue}
     assert placed == [by_id[j["id"]] for j in submitted]
+    # ranks in FIFO order; bob's 8-GPU job stops the strict pass, so his next one waits
+    # behind it, while alice's next one waits for her first (cap 1)
     assert placed == [
         (1, "next to be admitted"),
         (2, "needs 8 GPUs, 4 free"),
         (3, "your earlier queued job goes first (cap 1)"),
-        (4, "your earlier queued job goes first (cap 1)"),
+        (4, f"behind job {submitted[1]['id']}"),
     ]
 
 
@@ -66,28 +69,31 @@ async def test_listed_queued_jobs_all_have_a_placement(app_client: Client, users
     assert sorted(j["queue_position"] for j in listed) == [1, 2, 3]
 
 
+def snapshot_of(queue: list[Job], free: int, build_s: float = 0.0) -> PlanSnapshot:
+    pass_ = Pass([], {"h200": free}, Limits(), Policy(), datetime(2026, 1, 2, tzinfo=UTC))
+    return PlanSnapshot(pass_.plan(queue), pass_, {}, 0.0, build_s)
+
+
 def test_a_snapshot_places_new_jobs_in_the_order_they_reach_it() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    queue = [QueuedJob("j1", "a", t0, 1), QueuedJob("j3", "b", t0 + timedelta(seconds=2), 1)]
-    load = Load(progress={}, caps={}, default_cap=1)
-    snapshot = PlanSnapshot(plan(queue, load, 2), load, False, {}, 0.0)
+    queue = [Job("j1", "a", t0, 1), Job("j3", "b", t0 + timedelta(seconds=2), 1)]
+    snapshot = snapshot_of(queue, 2)
     # j2 was created before j3 but committed after the snapshot read the queue: it is
     # placed after j3, and the next fresh plan puts it before
-    early = QueuedJob("j2", "c", t0 + timedelta(seconds=1), 1)
+    early = Job("j2", "c", t0 + timedelta(seconds=1), 1)
     assert snapshot.place_new(early) == (3, "needs 1 GPUs, 0 free")
-    late = QueuedJob("j4", "a", t0 + timedelta(seconds=3), 1)
+    late = Job("j4", "a", t0 + timedelta(seconds=3), 1)
     capped = (4, "your earlier queued job goes first (cap 1)")
     assert snapshot.place_new(late) == capped
     assert snapshot.placement == {"j2": (3, "needs 1 GPUs, 0 free"), "j4": capped}
-    again = plan([queue[0], early, queue[1], late], load, 2)
+    again = snapshot_of([queue[0], early, queue[1], late], 2).plan
     assert [p.job.job_id for p in again.pending] == ["j3", "j4"]  # j2 admitted: it came first
 
 
 def test_a_snapshot_of_a_long_queue_serves_longer() -> None:
-    load = Load(progress={}, caps={}, default_cap=1)
-    quick = PlanSnapshot(plan([], load, 8), load, False, {}, 0.0, build_s=0.001)
-    slow = PlanSnapshot(plan([], load, 8), load, False, {}, 0.0, build_s=0.05)
-    very_slow = PlanSnapshot(plan([], load, 8), load, False, {}, 0.0, build_s=5.0)
+    quick = snapshot_of([], 8, build_s=0.001)
+    slow = snapshot_of([], 8, build_s=0.05)
+    very_slow = snapshot_of([], 8, build_s=5.0)
     assert (quick.fresh_for_s, slow.fresh_for_s, very_slow.fresh_for_s) == (0.2, 1.0, 2.0)
 
 
@@ -115,13 +121,14 @@ async def test_a_plan_taken_after_the_jobs_own_admission_never_counts_it_against
         await app_client.get("/queue", headers=bearer(users.admin))
         monkeypatch.setattr(views, "MAX_STALE_S", 0.0)
         monkeypatch.setattr(views, "STALE_PER_BUILD", 0.0)
-    measured = views.available_gpus
+    measured = views.load_queue
+    runtime = runtime_of(app_client.app.state)
 
-    async def admitted_before_the_plan_reads(conn: Any, runtime: Any) -> int:
+    async def admitted_before_the_plan_reads(conn: Any) -> Any:
         await _admit_every_queued_job(runtime.pool)  # the race: the loop admits, the plan reads
-        return await measured(conn, runtime)
+        return await measured(conn)
 
-    monkeypatch.setattr(views, "available_gpus", admitted_before_the_plan_reads)
+    monkeypatch.setattr(views, "load_queue", admitted_before_the_plan_reads)
     r = await app_client.post("/jobs", json=sft(), headers=bearer(users.alice))
     assert r.status_code == 201, r.text
     job = r.json()

@@ -13,7 +13,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from service.app import create_app
+from service.secrets.keys import keyring_of
 from service.settings import Settings
+from service.webhooks.sealing import unseal
 from tests.api.conftest import Users, bearer, count_events
 
 SECRET_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -42,7 +44,9 @@ async def test_subscribe_list_delete(
     body = created.json()
     secret, hook = body["secret"], body["webhook"]
     assert secret.startswith("whsec_") and len(secret) > 30
-    assert hook["types"] == ["job.cancelled", "job.failed", "job.succeeded"]
+    assert hook["types"] == sorted(
+        ["job.cancelled", "job.dependency_failed", "job.failed", "job.rejected", "job.succeeded"]
+    )
     assert (
         hook["scope"] == "own" and hook["state"] == "active" and hook["owner_id"] == users.alice_id
     )
@@ -141,13 +145,23 @@ async def test_private_targets_are_refused_unless_allowed(
             assert "address" in refused.json()["error"]["message"], refused.text
 
 
-async def test_webhooks_are_off_without_a_secret_key(
-    db_url: str, tmp_path: Path, users: Users
+async def test_without_a_secret_key_the_data_dirs_key_file_seals_them(
+    db_url: str, tmp_path: Path, users: Users, pool: asyncpg.Pool
 ) -> None:
-    settings = Settings(database_url=db_url, fireworks_base_url="simulator", data_dir=tmp_path)
+    settings = Settings(
+        database_url=db_url,
+        fireworks_base_url="simulator",
+        data_dir=tmp_path,
+        webhook_allow_private=True,
+    )
     async with AsyncTestClient(app=create_app(settings, run_scheduler=False)) as client:
-        off = await client.post("/webhooks", json={"url": HOOK}, headers=bearer(users.alice))
-    assert off.status_code == 409 and "FTQ_SECRET_KEY" in off.json()["error"]["message"]
+        made = await client.post("/webhooks", json={"url": HOOK}, headers=bearer(users.alice))
+    assert made.status_code == 201, made.text
+    body = made.json()
+    sealed = await pool.fetchval("SELECT sealed_secret FROM webhooks")
+    key = keyring_of(settings).current.key  # the key file ftq made in the data directory
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert unseal(key, bytes(sealed), body["webhook"]["id"]) == body["secret"].encode()
 
 
 async def test_enable_is_for_the_owner_and_resumes_a_failing_one(

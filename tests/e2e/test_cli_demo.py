@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import signal
 
-from tests.e2e.conftest import SFT_JOB, Env, http, wait_for
+from tests.e2e.conftest import SFT_JOB, Env, free_port, http, wait_for
 
 
 async def test_demo_serves_a_job_to_completion_and_stops_on_ctrl_c(env: Env) -> None:
@@ -37,11 +37,19 @@ async def test_demo_serves_a_job_to_completion_and_stops_on_ctrl_c(env: Env) -> 
     assert "Traceback" not in demo.err
 
 
-async def test_demo_exit_after_stops_by_itself(env: Env) -> None:
-    demo = await env.start("demo", "--port", "0", "--exit-after", "3")
+async def test_demo_exit_after_stops_by_itself_on_ftq_port(env: Env) -> None:
+    port = free_port()
+    demo = await env.with_(FTQ_PORT=str(port)).start("demo", "--exit-after", "3")
     await wait_for(lambda: _exited(demo.proc.returncode), "the demo to stop", timeout=60)
     assert demo.proc.returncode == 0, demo.err
     assert "ftq demo is running" in demo.out
+    assert f"API        http://127.0.0.1:{port}\n" in demo.out  # FTQ_PORT, not 8000
+
+
+async def test_version(env: Env) -> None:
+    shown = await env.run("--version")
+    assert shown.code == 0, shown.err
+    assert re.fullmatch(r"ftq \d+\.\d+\.\d+\S*\n", shown.out), shown.out
 
 
 async def _exited(code: int | None) -> bool:

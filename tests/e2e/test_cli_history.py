@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -58,8 +59,11 @@ async def test_replay_matches_the_api_reproduces_the_past_exports_and_verifies(
 
     # --export round-trips through plain INSERTs into a fresh database
     export = stack.env.home / "log.ndjson"
+    export.write_text("an older, world-readable export")
+    export.chmod(0o644)
     exported = await stack.env.run("replay", "--export", str(export))
     assert exported.code == 0, exported.err
+    assert stat.S_IMODE(export.stat().st_mode) == 0o600  # it holds payload secrets
     lines = [json.loads(line) for line in export.read_text().splitlines()]
     assert [line["position"] for line in lines] == sorted(line["position"] for line in lines)
     fresh = stack.env.with_(DATABASE_URL=empty_db_url)

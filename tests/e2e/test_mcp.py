@@ -26,6 +26,7 @@ TOOLS = {
     "list_jobs",
     "get_job",
     "cancel_job",
+    "requeue_job",
     "queue",
     "capacity",
     "job_history",
@@ -114,6 +115,8 @@ async def test_tools_have_the_api_s_exact_schemas(stack: Stack) -> None:
         "gpu_count",
         "display_name",
         "gpu_type",
+        "max_runtime_minutes",
+        "after",
         "idempotency_key",
     }
     assert submit.input_schema["required"] == ["kind", "fireworks_payload"]
@@ -155,7 +158,7 @@ async def test_tools_have_the_api_s_exact_schemas(stack: Stack) -> None:
         1000,
         100,
     )
-    for one_job in ("get_job", "cancel_job", "job_history", "wait_for_job"):
+    for one_job in ("get_job", "cancel_job", "requeue_job", "job_history", "wait_for_job"):
         schema = listed[one_job].input_schema
         assert schema["required"] == ["job_id"]
         assert schema["properties"]["job_id"]["format"] == "uuid"
@@ -165,7 +168,7 @@ async def test_tools_have_the_api_s_exact_schemas(stack: Stack) -> None:
         assert listed[bare].input_schema["properties"] == {}
 
     read_only = {name for name, tool in listed.items() if tool.annotations.read_only_hint}
-    assert read_only == TOOLS - {"submit_job", "cancel_job"}
+    assert read_only == TOOLS - {"submit_job", "cancel_job", "requeue_job"}
     assert listed["cancel_job"].annotations.destructive_hint is True
     assert listed["submit_job"].annotations.destructive_hint is False
 
@@ -246,6 +249,16 @@ async def test_cancel_and_a_wait_that_times_out(stack: Stack) -> None:
         ended = await session.call("wait_for_job", {"job_id": waiting["id"], "timeout_s": 30})
         assert ended["state"] == "CANCELLED" and ended["timed_out"] is False
 
+        again = await session.call("requeue_job", {"job_id": waiting["id"]})
+        assert again["requeued_from"] == waiting["id"] and again["state"] == "QUEUED"
+        assert (
+            again["id"] != waiting["id"]
+            and again["fireworks_payload"] == waiting["fireworks_payload"]
+        )
+        refused = await session.error("requeue_job", {"job_id": again["id"]})
+        assert refused["code"] == "INVALID_STATE"
+        await session.call("cancel_job", {"job_id": again["id"]})
+
         stopped = await session.call("cancel_job", {"job_id": running["id"]})
         assert stopped["state"] == "CANCELLED" or stopped["carried_out_later"] is True
         final = await session.call("wait_for_job", {"job_id": running["id"], "timeout_s": 30})
@@ -268,6 +281,8 @@ async def test_bad_arguments_are_tool_errors_and_the_server_keeps_going(stack: S
             "field": "gpu_count",
             "problem": "must be an integer, not a string",
         }
+        limit = await session.error("submit_job", sft_job() | {"max_runtime_minutes": 43201})
+        assert limit["details"][0]["field"] == "max_runtime_minutes"
         typo = await session.error("submit_job", sft_job() | {"gpus": 4})
         assert typo["details"] == [{"field": "gpus", "problem": "unknown argument"}]
         missing = await session.error("submit_job", {"kind": "SFT"})

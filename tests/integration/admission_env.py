@@ -81,6 +81,8 @@ class Env:
         gpus: int = 4,
         user: str | None = None,
         payload: dict[str, Any] | None = None,
+        gpu_type: str = "h200",
+        priority: int = 50,
     ) -> str:
         job_id = str(uuid.uuid4())
         command = SubmitJob(
@@ -92,6 +94,8 @@ class Env:
             display_name=None,
             gpu_count=gpus,
             fireworks_payload=PAYLOAD[kind] if payload is None else payload,
+            gpu_type=gpu_type,
+            priority=priority,
         )
         await run_job_command(self.pool, job_id, command, META)
         return job_id

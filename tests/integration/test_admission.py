@@ -42,6 +42,19 @@ async def test_fifo_order_across_kinds_within_the_budget(env: Env) -> None:
         "available": 8,
         "queue_position": 1,
         "headroom_source": "fireworks-quotas",
+        # the planner's evidence: the quota of the job's type, its class, the cap applied
+        "gpu_type": "h200",
+        "size_class": "small",
+        "cap": 1,
+        "user_load": 0,
+        "big_job_reserve": 0,
+        "reservation_job": None,
+        "reservation_at": None,
+        "reservation_spare": None,
+        "spare_before": None,
+        "estimate_s": None,
+        "usage": None,
+        "holders": [],
     }
     assert msgspec.json.decode(reasons[2][1])["available"] == 4
     assert env.sim.snapshot()["jobs_created"] == {sft: 1, dpo: 1, rft: 1}

@@ -84,7 +84,7 @@ async def deliverer(pool: asyncpg.Pool, db_url: str) -> AsyncIterator[Make]:
 
     def make(**over: Any) -> WebhookDeliverer:
         args: dict[str, Any] = {"max_attempts": 12, "allow_private": True, "jitter": lambda: 0.0}
-        made.append(WebhookDeliverer(pool, connect, KEY, None, **(args | over)))
+        made.append(WebhookDeliverer(pool, connect, [KEY], None, **(args | over)))
         return made[-1]
 
     yield make
@@ -146,7 +146,7 @@ async def rounds_until(worker: WebhookDeliverer, requests: int, receiver: Receiv
     """Delivery rounds until the receiver has seen `requests` requests. The log holds back
     events while any older transaction of the server still runs (other databases' too), so
     one round may not see them yet."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         while len(receiver.requests) < requests:
             await worker.deliver_due()
             await asyncio.sleep(0.02)

@@ -24,6 +24,7 @@ from events.domain.job_events import (
     FireworksStateObserved,
     JobSubmitted,
 )
+from events.domain.scheduling import Job, Limits, Policy, Running, plan
 from events.store.log import RecordedEvent
 from projections.audit import (
     BUDGET,
@@ -35,7 +36,6 @@ from projections.audit import (
     Violation,
     audit,
 )
-from service.admission.plan import Load, QueuedJob, fifo_order, plan
 
 try:
     from tests.unit.history import History, renumbered
@@ -342,12 +342,19 @@ class _Simulation:
         for s in running:
             progress[s.user_id] = progress.get(s.user_id, 0) + 1
         in_use = sum(s.gpu_count for s in running) + external
-        queue = fifo_order(
-            QueuedJob(j, s.user_id, s.created_at, s.gpu_count)  # type: ignore[arg-type]
+        queue = [
+            Job(j, s.user_id, s.created_at, s.gpu_count)  # type: ignore[arg-type]
             for j, s in self.jobs.items()
             if s.status == "QUEUED"
+        ]
+        now = self.h.now()
+        progress_jobs = [
+            Running(s.job_id, s.user_id, s.gpu_count, s.started_at or now, now) for s in running
+        ]
+        limits = Limits(user_caps={(u, "small"): c for u, c in self.caps.items()})
+        decided = plan(
+            queue, progress_jobs, {"h200": QUOTA - in_use}, limits, Policy(self.policy), now
         )
-        decided = plan(queue, Load(progress, self.caps, 1), QUOTA - in_use, policy=self.policy)
         for a in decided.admit:
             reason = AdmissionReason(
                 policy=self.policy,

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 SETTINGS = frozenset(ENV_NAMES.values())
-SECRET_SETTINGS = frozenset({"DATABASE_URL", "FIREWORKS_API_KEY", "FTQ_SECRET_KEY"})
+SECRET_SETTINGS = frozenset(
+    {"DATABASE_URL", "FIREWORKS_API_KEY", "FTQ_SECRET_KEY", "FTQ_SECRET_KEY_OLD"}
+)
 # Variables a deploy file may set that are not ftq settings (Python/pip runtime knobs).
 RUNTIME_ENV = frozenset(
     {
@@ -55,6 +57,7 @@ METRICS = frozenset(
         "ftq_stream_clients",
         "ftq_is_leader",
         "ftq_scheduler_paused",
+        "ftq_stuck_jobs",
     }
 )
 HISTOGRAMS = frozenset({"ftq_http_request_seconds", "ftq_tick_seconds"})

@@ -1,5 +1,6 @@
 """Hypothesis: random command sequences through the planner and decide/evolve keep every
-DESIGN.md invariant after every step (cap, GPU budget, FIFO, exactly once, state machine)."""
+DESIGN.md invariant after every step (cap, GPU budget, FIFO, exactly once, state machine),
+with runtime limits, stuck checks and requeues (issue 18) in the mix."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from events.domain.job import JobState, decide, evolve, initial_state
 from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
+    DetectStuck,
+    EnforceRuntimeLimit,
     FireworksJobGone,
     JobCommand,
     ObserveFireworks,
@@ -22,9 +25,10 @@ from events.domain.job_commands import (
     StartAdmission,
     SubmitJob,
 )
-from events.domain.job_events import AdmissionReason, AdmissionStarted
+from events.domain.job_events import AdmissionReason, AdmissionStarted, CancelRequested
 from events.domain.rejections import CommandRejected
-from service.admission.plan import Load, QueuedJob, plan
+from events.domain.requeue import requeue
+from events.domain.scheduling import Job, Limits, Policy, Running, plan
 
 ALLOWED = {
     (None, "QUEUED"),
@@ -65,6 +69,7 @@ class Scheduler(RuleBasedStateMachine):
         self.clock = 0
         self.fireworks_ids: dict[str, str] = {}
         self.violations: list[str] = []
+        self.limit_cancels: dict[str, int] = {}  # job -> CancelRequested events ftq recorded
 
     # --- helpers -------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -88,6 +93,8 @@ class Scheduler(RuleBasedStateMachine):
                     previous.admission_open
                 ):
                     self.violations.append("back to QUEUED from an admitted job")
+            if isinstance(event, CancelRequested) and event.by == "ftq":
+                self.limit_cancels[job_id] = self.limit_cancels.get(job_id, 0) + 1
             if isinstance(event, AdmissionStarted):
                 known = self.fireworks_ids.setdefault(job_id, event.fireworks_job_id)
                 if known != event.fireworks_job_id:
@@ -104,8 +111,12 @@ class Scheduler(RuleBasedStateMachine):
         return self.jobs[data.draw(st.sampled_from(candidates))]
 
     # --- rules ---------------------------------------------------------------------------
-    @rule(user=st.sampled_from(USERS), gpus=st.integers(1, 8))
-    def submit(self, user: str, gpus: int) -> None:
+    @rule(
+        user=st.sampled_from(USERS),
+        gpus=st.integers(1, 8),
+        max_runtime=st.one_of(st.none(), st.integers(1, 600)),
+    )
+    def submit(self, user: str, gpus: int, max_runtime: int | None) -> None:
         job_id = f"job-{len(self.jobs):04d}"
         self.apply(
             job_id,
@@ -118,6 +129,7 @@ class Scheduler(RuleBasedStateMachine):
                 display_name=None,
                 gpu_count=gpus,
                 fireworks_payload={"dataset": "d"},
+                max_runtime_minutes=max_runtime,
             ),
         )
 
@@ -135,8 +147,14 @@ class Scheduler(RuleBasedStateMachine):
         counts: dict[str, int] = {}
         for j in self.progress():
             counts[j.user_id] = counts.get(j.user_id, 0) + 1
-        queue = [QueuedJob(j.job_id, j.user_id, j.created_at or T0, j.gpu_count) for j in queued]
-        result = plan(queue, Load(counts, self.caps, 1), available, policy=self.policy)
+        queue = [Job(j.job_id, j.user_id, j.created_at or T0, j.gpu_count) for j in queued]
+        running = [
+            Running(j.job_id, j.user_id, j.gpu_count, j.started_at or T0, self.now())
+            for j in self.progress()
+        ]
+        limits = Limits(user_caps={(u, "small"): c for u, c in self.caps.items()})
+        policy = Policy(self.policy)  # type: ignore[arg-type]
+        result = plan(queue, running, {"h200": available}, limits, policy, self.now())
         self.check_fifo(queue, counts, result.admit, available)
         for admission in result.admit:
             job_id = admission.job.job_id
@@ -162,7 +180,7 @@ class Scheduler(RuleBasedStateMachine):
                     self.apply(job_id, RejectAdmission(at=self.now(), message="bad", status=400))
 
     def check_fifo(
-        self, queue: list[QueuedJob], counts: dict[str, int], admitted: list[object], available: int
+        self, queue: list[Job], counts: dict[str, int], admitted: list[object], available: int
     ) -> None:
         """Oracle, independent of the planner: no earlier eligible job may be passed over
         (strict), or passed over while it fitted (backfill)."""
@@ -203,6 +221,40 @@ class Scheduler(RuleBasedStateMachine):
             if job.status == "PROGRESS":
                 self.apply(job.job_id, ConfirmCancelled(at=self.now()))
 
+    @rule(minutes=st.integers(0, 600))
+    def time_passes(self, minutes: int) -> None:
+        self.clock += minutes * 60
+
+    @rule(
+        data=st.data(),
+        default=st.sampled_from([None, 30.0, 240.0]),
+        carry_out=st.booleans(),
+    )
+    def leader_checks_running_jobs(
+        self, data: st.DataObject, default: float | None, carry_out: bool
+    ) -> None:
+        for job in self.progress():
+            self.apply(job.job_id, EnforceRuntimeLimit(at=self.now(), default_minutes=default))
+            self.apply(
+                job.job_id, DetectStuck(at=self.now(), stuck_minutes=60, stalled_minutes=240)
+            )
+            after = self.jobs[job.job_id]
+            if carry_out and after.cancel_reason is not None and not after.terminal:
+                self.apply(job.job_id, ConfirmCancelled(at=self.now()))
+
+    @rule(data=st.data(), status=st.sampled_from(["FAIL", "CANCELLED"]))
+    def user_requeues(self, data: st.DataObject, status: str) -> None:
+        job = self.pick(data, status)
+        if job is not None:
+            new_id = f"job-{len(self.jobs):04d}"
+            self.apply(new_id, requeue(job, new_id, self.now()))
+            new = self.jobs[new_id]
+            assert (new.status, new.requeued_from, new.user_id) == (
+                "QUEUED",
+                job.job_id,
+                job.user_id,
+            )
+
     # --- invariants ----------------------------------------------------------------------
     @invariant()
     def no_violation_recorded(self) -> None:
@@ -213,6 +265,16 @@ class Scheduler(RuleBasedStateMachine):
         for user in USERS:
             running = sum(1 for j in self.progress() if j.user_id == user)
             assert running <= self.caps[user], (user, running, self.caps[user])
+
+    @invariant()
+    def operations_rules(self) -> None:
+        for job in self.jobs.values():
+            assert job.stuck_reason is None or job.status == "PROGRESS", job
+            assert self.limit_cancels.get(job.job_id, 0) <= 1, job.job_id  # decided once
+            if job.status == "CANCELLED" and job.cancel_reason is not None:
+                assert job.error == job.cancel_reason
+            if job.cancel_reason is not None:  # only a job with a limit, past it
+                assert job.admitted_at is not None
 
     @invariant()
     def gpu_budget(self) -> None:

@@ -38,6 +38,17 @@ def test_every_tool_has_a_handler_and_an_object_schema() -> None:
             "ASCII",
         ),
         ({"kind": "SFT", "fireworks_payload": {}, "user": "a"}, "user", "unknown argument"),
+        (
+            {"kind": "SFT", "fireworks_payload": {}, "max_runtime_minutes": 0},
+            "max_runtime_minutes",
+            "at least 1",
+        ),
+        (
+            {"kind": "SFT", "fireworks_payload": {}, "max_runtime_minutes": 43201},
+            "max_runtime_minutes",
+            "43200",
+        ),
+        ({"kind": "DPO", "fireworks_payload": {}, "after": ["sft-1"]}, "after.0", "UUID"),
     ],
 )
 def test_bad_arguments_name_the_field(

@@ -1,115 +1,87 @@
-"""Placing a just-submitted job from the end state of the plan of the queue before it
-(`place_last`, through `place_new` here) gives exactly what planning the queue with the job
-appended gives for that job."""
+"""Placing a just-submitted job with one more step of the pass that planned the queue before
+it (`Pass.step`, which `PlanSnapshot.place_new` uses) gives exactly what planning the queue
+with the job appended gives for that job, under every FIFO-ordered policy."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.admission.plan import (
-    Admission,
-    Load,
-    Pending,
-    Plan,
-    PlanEnd,
-    QueuedJob,
-    place_last,
-    plan,
-)
+from events.domain.scheduling import POLICIES, Job, Limits, Pass, Policy, Running, plan
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+NOW = T0 + timedelta(days=2)
 USERS = ["a", "b", "c", "d"]
+TYPES = ["h200", "b200"]
 
-jobs_st = st.lists(st.tuples(st.sampled_from(USERS), st.integers(0, 9)), max_size=25)
-counts_st = st.dictionaries(st.sampled_from(USERS), st.integers(0, 3))
-
-
-def place_new(
-    done: Plan, load: Load, job: QueuedJob, *, paused: bool = False, policy: str = "strict-fifo"
-) -> tuple[Admission | Pending, Plan]:
-    """Where `job` stands in `plan(queue + [job], load, ..., explain=True)`, given `done` =
-    `plan(queue, load, ..., explain=True)` with the same arguments, without planning again;
-    and the plan of that longer pass (its old entries keep their positions: only its end
-    state is exact), so the next new job can be placed after this one.
-
-    `job` must come after every job of `queue` in FIFO order (a job just submitted) and must
-    not be in it. The pass over `queue + [job]` is the pass over `queue` and then one more
-    step, taken from the state that pass ended in (`place_last`, which the service uses;
-    this wrapper rebuilds the whole plan so the test can compare it)."""
-    end = PlanEnd.of(done)
-    entry = place_last(end, load, job, paused=paused, policy=policy)
-    if isinstance(entry, Admission):
-        admit = [*done.admit, entry]
-        return entry, msgspec.structs.replace(
-            done, admit=admit, available_after=end.available_after, slots=end.slots
-        )
-    if end.waiting == done.waiting:  # capped: appended after everything
-        return entry, msgspec.structs.replace(done, pending=[*done.pending, entry])
-    waiting = [*done.pending[: done.waiting], entry, *done.pending[done.waiting :]]
-    return entry, msgspec.structs.replace(
-        done, pending=waiting, waiting=end.waiting, blocker=end.blocker, slots=end.slots
-    )
+jobs_st = st.lists(
+    st.tuples(st.sampled_from(USERS), st.integers(1, 9), st.sampled_from(TYPES)), max_size=25
+)
 
 
-def queue_of(specs: list[tuple[str, int]]) -> list[QueuedJob]:
+def queue_of(specs: list[tuple[str, int, str]]) -> list[Job]:
     return [
-        QueuedJob(f"j{n:03d}", user, T0 + timedelta(seconds=n), gpus)
-        for n, (user, gpus) in enumerate(specs)
+        Job(f"j{n:03d}", user, T0 + timedelta(seconds=n), gpus, gpu_type)
+        for n, (user, gpus, gpu_type) in enumerate(specs)
     ]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     specs=jobs_st,
-    new=st.tuples(st.sampled_from(USERS), st.integers(0, 9)),
-    progress=counts_st,
-    caps=counts_st,
-    default_cap=st.integers(0, 3),
-    available=st.integers(0, 12),
-    policy=st.sampled_from(["strict-fifo", "backfill"]),
+    new=st.lists(
+        st.tuples(st.sampled_from(USERS), st.integers(1, 9), st.sampled_from(TYPES)),
+        min_size=1,
+        max_size=4,
+    ),
+    running=st.lists(st.tuples(st.sampled_from(USERS), st.integers(1, 4)), max_size=4),
+    cap=st.one_of(st.none(), st.integers(0, 3)),
+    big=st.sampled_from([0, 4, 8]),
+    reserve=st.integers(0, 3),
+    headroom=st.fixed_dictionaries({"h200": st.integers(0, 12), "b200": st.integers(0, 8)}),
+    policy=st.sampled_from([p for p in POLICIES if p != "fair-share"]),
     paused=st.booleans(),
 )
-def test_place_new_equals_planning_with_the_job_appended(
-    specs: list[tuple[str, int]],
-    new: tuple[str, int],
-    progress: dict[str, int],
-    caps: dict[str, int],
-    default_cap: int,
-    available: int,
+def test_one_more_step_equals_planning_with_the_job_appended(
+    specs: list[tuple[str, int, str]],
+    new: list[tuple[str, int, str]],
+    running: list[tuple[str, int]],
+    cap: int | None,
+    big: int,
+    reserve: int,
+    headroom: dict[str, int],
     policy: str,
     paused: bool,
 ) -> None:
     queue = queue_of(specs)
-    load = Load(progress=progress, caps=caps, default_cap=default_cap)
-    done = plan(queue, load, available, policy=policy, paused=paused)
-    # Several submits in a row: each is placed from the end state the previous one left.
-    for n, (user, gpus) in enumerate([new, *specs[:3]]):
-        job = QueuedJob(f"j9{n:02d}", user, T0 + timedelta(days=1, seconds=n), gpus)
+    limits = Limits(big_job_gpus=big, cap_small=cap, cap_big=1, big_job_reserve=reserve)
+    pol = Policy(policy)  # type: ignore[arg-type]
+    run = [
+        Running(f"r{n}", user, gpus, T0, NOW + timedelta(minutes=10 * (n + 1)))
+        for n, (user, gpus) in enumerate(running)
+    ]
+    pass_ = Pass(run, headroom, limits, pol, NOW, paused=paused)
+    pass_.plan(queue)
+    # Several submits in a row: each is placed from the state the previous one left.
+    for n, (user, gpus, gpu_type) in enumerate(new):
+        job = Job(f"j9{n:02d}", user, T0 + timedelta(days=1, seconds=n), gpus, gpu_type)
         queue = [*queue, job]
-        after = plan(queue, load, available, policy=policy, paused=paused)
+        after = plan(queue, run, headroom, limits, pol, NOW, paused=paused)
         expected = [e for e in [*after.admit, *after.pending] if e.job == job]
-        entry, done = place_new(done, load, job, paused=paused, policy=policy)
-        assert [entry] == expected
-        assert (done.available_after, done.blocker, done.waiting) == (
-            after.available_after,
-            after.blocker,
-            after.waiting,
-        )
-        assert {u: n for u, n in done.slots.items() if n} == {
-            u: n for u, n in after.slots.items() if n
-        }
+        assert [pass_.step(job)] == expected
 
 
-def test_place_new_behind_a_blocker_and_after_capped_jobs() -> None:
-    queue = queue_of([("a", 8), ("a", 1), ("b", 1)])
-    load = Load(progress={}, caps={}, default_cap=1)
-    before = plan(queue, load, 4)
-    placed, _ = place_new(before, load, QueuedJob("j999", "c", T0 + timedelta(days=1), 1))
-    # j000 blocks; j002 waits behind it; j001 is capped (a's earlier job goes first)
-    assert (placed.queue_position, getattr(placed, "reason", None)) == (3, "behind job j000")
-    capped, _ = place_new(before, load, QueuedJob("j998", "a", T0 + timedelta(days=1), 1))
-    assert capped.queue_position == 4
+def test_a_new_job_behind_a_blocker_and_a_capped_one_keep_their_rank() -> None:
+    queue = queue_of([("a", 8, "h200"), ("a", 1, "h200"), ("b", 1, "h200")])
+    d_runs = [Running("r0", "d", 1, T0, NOW + timedelta(hours=1))]
+    pass_ = Pass(d_runs, {"h200": 4}, Limits(), Policy(), NOW)
+    pass_.plan(queue)
+    placed = pass_.step(Job("j999", "c", T0 + timedelta(days=1), 1))
+    # j000 blocks (strict); the new job is 4th in FIFO order, waiting behind j000
+    assert (placed.queue_position, getattr(placed, "reason", None)) == (4, "behind job j000")
+    capped = pass_.step(Job("j998", "d", T0 + timedelta(days=1), 1))
+    # d's job in PROGRESS holds d's slot: rank 5 all the same (not moved behind anything)
+    assert capped.queue_position == 5
+    assert getattr(capped, "reason", None) == "you already have a job in PROGRESS"

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Final
 
 PAUSED_REASON: Final = "admission paused"
-ADMIT_REASON: Final = "admitted at the next pass"
+ADMIT_REASON: Final = "next to be admitted"
 
 
 def cap_reason(cap: int, in_progress: int, size_class: str, classes_on: bool) -> str:

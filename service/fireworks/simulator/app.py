@@ -17,6 +17,7 @@ from .state import SimError
 
 SIM_KEY = web.AppKey("simulator", Simulator)
 GPU_COUNT_HEADER = "X-Ftq-Gpu-Count"
+GPU_TYPE_HEADER = "X-Ftq-Gpu-Type"  # the sim's stand-in for the payload's accelerator type
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -34,6 +35,8 @@ async def fireworks_gate(request: web.Request, handler: Handler) -> web.StreamRe
     faults = sim.faults
     if faults.latency_ms > 0:
         await asyncio.sleep(faults.latency_ms / 1000)
+    if faults.quota_latency_ms > 0 and "/quotas" in request.path:
+        await asyncio.sleep(faults.quota_latency_ms / 1000)
     if request.headers.get("Authorization") != f"Bearer {sim.config.api_key}":
         return error_response(
             SimError("UNAUTHENTICATED", "request is missing or has an invalid API key")
@@ -103,7 +106,10 @@ async def create_job(request: web.Request) -> web.StreamResponse:
         raise SimError("INVALID_ARGUMENT", f"bad {GPU_COUNT_HEADER} header") from None
     for read_only in ("name", "state", "status", "createTime", "completedTime", "createdBy"):
         payload.pop(read_only, None)
-    job = sim.state.create(kind, request.query.get(ID_PARAM[kind]), payload, gpus)
+    gpu_type = request.headers.get(GPU_TYPE_HEADER, "h200")
+    job = sim.state.create(
+        kind, request.query.get(ID_PARAM[kind]), payload, gpus, gpu_type=gpu_type
+    )
     if sim.faults.roll_lost_create():
         if sim.faults.lose_mode == "abort" and request.transport is not None:
             request.transport.close()

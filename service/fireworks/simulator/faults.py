@@ -18,6 +18,7 @@ class Faults:
     rate_429: float = 0.0
     retry_after: float | None = None
     latency_ms: float = 0.0
+    quota_latency_ms: float = 0.0  # only the quotas routes (a hanging quota endpoint)
     lose_create_responses: float = 0.0
     lose_next_creates: int = 0
     lose_mode: LoseMode = "503"
@@ -31,6 +32,7 @@ class Faults:
             "rate_429": float,
             "retry_after": float,
             "latency_ms": float,
+            "quota_latency_ms": float,
             "lose_create_responses": float,
             "lose_next_creates": int,
             "lose_mode": str,
@@ -53,6 +55,7 @@ class Faults:
                 "rate_429": 0.0,
                 "retry_after": None,
                 "latency_ms": 0.0,
+                "quota_latency_ms": 0.0,
                 "lose_create_responses": 0.0,
                 "lose_next_creates": 0,
             }

@@ -63,6 +63,7 @@ class SimJob:
     job_seconds: float
     external: bool = False
     deleted: bool = False
+    gpu_type: str = "h200"
     script: list[Override] = field(default_factory=list)
 
     @property

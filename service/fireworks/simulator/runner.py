@@ -36,7 +36,8 @@ async def run_simulator(
     sim = sim or Simulator(
         SimConfig(account_id=account_id, api_key=api_key, quota=quota, job_seconds=job_seconds)
     )
-    runner = web.AppRunner(create_simulator_app(sim), access_log=None)
+    # A stop does not wait out requests held by injected latency (a "hanging" endpoint).
+    runner = web.AppRunner(create_simulator_app(sim), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

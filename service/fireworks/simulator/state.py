@@ -14,6 +14,19 @@ from .jobs import RESUMABLE_STATES, TERMINAL_STATES, Override, SimJob, rfc3339
 
 ID_RULE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 GPU_QUOTA = "training-h200-count"
+DEFAULT_GPU_TYPE = "h200"
+
+
+def gpu_quota_id(gpu_type: str) -> str:
+    """The quota a job of `gpu_type` counts against: `training-<type>-count`."""
+    return f"training-{gpu_type}-count"
+
+
+def quota_gpu_type(quota_id: str) -> str | None:
+    if quota_id.startswith("training-") and quota_id.endswith("-count"):
+        return quota_id.removeprefix("training-").removesuffix("-count")
+    return None
+
 
 # google.rpc code name -> (numeric code, HTTP status), fireworks-api.md §6.
 CODES: dict[str, tuple[int, int]] = {
@@ -70,7 +83,8 @@ class SimState:
     create_requests: dict[str, int] = field(default_factory=dict)
     jobs_created: dict[str, int] = field(default_factory=dict)
     cancel_requests: dict[str, int] = field(default_factory=dict)
-    max_usage_seen: float = 0.0
+    max_usage_seen: float = 0.0  # of the default type (h200)
+    max_usage_by_type: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         t = self.now()
@@ -80,19 +94,27 @@ class SimState:
 
     # -- usage --------------------------------------------------------------------------
 
-    def usage(self) -> int:
-        """GPUs held right now by non-terminal, non-deleted jobs."""
+    def usage(self, gpu_type: str = DEFAULT_GPU_TYPE) -> int:
+        """GPUs of `gpu_type` held right now by non-terminal, non-deleted jobs."""
         t = self.now()
-        return sum(job.gpus for job in self.jobs.values() if job.holds_gpus(t))
+        return sum(
+            job.gpus for job in self.jobs.values() if job.gpu_type == gpu_type and job.holds_gpus(t)
+        )
 
     def refresh_usage(self) -> float:
-        """Sync the GPU quota's `usage` and `updateTime` with the jobs; track the peak."""
-        quota = self.quotas[GPU_QUOTA]
-        usage = float(self.usage())
-        if usage != quota.usage:
-            quota.usage, quota.update_time = usage, self.now()
-        self.max_usage_seen = max(self.max_usage_seen, usage)
-        return usage
+        """Sync every GPU quota's `usage` and `updateTime` with the jobs of its type; track
+        the peaks. Returns the default type's usage."""
+        for quota_id, quota in self.quotas.items():
+            gpu_type = quota_gpu_type(quota_id)
+            if gpu_type is None:
+                continue
+            usage = float(self.usage(gpu_type))
+            if usage != quota.usage:
+                quota.usage, quota.update_time = usage, self.now()
+            peak = self.max_usage_by_type.get(gpu_type, 0.0)
+            self.max_usage_by_type[gpu_type] = max(peak, usage)
+        self.max_usage_seen = max(self.max_usage_seen, float(self.usage()))
+        return float(self.usage())
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -110,6 +132,7 @@ class SimState:
         gpus: int | None = None,
         *,
         external: bool = False,
+        gpu_type: str = DEFAULT_GPU_TYPE,
     ) -> SimJob:
         """Validate, check quota, store; a reused id (even a deleted one) is ALREADY_EXISTS."""
         job_id = job_id or str(uuid.uuid4())
@@ -118,10 +141,11 @@ class SimState:
         if job_id in self.jobs:
             raise SimError("ALREADY_EXISTS", f"job ID {job_id!r} already exists")
         gpus = self.default_gpus if gpus is None else gpus
-        self.check_quota(gpus)
+        self.check_quota(gpus, gpu_type)
         t = self.now()
         job = SimJob(kind, job_id, self.account_id, payload, gpus, t, t, self.job_seconds)
         job.external = external
+        job.gpu_type = gpu_type
         self.jobs[job_id] = job
         self.jobs_created[job_id] = self.jobs_created.get(job_id, 0) + 1
         self.refresh_usage()
@@ -152,19 +176,23 @@ class SimState:
         if state not in RESUMABLE_STATES:
             raise SimError("FAILED_PRECONDITION", f"job {job_id} is {state}; cannot resume")
         if not job.holds_gpus(t):
-            self.check_quota(job.gpus)
+            self.check_quota(job.gpus, job.gpu_type)
         job.script.clear()
         job.run_start = t - 0.05 * job.job_seconds  # re-enter the timeline at PENDING
         self.refresh_usage()
         return job
 
-    def check_quota(self, gpus: int) -> None:
-        """RESOURCE_EXHAUSTED, in Fireworks' words, if `gpus` more would exceed `value`."""
-        in_use, limit = self.usage(), self.quotas[GPU_QUOTA].value
+    def check_quota(self, gpus: int, gpu_type: str = DEFAULT_GPU_TYPE) -> None:
+        """RESOURCE_EXHAUSTED, in Fireworks' words, if `gpus` more of `gpu_type` would
+        exceed the `value` of its `training-<type>-count` quota (a type the account has no
+        quota for has 0)."""
+        quota_id = gpu_quota_id(gpu_type)
+        quota = self.quotas.get(quota_id)
+        in_use, limit = self.usage(gpu_type), (quota.value if quota else 0)
         if in_use + gpus > limit:
             raise SimError(
                 "RESOURCE_EXHAUSTED",
-                f"{GPU_QUOTA} for account {self.account_id}, in use: {in_use}, quota: {limit}",
+                f"{quota_id} for account {self.account_id}, in use: {in_use}, quota: {limit}",
             )
 
     def set_outcome(self, job_id: str, state: str, code: str = "OK", message: str = "") -> None:
@@ -206,7 +234,7 @@ class SimState:
         quota = self.quotas.get(quota_id)
         if quota is None:
             raise SimError("NOT_FOUND", f"quota {quota_id} not found")
-        if quota_id == GPU_QUOTA:
+        if quota_gpu_type(quota_id) is not None:
             self.refresh_usage()
         return {
             "name": f"accounts/{self.account_id}/quotas/{quota_id}",
