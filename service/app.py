@@ -21,12 +21,14 @@ import anyio.to_thread
 import asyncpg
 import structlog
 from litestar import Litestar, Router
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.exceptions import LitestarDeprecationWarning
 
 from events.store.tail import LogWatcher
 from events.store.waker import Waker
 from service.admission.loop import AdmissionLoop
 from service.api.admin import ADMIN_ROUTES
+from service.api.allow import complete_allow
 from service.api.auth import (
     BEARER_SCHEME,
     CALLER,
@@ -39,6 +41,7 @@ from service.api.common import RUNTIME
 from service.api.docs import docs_routers, openapi_config
 from service.api.errors import EXCEPTION_HANDLERS
 from service.api.jobs import JOB_ROUTES
+from service.api.openapi_exact import use_exact_document
 from service.api.ops import OPS_ROUTES
 from service.api.requeue import REQUEUE_ROUTES
 from service.api.runtime import Runtime
@@ -142,8 +145,9 @@ def lifespan_for(
             await vault.check_at_start(pool)  # one clear error if the master key is not theirs
             waker = Waker(pool, on_error=_wake_failed)
             stack.push_async_callback(waker.close)
-            submitter, keys = Submitter(pool, waker, vault=vault), KeyLookup(pool)
+            submitter, keys = Submitter(pool, waker, vault=vault), KeyLookup(pool, url)
             stack.push_async_callback(submitter.close)  # before the waker's close: LIFO
+            await keys.start()
             stack.push_async_callback(keys.close)
             watcher = LogWatcher(url)
             await watcher.start()
@@ -254,11 +258,13 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
         app = Litestar(
             route_handlers=routers,
             exception_handlers=EXCEPTION_HANDLERS,
+            before_send=[complete_allow],
             lifespan=[lifespan_for(settings, run_scheduler, vault)],
             request_max_body_size=settings.max_body_bytes,
             openapi_config=openapi_config(BEARER_SCHEME, alias=LEGACY_PREFIX),
             template_config=template_config(),
             logging_config=None,
         )
+    use_exact_document(app.plugins.get(OpenAPIPlugin))
     app.asgi_handler = RequestContext(app.asgi_handler)
     return app

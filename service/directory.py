@@ -4,7 +4,9 @@ Keys are `sftq_` + 32 random bytes in base64url; only their SHA-256 is recorded.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -169,22 +171,131 @@ async def authenticate(pool: asyncpg.Pool, key: str) -> User | None:
     return _active_user(await pool.fetchrow(QUERIES["active_key"], digest), digest)
 
 
+KEYS_CHANNEL = "ftq_keys"  # projections/sql/migrations/0007_key_change_notify.sql
+FORGET_ALL = "*"
+
+
 class KeyLookup:
     """`authenticate` for a server's many concurrent requests: lookups that arrive together
-    share one query (service.batcher). Nothing is cached: each lookup's query starts after
-    the lookup was asked for, so a key revoked before that is refused."""
+    share one query (service.batcher); each lookup's query starts after the lookup was asked
+    for, so a key revoked before that is refused.
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    With a `dsn`, found keys are also kept in memory, so a known key costs no round trip.
+    That is safe because every change to a key or its user is announced, in the changing
+    transaction, on `KEYS_CHANNEL` (a trigger, migration 0007), and this lookup LISTENs on
+    its own connection: a revoked key is forgotten as its revocation commits, in every
+    process. A lookup whose query may predate an announcement (one arrived while it ran) is
+    not kept. While the LISTEN connection is down nothing is kept and nothing is served from
+    memory (every key goes to the database) until it is back. Unknown keys are never kept."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        dsn: str | None = None,
+        *,
+        max_cached: int = 10_000,
+        reconnect_s: float = 1.0,
+    ) -> None:
         self._pool = pool
+        self._dsn = dsn
+        self._max_cached = max_cached
+        self._reconnect_s = reconnect_s
         self._batcher: Batcher[str, User | None] = Batcher(self._lookup, name="ftq-key-lookup")
+        self._cache: dict[str, User] = {}
+        self._generation = 0  # bumped by every announcement and every (re)connection
+        self._conn: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._sync_lock = asyncio.Lock()
+
+    @property
+    def lookups(self) -> int:
+        """Keys looked up in the database so far (not those served from memory)."""
+        return self._batcher.items
+
+    @property
+    def caching(self) -> bool:
+        """Whether keys are served from memory now (the LISTEN connection is up)."""
+        return self._conn is not None and not self._conn.is_closed()
+
+    async def start(self) -> None:
+        """LISTEN for key changes (a no-op without `dsn`); raises if the first connect fails."""
+        if self._dsn is None:
+            return
+        lost = await self._listen()
+        self._task = asyncio.create_task(self._relisten(lost), name="ftq-key-listener")
 
     async def authenticate(self, key: str) -> User | None:
         if not looks_like_key(key):
             return None
-        return await self._batcher.call(hash_key(key))
+        digest = hash_key(key)
+        if self._conn is not None and (user := self._cache.get(digest)) is not None:
+            return user
+        generation = self._generation
+        user = await self._batcher.call(digest)
+        if user is not None and generation == self._generation and self.caching:
+            if len(self._cache) >= self._max_cached:
+                self._cache.clear()
+            self._cache[digest] = user
+        return user
+
+    async def synced(self) -> None:
+        """Return once every announcement committed before this call has been applied here:
+        one round trip on the LISTEN connection (PostgreSQL sends a listener the
+        notifications it has before a query's ReadyForQuery). For a revocation's answer and
+        for tests, never a request's path."""
+        conn = self._conn
+        if conn is None:
+            return  # nothing is served from memory while not listening
+        async with self._sync_lock:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await conn.execute("SELECT 1")
+
+    def forget(self, digest: str = FORGET_ALL) -> None:
+        """Drop `digest` (every key: `FORGET_ALL`) from memory; lookups under way keep none."""
+        self._generation += 1
+        if digest == FORGET_ALL:
+            self._cache.clear()
+        else:
+            self._cache.pop(digest, None)
 
     async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+        self.forget()
         await self._batcher.close()
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        self.forget(str(payload))
+
+    async def _listen(self) -> asyncio.Event:
+        assert self._dsn is not None
+        conn = await asyncpg.connect(self._dsn)
+        lost = asyncio.Event()
+
+        def on_lost(_conn: object) -> None:
+            self._conn = None  # stop serving from memory at once
+            self.forget()
+            lost.set()
+
+        conn.add_termination_listener(on_lost)
+        await conn.add_listener(KEYS_CHANNEL, self._on_notify)
+        self.forget()  # a lookup that began before the LISTEN may have missed an announcement
+        self._conn = conn
+        return lost
+
+    async def _relisten(self, lost: asyncio.Event) -> None:
+        while True:
+            await lost.wait()
+            while self._conn is None:
+                await asyncio.sleep(self._reconnect_s)
+                with contextlib.suppress(OSError, asyncpg.PostgresError):
+                    lost = await self._listen()
 
     async def _lookup(self, digests: Sequence[str]) -> list[User | None]:
         rows = await self._pool.fetch(QUERIES["active_keys"], sorted(set(digests)))

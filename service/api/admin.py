@@ -200,6 +200,10 @@ async def set_max_priority(
 async def revoke_key(key_id: FromPath[str], caller: CallerDep, runtime: RuntimeDep) -> RevokedKey:
     checked = checked_uuid(key_id, "key")
     await directory.revoke_key(runtime.pool, checked, metadata(caller))
+    # Refused here from now on; in other processes as the revocation's NOTIFY reaches them,
+    # which it has reached this one's LISTEN connection too before we answer.
+    runtime.keys.forget()
+    await runtime.keys.synced()
     return RevokedKey(id=checked, revoked=True)
 
 

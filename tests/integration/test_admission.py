@@ -15,7 +15,14 @@ from service.capacity import CapacityReader
 from service.commands import run_job_command
 from service.directory import add_user, set_cap
 from service.settings import Settings
-from tests.integration.admission_env import ACCOUNT, META, PAYLOAD, Env, env
+from tests.integration.admission_env import (
+    ACCOUNT,
+    META,
+    PAYLOAD,
+    Env,
+    env,
+    wait_for_gate_waiters,
+)
 
 __all__ = ["env"]
 
@@ -285,7 +292,7 @@ async def test_a_submit_during_an_admission_decision_comes_after_it_in_the_log(e
         await hold_admission_gate(conn)
         decision = await conn.fetchval("SELECT pg_current_xact_id()")  # the decision's id
         submit = asyncio.create_task(env.submit("SFT", 2))
-        await asyncio.sleep(0.3)
+        await wait_for_gate_waiters(env.pool, 1)  # the submit is held at the gate
         assert not submit.done()
         held_at = await conn.fetchval("SELECT max(position) FROM events")
     job_id = await asyncio.wait_for(submit, 5)
@@ -317,7 +324,7 @@ async def test_the_admission_gate_holds_back_only_what_frees_a_slot(env: Env) ->
         cap = asyncio.create_task(set_cap(env.pool, "cap@example.com", 3, META))
         other = run_job_command(env.pool, queued, RequestCancel(at=env.clock(), by="x"), META)
         await asyncio.wait_for(other, 5)  # QUEUED -> CANCELLED: not held back
-        await asyncio.sleep(0.3)
+        await wait_for_gate_waiters(env.pool, 2)  # the slot-freeing cancel and the cap change
         assert not confirm.done() and not cap.done()
         held_at = await conn.fetchval("SELECT max(position) FROM events")
     await asyncio.wait_for(asyncio.gather(confirm, cap), 5)
