@@ -7,7 +7,7 @@ admitted by the same planner the simulator drives, on ftq's share of the quota (
 less what runs outside ftq). The estimator learns the runtimes of finished jobs as they
 finish (read incrementally). Rebuilt after events (debounced) and at least every
 `INTERVAL_S`; requests only read the last result (`EtaForecaster.eta`), never wait for one.
-A paused scheduler, or a capacity that cannot be read, gives no ETAs."""
+A paused scheduler gives no ETAs, nor does a job waiting for others (`after`)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ import asyncpg
 import msgspec
 import structlog
 
-from events.domain.scheduling import Limits, Policy, RuntimeEstimator
-from events.domain.simulation.history import user_caps
+from events.domain.scheduling import Job, RuntimeEstimator, UsageLedger
 from events.domain.simulation.live import LiveJob, live_etas
 from events.store.log import Connection
 from events.store.tail import LogWatcher, Subscription
-from service.admission.queue import load_planner_inputs
+from service.admission.dependencies import load_waits
+from service.admission.queue import PlannerInputs, RunningRow, load_planner_inputs, load_queue
 from service.api.schemas import JobView, QueueEntry
 from service.capacity import CapacityReader, utcnow
 from service.settings import Settings
@@ -36,24 +36,16 @@ log = structlog.get_logger(__name__)
 
 INTERVAL_S: Final = 10.0  # rebuilt at least this often
 DEBOUNCE_S: Final = 0.5  # after an event, wait this long for the rest of a burst
-CAPACITY_TIMEOUT_S: Final = 2.0
 FINISHED_PAGE: Final = 5000
 
-_ACTIVE = """
-SELECT j.id::text, j.user_id::text, j.gpu_count, j.created_at, j.started_at, j.kind,
-       o.max_runtime_minutes, j.state
-FROM jobs j LEFT JOIN job_operations o ON o.job_id = j.id
-WHERE j.state IN ('QUEUED', 'PROGRESS')
-ORDER BY j.created_at, j.id
-"""
 _FINISHED = """
-SELECT user_id::text, kind, gpu_count, started_at, completed_at, id::text
+SELECT user_id::text, kind, gpu_count, started_at, completed_at, id::text, state
 FROM jobs
 WHERE state IN ('SUCCESS', 'FAIL') AND started_at IS NOT NULL AND completed_at IS NOT NULL
   AND (completed_at, id) > ($1, $2::uuid)
 ORDER BY completed_at, id
 LIMIT $3
-"""
+"""  # SUCCESS and FAIL: the index's rows; only successes feed the estimator, as in the loop
 _EPOCH: Final = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 _NIL: Final = "00000000-0000-0000-0000-000000000000"
 
@@ -74,11 +66,12 @@ class EtaForecaster:
         watcher: LogWatcher | None,
         *,
         clock: Callable[[], datetime] = utcnow,
+        ledger: Callable[[], UsageLedger | None] = lambda: None,
         interval_s: float = INTERVAL_S,
         debounce_s: float = DEBOUNCE_S,
     ) -> None:
         self._pool, self._settings, self._capacity = pool, settings, capacity
-        self._watcher, self._clock = watcher, clock
+        self._watcher, self._clock, self._ledger = watcher, clock, ledger
         self._interval_s, self._debounce_s = interval_s, debounce_s
         self._estimator = RuntimeEstimator()
         self._seen: tuple[datetime, str] = (_EPOCH, _NIL)  # finished jobs read up to here
@@ -129,57 +122,63 @@ class EtaForecaster:
         t0 = time.perf_counter()
         async with self._pool.acquire() as conn:
             await self._learn(conn)
-            try:
-                async with asyncio.timeout(CAPACITY_TIMEOUT_S):
-                    capacity = await self._capacity.read(conn)
-            except TimeoutError:
-                capacity = None
             async with conn.transaction(isolation="repeatable_read", readonly=True):
-                rows = await conn.fetch(_ACTIVE)
-                inputs = await load_planner_inputs(conn, self._settings.user_cap)
+                queue = await load_queue(conn)
+                inputs = await load_planner_inputs(conn)
+                waits = await load_waits(conn)
+        if waits.after:  # jobs waiting for others (`after`) get no ETA
+            queue, _ = waits.split(queue)
         now = self._clock()
-        queued = [_live(r) for r in rows if r[7] == "QUEUED"]
-        running = [_live(r) for r in rows if r[7] == "PROGRESS"]
         etas: dict[str, datetime] = {}
-        if capacity is not None and not inputs.paused and queued:
-            outside = max(0, capacity.in_use - capacity.ftq_in_use)
-            gpus = max(0, capacity.quota - outside)
-            cap = self._settings.user_cap
-            limits = Limits(cap_small=cap, cap_big=cap, user_caps=user_caps(inputs.load.caps))
-            policy = Policy(self._settings.policy)
+        gpus = self._gpus(inputs)
+        if gpus and not inputs.paused and queue:
+            settings = self._settings
+            policy = settings.scheduling_policy(inputs.weights)
+            ledger = self._ledger() if policy.name == "fair-share" else None
             found = await asyncio.to_thread(
-                live_etas, queued, running, gpus, limits, policy, self._estimator,
-                now.timestamp(),
+                live_etas, [_queued(j) for j in queue], [_running(r) for r in inputs.running],
+                gpus, settings.limits(inputs.user_caps), policy, self._estimator,
+                now.timestamp(), ledger=ledger,
             )  # fmt: skip
             etas = {job_id: _EPOCH + timedelta(seconds=at) for job_id, at in found.items()}
-        forecast = Forecast(etas, now, len(queued), time.perf_counter() - t0)
+        forecast = Forecast(etas, now, len(queue), time.perf_counter() - t0)
         self.forecast = forecast
         return forecast
+
+    def _gpus(self, inputs: PlannerInputs) -> dict[str, int]:
+        """ftq's GPUs per type: each type's quota less what runs outside ftq (the capacity
+        cache's last reading: never waits on Fireworks)."""
+        capacity = self._capacity.peek(inputs.gpus_by_type())
+        return {
+            t: max(0, pool.quota - max(0, pool.in_use - pool.ftq_in_use))
+            for t, pool in capacity.pools.items()
+        }
 
     async def _learn(self, conn: Connection) -> None:
         """Feed the estimator the runtimes of jobs finished since the last rebuild."""
         while True:
             rows = await conn.fetch(_FINISHED, self._seen[0], self._seen[1], FINISHED_PAGE)
-            for user_id, kind, gpus, started, completed, _ in rows:
-                seconds = (completed - started).total_seconds()
-                self._estimator.observe(user_id, kind, gpus, seconds)
+            for user_id, kind, gpus, started, completed, _, state in rows:
+                if state == "SUCCESS":
+                    seconds = (completed - started).total_seconds()
+                    self._estimator.observe(user_id, kind, gpus, seconds)
             if rows:
                 self._seen = (rows[-1][4], rows[-1][5])
             if len(rows) < FINISHED_PAGE:
                 return
 
 
-def _live(row: asyncpg.Record) -> LiveJob:
-    started = row[4]
-    return LiveJob(
-        job_id=row[0],
-        user_id=row[1],
-        gpu_count=row[2],
-        created_at=row[3].timestamp(),
-        started_at=None if started is None else started.timestamp(),
-        kind=row[5],
-        max_runtime_minutes=row[6],
-    )
+def _queued(job: Job) -> LiveJob:
+    return LiveJob(job.job_id, job.user_id, job.gpu_count, job.created_at.timestamp(),
+                   kind=job.kind, max_runtime_minutes=job.max_runtime_minutes,
+                   gpu_type=job.gpu_type, priority=job.priority)  # fmt: skip
+
+
+def _running(row: RunningRow) -> LiveJob:
+    started = None if row.started_at is None else row.started_at.timestamp()
+    return LiveJob(row.job_id, row.user_id, row.gpu_count, started or 0.0, started,
+                   kind=row.kind, max_runtime_minutes=row.max_runtime_minutes,
+                   gpu_type=row.gpu_type)  # fmt: skip
 
 
 View = TypeVar("View", JobView, QueueEntry)

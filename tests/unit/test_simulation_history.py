@@ -51,7 +51,7 @@ def history() -> History:
 
 def test_the_fold_keeps_submissions_admissions_ends_quota_policy_and_caps() -> None:
     h = history()
-    assert (h.quota, h.policy, h.caps) == (16, "backfill", {"u": 3})
+    assert (h.quotas, h.policy, h.caps) == ({"h200": 16}, "backfill", {("u", "small"): 3})
     assert h.jobs["b"].admitted_at == at(1010).timestamp() and h.jobs["b"].state == "PROGRESS"
     assert h.jobs["c"].admitted_at is None and h.jobs["c"].state == "CANCELLED"
 

@@ -2,22 +2,31 @@
 
 Running jobs end after the estimator's remaining time for a job that has run that long
 (never sooner than `floor_s` from now), admitted ones after their estimate; nothing new
-arrives. The estimator is the deployment's (runtimes of finished jobs) and is only read."""
+arrives. The estimator is the deployment's (runtimes of finished jobs) and is only read;
+fair share starts from the deployment's usage ledger (a copy)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from events.domain.scheduling import Limits, Policy, RuntimeEstimator
+from events.domain.scheduling import (
+    DEFAULT_GPU_TYPE,
+    DEFAULT_PRIORITY,
+    Limits,
+    Policy,
+    RuntimeEstimator,
+    UsageLedger,
+)
 from events.domain.simulation.eta import FLOOR_S, forward_starts
 from events.domain.simulation.scheduler import DomainPlanner
 from events.domain.simulation.trace import TraceJob
 
 
 class LiveJob(msgspec.Struct, frozen=True, gc=False):
-    """A QUEUED or PROGRESS job of the jobs projection (times: seconds since the epoch)."""
+    """A QUEUED or PROGRESS job of the projections (times: seconds since the epoch)."""
 
     job_id: str
     user_id: str
@@ -26,30 +35,37 @@ class LiveJob(msgspec.Struct, frozen=True, gc=False):
     started_at: float | None = None  # PROGRESS: when its admission started
     kind: str = "SFT"
     max_runtime_minutes: int | None = None
+    gpu_type: str = DEFAULT_GPU_TYPE
+    priority: int = DEFAULT_PRIORITY
 
 
 def _trace_job(job: LiveJob) -> TraceJob:
     return TraceJob(job.job_id, job.user_id, job.created_at, job.gpu_count, 0.0, kind=job.kind,
-                    max_runtime_minutes=job.max_runtime_minutes)  # fmt: skip
+                    gpu_type=job.gpu_type, max_runtime_minutes=job.max_runtime_minutes,
+                    priority=job.priority)  # fmt: skip
 
 
 def live_etas(
     queued: Sequence[LiveJob],
     running: Sequence[LiveJob],
-    gpus: int,
+    gpus: Mapping[str, int],
     limits: Limits,
     policy: Policy,
     estimator: RuntimeEstimator,
     now: float,
     *,
+    ledger: UsageLedger | None = None,
     floor_s: float = FLOOR_S,
 ) -> dict[str, float]:
     """The estimated admission time of each of `queued` (in FIFO order) given `running`
-    (ftq's jobs in PROGRESS) on `gpus` GPUs (ftq's share: the quota less what runs outside
-    ftq). A job the forecast never admits (needs more than `gpus`) has no ETA."""
-    planner = DomainPlanner(limits, policy, {"*": gpus}, epoch=now)
+    (ftq's jobs in PROGRESS) on `gpus` GPUs per type (ftq's share: each type's quota less
+    what runs outside ftq). A job the forecast never admits (needs more than its type has)
+    has no ETA."""
+    planner = DomainPlanner(limits, policy, dict(gpus), epoch=now)
     planner.state.estimator = estimator
     planner.learn = False
+    if ledger is not None:
+        planner.state.usage = copy.deepcopy(ledger)
     started: dict[str, tuple[TraceJob, float]] = {}
     for job in running:
         trace_job = _trace_job(job)

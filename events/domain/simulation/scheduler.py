@@ -16,6 +16,7 @@ from typing import cast
 import msgspec
 
 from events.domain.scheduling import (
+    DEFAULT_PRIORITY,
     DEFAULT_RUNTIME_MINUTES,
     Job,
     Limits,
@@ -82,13 +83,13 @@ class DomainPlanner:
     def _job(self, job: TraceJob) -> Job:
         gpu_type = SINGLE_POOL if self.single else job.gpu_type
         return Job(job.job_id, job.user, at(job.submitted_at), job.gpu_count, gpu_type, job.kind,
-                   max_runtime_minutes=job.max_runtime_minutes)  # fmt: skip
+                   job.priority, job.max_runtime_minutes)  # fmt: skip
 
     def arrive(self, job: TraceJob, now: float) -> None:
         one = self._job(job)
         self.state.arrive(one)
         fifo_key = (one.created_at, one.job_id)
-        if self.last is not None and fifo_key < self.last:
+        if (self.last is not None and fifo_key < self.last) or one.priority != DEFAULT_PRIORITY:
             self.fifo = False
         self.last = fifo_key
         self.queued_users[job.user] = self.queued_users.get(job.user, 0) + 1
