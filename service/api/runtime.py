@@ -60,6 +60,7 @@ class Runtime:
         self.loop: AdmissionLoop | None = None  # when the scheduler runs in this process
         self.plans: SharedRun[Any] | None = None  # api.views.PlanSnapshot, shared runs
         self.plan_snapshot: Any = None  # api.views.PlanSnapshot: the latest plan made
+        self.eta: Any = None  # service.eta.EtaForecaster: queued jobs' ETAs, in the background
         self.history: Any = None  # admission.history.SchedulingHistory without a loop here
 
 

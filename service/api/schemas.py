@@ -77,6 +77,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     cancel_requested: bool = False
     queue_position: int | None = None
     pending_reason: str | None = None
+    eta: datetime | None = None  # QUEUED: estimated admission (service.eta), when known
     max_runtime_minutes: int | None = None
     # The FAIL/CANCELLED job this one was requeued from (POST /jobs/{id}/requeue).
     requeued_from: str | None = None
@@ -106,6 +107,7 @@ class QueueEntry(msgspec.Struct, frozen=True, kw_only=True):
     fireworks_payload: dict[str, Any] | None
     gpu_type: GpuType = "h200"
     priority: int = 50
+    eta: datetime | None = None  # estimated admission (service.eta): null until known
 
 
 class CapacityType(msgspec.Struct, frozen=True, kw_only=True):

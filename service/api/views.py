@@ -35,6 +35,7 @@ from service.admission.queue import (
 from service.api.batching import SharedRun
 from service.api.runtime import Runtime
 from service.api.schemas import JobView
+from service.eta import with_etas
 from service.redaction import redact
 from service.sql import QUERIES
 
@@ -372,7 +373,7 @@ async def job_views(
     placement, admitted = await row_placements(runtime, rows, waiting)
     if admitted:  # read QUEUED, admitted since: show them as they are now
         rows = [await _reread(runtime, r) if r.id in admitted else r for r in rows]
-    return [job_view(r, placement) for r in rows]
+    return with_etas(runtime.eta, [job_view(r, placement) for r in rows])
 
 
 async def _reread(runtime: Runtime, row: JobRow) -> JobRow:
