@@ -24,6 +24,16 @@ async def _submit(stack: Stack) -> str:
     return str(job["id"])
 
 
+async def _submit_blocker(stack: Stack, seconds: float = 10) -> str:
+    """A job of alice's that runs `seconds` on the simulator (cap 1: hers queue behind it
+    for that long, long enough for `ftq watch` to start even on a loaded machine)."""
+    config = f"{stack.sim_url}/_sim/config"
+    assert (await http("POST", config, body={"job_seconds": seconds}))[0] < 300
+    job_id = await _submit(stack)
+    assert (await http("POST", config, body={"job_seconds": 2}))[0] < 300
+    return job_id
+
+
 async def _in_pty(env: Env, *args: str, timeout: float = 60) -> tuple[int, bytes]:
     """Run ftq with a pseudo-terminal as stdin, stdout and stderr; its exit code and output."""
     master, slave = os.openpty()
@@ -65,7 +75,7 @@ def _screen(raw: bytes) -> list[str]:
 
 
 async def test_on_a_terminal_one_live_line_ends_showing_success_at_100(stack: Stack) -> None:
-    await _submit(stack)  # alice's cap is 1: the next one queues behind this one
+    await _submit_blocker(stack)  # alice's cap is 1: the next one queues behind this one
     job_id = await _submit(stack)
     code, raw = await _in_pty(stack.env.with_(SFTQ_API_KEY=stack.alice), "watch", job_id)
     screen = _screen(raw)
@@ -78,7 +88,7 @@ async def test_on_a_terminal_one_live_line_ends_showing_success_at_100(stack: St
 
 
 async def test_piped_plain_lines_and_the_final_state_once(stack: Stack) -> None:
-    await _submit(stack)
+    await _submit_blocker(stack)
     job_id = await _submit(stack)
     watched = await stack.env.with_(SFTQ_API_KEY=stack.alice).run("watch", job_id)
     assert watched.code == 0, watched.err
