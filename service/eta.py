@@ -29,7 +29,8 @@ from events.store.tail import LogWatcher, Subscription
 from service.admission.dependencies import load_waits
 from service.admission.queue import PlannerInputs, RunningRow, load_planner_inputs, load_queue
 from service.api.schemas import JobView, QueueEntry
-from service.capacity import CapacityReader, utcnow
+from service.capacity import CapacityReader
+from service.clock import utcnow
 from service.settings import Settings
 
 log = structlog.get_logger(__name__)
