@@ -30,7 +30,7 @@ from service.admission.dependencies import load_waits
 from service.admission.queue import PlannerInputs, RunningRow, load_planner_inputs, load_queue
 from service.api.schemas import JobView, QueueEntry
 from service.capacity import CapacityReader
-from service.clock import utcnow
+from service.clock import Clock, utcnow
 from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -66,7 +66,7 @@ class EtaForecaster:
         capacity: CapacityReader,
         watcher: LogWatcher | None,
         *,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utcnow,
         ledger: Callable[[], UsageLedger | None] = lambda: None,
         interval_s: float = INTERVAL_S,
         debounce_s: float = DEBOUNCE_S,

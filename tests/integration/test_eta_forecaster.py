@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
 from service.capacity import CapacityReader
-from service.commands import run_job_command
+from service.commands import run_command
 from service.eta import EtaForecaster
 from service.settings import Settings
 from tests.integration.admission_env import META, PAYLOAD
@@ -27,7 +28,7 @@ async def test_rebuilt_at_least_every_interval_without_events(pool: asyncpg.Pool
             user_email="u@example.com", kind="SFT", display_name=None, gpu_count=4,
             fireworks_payload=PAYLOAD["SFT"],
         )  # fmt: skip
-        await run_job_command(pool, job_id, command, META)
+        await run_command(pool, JOB, job_id, command, META)
         for _ in range(50):
             if eta.eta(job_id) is not None:
                 break
