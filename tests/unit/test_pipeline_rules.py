@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from events.domain.job import decide, evolve, fold, initial_state
 from events.domain.job_commands import FailForDependency, RequestCancel, SubmitJob
@@ -113,3 +115,27 @@ def test_audit_dependency_failed_only_while_queued() -> None:
     assert audit(h.rows, default_cap=1) == []
     h.append("b", reason)  # after the terminal FAIL
     assert [v.invariant for v in audit(h.rows, default_cap=1)] == [STATE_MACHINE]
+
+
+STATES = st.sampled_from(["QUEUED", "PROGRESS", "SUCCESS", "FAIL", "CANCELLED", None])
+
+
+@given(
+    queue=st.lists(st.sampled_from("abcdefgh"), unique=True),
+    waits=st.dictionaries(
+        st.sampled_from("abcdefgh"), st.lists(st.sampled_from("pqrstu"), min_size=1, max_size=3)
+    ),
+    statuses=st.dictionaries(st.sampled_from("pqrstu"), STATES),
+)
+def test_gate_keeps_order_and_frees_exactly_the_jobs_whose_dependencies_succeeded(
+    queue: list[str], waits: dict[str, list[str]], statuses: dict[str, str | None]
+) -> None:
+    free, held = gate(queue, str, waits, statuses)
+    assert sorted(free + [job for job, _ in held]) == sorted(queue)
+    assert free == [j for j in queue if j in free]  # order kept
+    assert [job for job, _ in held] == [j for j in queue if j not in free]
+    for job in free:
+        assert all(statuses.get(d) == "SUCCESS" for d in waits.get(job, ()))
+    for job, reason in held:
+        first = next(d for d in waits[job] if statuses.get(d) != "SUCCESS")
+        assert reason == waiting_reason(first)
