@@ -30,6 +30,23 @@ the admission planner. One pass, incremental state, O(n log n). What is checked,
   versions run 1, 2, 3, ... without gaps or repeats.
 - `log` — a row that does not decode.
 
+Against the policy in force (`scheduler.policy_in_force`, recorded by a leader when it starts
+with a policy or its settings change), each admission after such a record is also checked:
+
+- `policy` — the admission names the policy recorded in force at its position;
+- with the default rules (strict-fifo or backfill, no size classes, one GPU type, every job at
+  the default priority) the `per-user-cap` and `fifo` checks above, with the recorded caps;
+- otherwise the rules of `events.domain.scheduling.audit.check_admission`, on the queue, the
+  jobs in PROGRESS, the per-class caps and share weights as the log has them at that position,
+  and the figures the admission recorded: `class-cap` (per-user cap per size class), `big-
+  reserve` (a big admission leaves the reserve free), `order` (strict: no eligible job of the
+  same type ahead, where with classes on a big job held by its cap or the reserve is skipped
+  and blocks nothing, so only a job that does not fit stops a strict pass; backfill: none
+  ahead that fitted; reserve/fair-share: none ahead that fitted before the first blocked
+  job, and fair share in the order of the users' decayed usage, overdue jobs first, with
+  priority aging), `reservation` (the first blocked job holds the recorded reservation, and
+  the admission ends before it by its recorded estimate or uses only its spare GPUs).
+
 Invariant 5 (nothing lost: a 2xx answer is durable before it is sent) cannot be seen in the
 log alone, so it is not checked here."""
 
@@ -42,8 +59,9 @@ from datetime import datetime
 
 import msgspec
 
+from events.domain.aggregates import is_job_event
 from events.domain.codec import UnknownEventType, decode
-from events.domain.directory_events import UserAdded, UserCapSet
+from events.domain.directory_events import PolicyInForce, UserAdded, UserCapSet, UserShareSet
 from events.domain.job import JobState, evolve, initial_state
 from events.domain.job_events import (
     AdmissionStarted,
@@ -62,6 +80,17 @@ from events.domain.job_events import (
     StuckDetected,
     Succeeded,
 )
+from events.domain.scheduling import (
+    Admission,
+    Job,
+    Limits,
+    Policy,
+    Reservation,
+    Running,
+    UsageLedger,
+    check_admission,
+)
+from events.domain.scheduling.model import DEFAULT_GPU_TYPE, DEFAULT_PRIORITY, POLICIES
 from projections.replay import LogRow, gc_paused
 
 CAP, BUDGET, FIFO, EXACTLY_ONCE, STATE_MACHINE, LOG, DEPENDENCIES = (
@@ -73,6 +102,14 @@ CAP, BUDGET, FIFO, EXACTLY_ONCE, STATE_MACHINE, LOG, DEPENDENCIES = (
     "log",
     "dependencies",
 )
+POLICY, CLASS_CAP, BIG_RESERVE, ORDER, RESERVATION = (
+    "policy",
+    "class-cap",
+    "big-reserve",
+    "order",
+    "reservation",
+)
+_DOMAIN_RULES = {"class-cap": CLASS_CAP, "big-reserve": BIG_RESERVE, "order": ORDER}
 
 _NO_JOB = initial_state()
 Key = tuple[datetime, str]  # a job's place in FIFO order: (created_at, job id)
@@ -197,6 +234,15 @@ class _Auditor:
         self.job_fireworks: dict[str, tuple[str, int]] = {}  # job -> (fireworks id, position)
         self.unmet: dict[str, set[str]] = {}  # job -> the jobs of its `after` not SUCCESS yet
         self.dependents: dict[str, set[str]] = {}  # job -> jobs waiting for it
+        # Against the policy in force: the record, the queue and PROGRESS jobs in the
+        # planner's terms, per-class caps and shares, and decayed usage from the log.
+        self.in_force: PolicyInForce | None = None
+        self.queued: dict[str, Job] = {}
+        self.running: dict[str, Running] = {}
+        self.class_caps: dict[tuple[str, str], int | None] = {}
+        self.shares: dict[str, float] = {}
+        self.unusual = 0  # queued jobs of another GPU type or priority than the defaults
+        self.ledger: UsageLedger | None = None
 
     def flag(self, invariant: str, positions: tuple[int, ...], job: str | None, msg: str) -> None:
         self.out.append(Violation(invariant, positions, job, msg))
@@ -220,7 +266,7 @@ class _Auditor:
             self.flag(
                 STATE_MACHINE,
                 (position,),
-                stream if type_.startswith("job.") else None,
+                stream if is_job_event(type_) else None,
                 f"stream {stream} version {row.stream_version}, expected {expected}",
             )
         try:
@@ -228,15 +274,35 @@ class _Auditor:
         except UnknownEventType as exc:
             self.flag(LOG, (position,), None, str(exc))
             return
-        if type_[0] == "j":
+        if is_job_event(type_):
             self.job_event(stream, position, type_, event)  # type: ignore[arg-type]
         elif isinstance(event, UserCapSet):
-            if self.caps_from_log:
-                if event.cap is None:
+            key = (event.user_id, event.size_class)
+            if event.unlimited:
+                self.class_caps[key] = None
+            elif event.cap is None:
+                self.class_caps.pop(key, None)
+            else:
+                self.class_caps[key] = event.cap
+            if self.caps_from_log and event.size_class == "small":
+                if event.unlimited:
+                    self.caps[event.user_id] = 1 << 30
+                elif event.cap is None:
                     self.caps.pop(event.user_id, None)
                 else:
                     self.caps[event.user_id] = event.cap
             self.refresh(event.user_id)
+        elif isinstance(event, UserShareSet):
+            if event.share is None:
+                self.shares.pop(event.user_id, None)
+            else:
+                self.shares[event.user_id] = event.share
+        elif isinstance(event, PolicyInForce):
+            self.in_force = event
+            cap = event.settings.get("user_cap_small", self.default_cap)
+            self.default_cap = 1 << 30 if cap is None else int(cap)
+            for user in list(self.eligible):
+                self.refresh(user)
         elif isinstance(event, UserAdded):
             self.refresh(event.user_id)
 
@@ -262,6 +328,7 @@ class _Auditor:
             self.admission(job_id, position, after, event)
         if before.status != after.status or before.gpu_count != after.gpu_count:
             self.move(job_id, position, before, after)
+            self.track(job_id, before, after, event.at)
         self.jobs[job_id] = after
         if after.status == "SUCCESS" and before.status != "SUCCESS":
             self.succeeded(job_id)
@@ -298,7 +365,14 @@ class _Auditor:
             )
         running = self.progress.get(user, {})
         load = len(running) + (job_id not in running)
-        if load > self.cap_of(user):
+        if self.in_force is not None and reason.policy != self.in_force.policy:
+            self.flag(
+                POLICY,
+                (pos,),
+                job_id,
+                f"admitted under {reason.policy}, but {self.in_force.policy} was in force",
+            )
+        if load > self.cap_of(user) and (self.in_force is None or self.default_rules()):
             others = tuple(p for j, p in running.items() if j != job_id)
             self.flag(
                 CAP, (*others, pos), job_id, f"{user} at {load} PROGRESS, cap {self.cap_of(user)}"
@@ -313,7 +387,9 @@ class _Auditor:
                 f"{job.gpu_count} GPUs admitted with available={reason.available}, quota="
                 f"{reason.quota}, in_use={reason.in_use}, ftq PROGRESS GPUs={held}",
             )
-        if reason.policy in ("strict-fifo", "backfill") and job.created_at is not None:
+        if self.in_force is not None and not self.default_rules():
+            self.against_policy(job_id, pos, job, event)
+        elif reason.policy in ("strict-fifo", "backfill") and job.created_at is not None:
             fit = None if reason.policy == "strict-fifo" else reason.available
             ahead = self.queue.first_ahead((job.created_at, job_id), fit)
             if ahead is not None:
@@ -326,6 +402,126 @@ class _Auditor:
                     f" {ahead[1]} under cap) waited ahead of it",
                 )
         self.exactly_once(job_id, pos, event.fireworks_job_id)
+
+    def default_rules(self) -> bool:
+        """Whether the policy in force is checked by the fast FIFO checks: strict-fifo or
+        backfill without size classes, one GPU type and every priority the default."""
+        record = self.in_force
+        assert record is not None
+        return (
+            record.policy in ("strict-fifo", "backfill")
+            and not record.settings.get("big_job_gpus")
+            and self.unusual == 0
+        )
+
+    def limits(self) -> Limits:
+        record = self.in_force
+        assert record is not None
+        got = record.settings
+        return Limits(
+            big_job_gpus=int(got.get("big_job_gpus") or 0),
+            cap_small=got.get("user_cap_small", 1),
+            cap_big=got.get("user_cap_big", 1),
+            big_job_reserve=int(got.get("big_job_reserve") or 0),
+            user_caps=dict(self.class_caps),
+        )
+
+    def policy(self) -> Policy:
+        record = self.in_force
+        assert record is not None
+        got = record.settings
+        name = record.policy if record.policy in POLICIES else "strict-fifo"
+        return Policy(
+            name,
+            half_life_hours=float(got.get("fair_share_half_life_hours", 168.0)),
+            max_wait_hours=float(got.get("max_wait_hours", 72.0)),
+            aging_hours=float(got.get("priority_aging_hours", 6.0)),
+            weights=dict(self.shares),
+        )
+
+    def usage_at(self, now: datetime, policy: Policy) -> dict[str, float]:
+        if self.ledger is None:
+            return {}
+        if self.ledger.half_life_s != policy.half_life_hours * 3600.0:
+            return {}  # recorded with another half-life than the one in force: not compared
+        return self.ledger.at(now, self.running.values())
+
+    def against_policy(self, job_id: str, pos: int, job: JobState, event: AdmissionStarted) -> None:
+        """The domain's rules for one admission, on what the log shows at this position."""
+        reason = event.reason
+        queued = self.queued.get(job_id)
+        if queued is None:
+            return  # not QUEUED: the state machine check names it
+        policy = self.policy()
+        reservation = None
+        if reason.reservation_job is not None and reason.reservation_at is not None:
+            reservation = Reservation(
+                reason.reservation_job,
+                reason.gpu_type,
+                reason.reservation_at,
+                reason.reservation_spare or 0,
+            )
+        admission = Admission(
+            queued,
+            reason.queue_position,
+            reason.available,
+            "big" if reason.size_class == "big" else "small",
+            reason.cap,
+            reason.user_load,
+            reservation=reservation,
+            spare_before=reason.spare_before,
+            estimate_s=reason.estimate_s,
+            usage=reason.usage,
+            holders=tuple(reason.holders),
+        )
+        usage = self.usage_at(event.at, policy) if policy.name == "fair-share" else None
+        running = [r for j, r in self.running.items() if j != job_id]
+        broken = check_admission(
+            admission, list(self.queued.values()), running, self.limits(), policy, event.at,
+            usage=usage,
+        )  # fmt: skip
+        for problem in broken:
+            rule = problem.split(":", 1)[0]
+            if rule == "budget":
+                continue  # the gpu-budget check above covers it
+            invariant = _DOMAIN_RULES.get(rule, RESERVATION if rule == "reservation" else ORDER)
+            self.flag(invariant, (pos,), job_id, f"{policy.name}: {problem}")
+
+    def track(self, job_id: str, before: JobState, after: JobState, at: datetime) -> None:
+        """The queue, PROGRESS jobs and usage in the planner's terms."""
+        if before.status == "QUEUED":
+            gone = self.queued.pop(job_id, None)
+            if gone is not None and _unusual(gone):
+                self.unusual -= 1
+        elif before.status == "PROGRESS":
+            run = self.running.pop(job_id, None)
+            if run is not None and after.status != "QUEUED":
+                ledger = self._ledger(at)
+                ledger.finish(run.user_id, run.gpu_count, run.started_at, at)
+        if after.status == "QUEUED" and after.created_at is not None:
+            queued = Job(
+                job_id, after.user_id, after.created_at, after.gpu_count, after.gpu_type,
+                after.kind, after.priority,
+            )  # fmt: skip
+            self.queued[job_id] = queued
+            if _unusual(queued):
+                self.unusual += 1
+        elif after.status == "PROGRESS":
+            start = after.started_at or at
+            self.running[job_id] = Running(
+                job_id, after.user_id, after.gpu_count, start, start, after.gpu_type, after.kind
+            )
+            self._ledger(at)
+
+    def _ledger(self, at: datetime) -> UsageLedger:
+        half_life = 168.0
+        if self.in_force is not None:
+            half_life = float(self.in_force.settings.get("fair_share_half_life_hours", 168.0))
+        if self.ledger is None or self.ledger.half_life_s != half_life * 3600.0:
+            self.ledger = UsageLedger(half_life, at)
+        elif (at - self.ledger.epoch).total_seconds() > 64 * self.ledger.half_life_s:
+            self.ledger.rebase(at)
+        return self.ledger
 
     def exactly_once(self, job_id: str, pos: int, fireworks_id: str) -> None:
         mine = self.job_fireworks.get(job_id)
@@ -363,6 +559,10 @@ class _Auditor:
             self.progress_gpus += after.gpu_count
         for user in touched:
             self.refresh(user)
+
+
+def _unusual(job: Job) -> bool:
+    return job.gpu_type != DEFAULT_GPU_TYPE or job.priority != DEFAULT_PRIORITY
 
 
 def _tag(event: JobEvent) -> str:

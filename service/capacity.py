@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import msgspec
@@ -25,6 +25,7 @@ import structlog
 
 from events.domain.scheduling import GPU_TYPES
 from events.store.log import Connection
+from service.clock import utcnow
 from service.fireworks import FireworksClient, FireworksError, Quota
 from service.settings import Settings
 from service.sql import QUERIES
@@ -33,10 +34,6 @@ log = structlog.get_logger(__name__)
 
 CACHE_SECONDS = 1.0
 Source = Literal["fireworks-quotas", "config"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Pool(msgspec.Struct, frozen=True):
@@ -65,6 +62,18 @@ class Capacity(msgspec.Struct, frozen=True):
 
     def headroom(self) -> dict[str, int]:
         return {t: p.available for t, p in self.pools.items()}
+
+    def headroom_with(self, ftq_in_use: Mapping[str, int]) -> dict[str, int]:
+        """The headroom by this reading's quotas and Fireworks usage, with ftq's own jobs in
+        PROGRESS as they are now (a reading taken before a pass's admissions knows nothing
+        of them, and Fireworks' usage counter may lag them)."""
+        out: dict[str, int] = {}
+        for t in set(self.pools) | set(ftq_in_use):
+            pool = self.pools.get(t, Pool(0, 0, 0))
+            seen = pool.fireworks_usage
+            used = max(ftq_in_use.get(t, 0), int(seen + 0.5) if seen is not None else 0)
+            out[t] = max(0, pool.quota - used)
+        return out
 
 
 class _Reading(msgspec.Struct, frozen=True):

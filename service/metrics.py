@@ -46,6 +46,7 @@ WEBHOOK_DELIVERIES = Counter(
 WEBHOOKS_FAILING = Gauge("ftq_webhooks_failing", "Webhook subscriptions marked failing")
 STUCK_JOBS = Gauge("ftq_stuck_jobs", "Jobs running on Fireworks flagged stuck")
 SCHEDULER_PAUSED = Gauge("ftq_scheduler_paused", "1 when admission is paused")
+POLICY = Gauge("ftq_admission_policy", "1 for the admission policy in force", ["policy"])
 
 UNMATCHED_ROUTE = "<unmatched>"
 

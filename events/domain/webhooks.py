@@ -13,26 +13,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 from urllib.parse import urlsplit
 
-from events.domain.job_events import Event
+from events.domain.job_events import Event, JobEvent
 
 Scope = Literal["own", "user", "all"]
 WebhookState = Literal["active", "failing", "deleted"]
-TERMINAL_TYPES: Final = ("job.succeeded", "job.failed", "job.cancelled")
-JOB_EVENT_TYPES: Final = (
-    "job.submitted",
-    "job.admission_started",
-    "job.admitted",
-    "job.returned_to_queue",
+# The events that end a job (SUCCESS, FAIL or CANCELLED): what a subscription gets by default.
+TERMINAL_TYPES: Final = (
+    "job.succeeded",
+    "job.failed",
     "job.rejected",
-    "job.fireworks_state_observed",
-    "job.cancel_requested",
-    "job.stuck_detected",
-    "job.stuck_cleared",
-    *TERMINAL_TYPES,
+    "job.dependency_failed",
+    "job.cancelled",
 )
+# Every job event type may be subscribed to.
+JOB_EVENT_TYPES: Final = tuple(str(cls.__struct_config__.tag) for cls in get_args(JobEvent))
 BACKOFF_BASE_S: Final = 30.0
 BACKOFF_CAP_S: Final = 6 * 3600.0
 

@@ -71,6 +71,11 @@ class LogWatcher:
         self._task: asyncio.Task[None] | None = None
 
     @property
+    def subscribers(self) -> int:
+        """Subscriptions open now (a consumer that went away must have closed its own)."""
+        return len(self._subscriptions)
+
+    @property
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from events.domain.directory import PauseScheduler, ResumeScheduler
+from events.domain.directory import SCHEDULER, PauseScheduler, ResumeScheduler
+from events.domain.directory_events import SCHEDULER_STREAM
 from service import directory
 from service.api.auth import Caller, CallerDep
 from service.api.common import (
@@ -25,14 +25,17 @@ from service.api.runtime import Runtime
 from service.api.schemas import (
     CapUpdate,
     IssuedKeyView,
+    MaxPriorityUpdate,
     NewKey,
     NewUser,
     PauseRequest,
     SchedulerView,
+    ShareUpdate,
     UsageTotals,
     UserView,
 )
-from service.commands import run_scheduler_command
+from service.commands import run_command
+from service.settings import policy_record
 from service.sql import QUERIES
 from service.usage import EPOCH, usage
 
@@ -43,7 +46,16 @@ class RevokedKey(msgspec.Struct, frozen=True):
 
 
 def _user_view(user: directory.User) -> UserView:
-    return UserView(id=user.id, email=user.email, role=user.role, cap=user.cap)
+    return UserView(
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        cap=user.cap,
+        cap_big=user.cap_big,
+        no_cap=list(user.no_cap),
+        share=user.share,
+        max_priority=user.max_priority,
+    )
 
 
 async def _user(runtime: Runtime, user_id: str) -> directory.User:
@@ -73,7 +85,7 @@ async def add_user(
 
 @get("/users", summary="List users, each with their GPU-hour usage", responses=errors(403))
 async def list_users(runtime: RuntimeDep) -> list[UserView]:
-    now = datetime.now(UTC)
+    now = runtime.clock()
     rows = await usage(runtime.pool, start=EPOCH, stop=now, now=now, group="user")
     by_email = {row.group: row for row in rows}
     views = []
@@ -115,7 +127,7 @@ async def issue_key(
 
 @put(
     "/users/{user_id:str}/cap",
-    summary="Set a user's PROGRESS cap (null: the global default)",
+    summary='Set a user\'s PROGRESS cap of a size class (null: the default; "none": no cap)',
     description="`user_id` is the user's id or email (as `ftq users cap` takes).",
     responses=errors(400, 403, 404, 413),
 )
@@ -128,8 +140,54 @@ async def set_cap(
 ) -> UserView:
     data = await strict_body(request, CapUpdate)
     user = await _user_by_id_or_email(runtime, user_id)
-    await directory.set_cap(runtime.pool, user.email, data.cap, metadata(caller))
+    unlimited = data.cap == "none"
+    cap = None if data.cap == "none" else data.cap
+    await directory.set_cap(
+        runtime.pool,
+        user.email,
+        cap,
+        metadata(caller),
+        size_class=data.size_class,
+        unlimited=unlimited,
+    )
     _wake(runtime)
+    return _user_view(await _user(runtime, user.id))
+
+
+@put(
+    "/users/{user_id:str}/share",
+    summary="Set a user's fair-share weight (null: the default, 1)",
+    responses=errors(400, 403, 404, 413),
+)
+async def set_share(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    data: JSONBody[ShareUpdate],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> UserView:
+    data = await strict_body(request, ShareUpdate)
+    user = await _user(runtime, user_id)
+    await directory.set_share(runtime.pool, user.email, data.share, metadata(caller))
+    _wake(runtime)
+    return _user_view(await _user(runtime, user.id))
+
+
+@put(
+    "/users/{user_id:str}/max-priority",
+    summary="Set the highest priority a user may submit with (null: the default, 50)",
+    responses=errors(400, 403, 404, 413),
+)
+async def set_max_priority(
+    request: Request[Any, Any, Any],
+    user_id: FromPath[str],
+    data: JSONBody[MaxPriorityUpdate],
+    caller: CallerDep,
+    runtime: RuntimeDep,
+) -> UserView:
+    data = await strict_body(request, MaxPriorityUpdate)
+    user = await _user(runtime, user_id)
+    await directory.set_max_priority(runtime.pool, user.email, data.max_priority, metadata(caller))
     return _user_view(await _user(runtime, user.id))
 
 
@@ -142,6 +200,10 @@ async def set_cap(
 async def revoke_key(key_id: FromPath[str], caller: CallerDep, runtime: RuntimeDep) -> RevokedKey:
     checked = checked_uuid(key_id, "key")
     await directory.revoke_key(runtime.pool, checked, metadata(caller))
+    # Refused here from now on; in other processes as the revocation's NOTIFY reaches them,
+    # which it has reached this one's LISTEN connection too before we answer.
+    runtime.keys.forget()
+    await runtime.keys.synced()
     return RevokedKey(id=checked, revoked=True)
 
 
@@ -152,26 +214,34 @@ def _wake(runtime: Runtime) -> None:
 
 async def pause_scheduler(runtime: Runtime, caller: Caller, reason: str | None) -> None:
     """Record the pause (the API and the dashboard both come here) and wake the loop."""
-    command = PauseScheduler(at=datetime.now(UTC), by=caller.email, reason=reason)
-    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
+    command = PauseScheduler(at=runtime.clock(), by=caller.email, reason=reason)
+    await run_command(
+        runtime.pool, SCHEDULER, SCHEDULER_STREAM, command, metadata(caller), waker=runtime.waker
+    )
     _wake(runtime)
 
 
 async def resume_scheduler(runtime: Runtime, caller: Caller) -> None:
-    command = ResumeScheduler(at=datetime.now(UTC), by=caller.email)
-    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
+    command = ResumeScheduler(at=runtime.clock(), by=caller.email)
+    await run_command(
+        runtime.pool, SCHEDULER, SCHEDULER_STREAM, command, metadata(caller), waker=runtime.waker
+    )
     _wake(runtime)
 
 
 async def _scheduler_view(runtime: Runtime) -> SchedulerView:
-    switch = await runtime.pool.fetchrow(QUERIES["scheduler_switch"])
+    async with runtime.pool.acquire() as conn:
+        switch = await conn.fetchrow(QUERIES["scheduler_switch"])
+        recorded = await conn.fetchrow(QUERIES["policy_in_force"])
     paused, reason, changed_by, changed_at = switch if switch else (False, None, None, None)
-    leader, last_tick = False, None
+    leader, last_tick, headroom = False, None, None
     if runtime.loop is not None:
         status = runtime.loop.status()
         leader = bool(status.leader)
         raw: Any = msgspec.to_builtins(status.last_tick) if status.last_tick else None
         last_tick = raw if isinstance(raw, dict) else None
+        headroom = status.headroom
+    settings = runtime.settings
     return SchedulerView(
         leader=leader,
         paused=bool(paused),
@@ -180,6 +250,13 @@ async def _scheduler_view(runtime: Runtime) -> SchedulerView:
         pause_reason=reason if paused else None,
         changed_by=changed_by,
         changed_at=changed_at,
+        policy=settings.policy,
+        policy_settings=policy_record(settings),
+        recorded_policy=recorded[0] if recorded else None,
+        recorded_policy_settings=(
+            msgspec.json.decode(recorded[1]) if recorded and recorded[1] else None
+        ),
+        headroom=headroom,
     )
 
 
@@ -217,6 +294,8 @@ ADMIN_ROUTES: Final = [
     list_users,
     issue_key,
     set_cap,
+    set_share,
+    set_max_priority,
     revoke_key,
     scheduler,
     pause,

@@ -9,19 +9,22 @@ import asyncpg
 import structlog
 from litestar import MediaType, Response, get
 
+from events.domain.scheduling import POLICIES
 from service.admission.queue import is_paused
 from service.api.auth import CallerDep, authenticate_request
 from service.api.common import RuntimeDep, errors
 from service.api.errors import ApiError
-from service.api.schemas import CapacityType, CapacityView, Health, QueueEntry
+from service.api.schemas import POLICY_HEADER, CapacityType, CapacityView, Health, QueueEntry
 from service.api.views import decode_payload, placements
 from service.database import is_migrated
+from service.eta import with_etas
 from service.metrics import (
     GPUS_AVAILABLE,
     GPUS_IN_USE,
     GPUS_QUOTA,
     IS_LEADER,
     JOBS_IN_PROGRESS,
+    POLICY,
     QUEUE_DEPTH,
     SCHEDULER_PAUSED,
     STUCK_JOBS,
@@ -41,7 +44,7 @@ READY_TIMEOUT_S: Final = 3.0
     before_request=authenticate_request,
     responses=errors(),
 )
-async def queue(caller: CallerDep, runtime: RuntimeDep) -> list[QueueEntry]:
+async def queue(caller: CallerDep, runtime: RuntimeDep) -> Response[list[QueueEntry]]:
     rows = await runtime.pool.fetch(QUERIES["api_queued_jobs"])
     placement = await placements(runtime)  # planned after the read: every row is in it...
     entries = []
@@ -64,10 +67,14 @@ async def queue(caller: CallerDep, runtime: RuntimeDep) -> list[QueueEntry]:
                 mine=mine,
                 user=email if visible else None,
                 fireworks_payload=redact(decode_payload(r[7])) if visible else None,
+                gpu_type=r[8],
+                priority=r[9],
             )
         )
     entries.sort(key=lambda e: e.queue_position)
-    return entries
+    return Response(
+        with_etas(runtime.eta, entries), headers={POLICY_HEADER: runtime.settings.policy}
+    )
 
 
 @get(
@@ -130,6 +137,8 @@ async def metrics(runtime: RuntimeDep) -> Response[bytes]:
         log.warning("metrics.database_unreachable", error_type=type(exc).__name__)
     if runtime.loop is not None:
         IS_LEADER.set(1 if runtime.loop.status().leader else 0)
+    for name in POLICIES:
+        POLICY.labels(policy=name).set(1 if name == runtime.settings.policy else 0)
     body, content_type = exposition()
     return Response(body, media_type=content_type)
 

@@ -8,10 +8,12 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-Kind = Literal["SFT", "DPO", "RFT"]
-JobStatus = Literal["QUEUED", "PROGRESS", "SUCCESS", "FAIL", "CANCELLED"]
-Role = Literal["member", "admin"]
+from events.domain.directory_events import Role
+from events.domain.job_events import JobStatus, Kind
+from events.domain.job_limits import MAX_RUNTIME_MINUTES
+
 GpuType = Literal["h200", "b200", "h100"]
+POLICY_HEADER = "X-FTQ-Policy"  # GET /queue: the admission policy in force
 
 GpuCount = Annotated[int, Meta(ge=1, le=1024, description="GPUs the job needs (1..1024)")]
 DisplayName = Annotated[str, Meta(max_length=200)]
@@ -28,9 +30,10 @@ MaxRuntimeMinutes = Annotated[
     int,
     Meta(
         ge=1,
-        le=43200,
-        description="Runtime limit on Fireworks in minutes from admission (1..43200); past it "
-        "ftq cancels the job. Unset: FTQ_MAX_RUNTIME_HOURS, if the operator set it.",
+        le=MAX_RUNTIME_MINUTES,
+        description="Runtime limit on Fireworks in minutes from admission "
+        f"(1..{MAX_RUNTIME_MINUTES}); past it ftq cancels the job. Unset: "
+        "FTQ_MAX_RUNTIME_HOURS, if the operator set it.",
     ),
 ]
 
@@ -74,6 +77,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     cancel_requested: bool = False
     queue_position: int | None = None
     pending_reason: str | None = None
+    eta: datetime | None = None  # QUEUED: estimated admission (service.eta), when known
     max_runtime_minutes: int | None = None
     # The FAIL/CANCELLED job this one was requeued from (POST /jobs/{id}/requeue).
     requeued_from: str | None = None
@@ -101,6 +105,9 @@ class QueueEntry(msgspec.Struct, frozen=True, kw_only=True):
     mine: bool
     user: str | None
     fireworks_payload: dict[str, Any] | None
+    gpu_type: GpuType = "h200"
+    priority: int = 50
+    eta: datetime | None = None  # estimated admission (service.eta): null until known
 
 
 class CapacityType(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,6 +153,10 @@ class UserView(msgspec.Struct, frozen=True, kw_only=True):
     email: str
     role: Role
     cap: int | None
+    cap_big: int | None = None
+    no_cap: list[str] = msgspec.field(default_factory=list)  # classes without a hard cap
+    share: float | None = None
+    max_priority: int | None = None
     usage: UsageTotals | None = None  # filled in by GET /admin/users
 
 
@@ -161,9 +172,23 @@ class IssuedKeyView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CapUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A per-user PROGRESS cap; null returns the user to the global default."""
+    """A per-user PROGRESS cap of one size class (`small`, the one cap when classes are off;
+    or `big`); null returns the user to the default, "none" means no hard cap."""
 
-    cap: Annotated[int, Meta(ge=0, le=1024)] | None
+    cap: Annotated[int, Meta(ge=0, le=1024)] | Literal["none"] | None
+    size_class: Literal["small", "big"] = msgspec.field(default="small", name="class")
+
+
+class ShareUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A user's fair-share weight (their usage counts divided by it); null: the default, 1."""
+
+    share: Annotated[float, Meta(gt=0, le=1_000_000)] | None
+
+
+class MaxPriorityUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The highest priority the user may submit with; null: the default, 50."""
+
+    max_priority: Annotated[int, Meta(ge=0, le=100)] | None
 
 
 class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,6 +199,14 @@ class SchedulerView(msgspec.Struct, frozen=True, kw_only=True):
     pause_reason: str | None = None  # the reason given with the pause, while paused
     changed_by: str | None = None  # who paused or resumed last, and when
     changed_at: datetime | None = None
+    # The admission policy and limits this process admits with, and the ones last recorded
+    # in the log (scheduler.policy_in_force) by a leader; the headroom per GPU type the loop
+    # last read.
+    policy: str = "strict-fifo"
+    policy_settings: dict[str, Any] = msgspec.field(default_factory=dict)
+    recorded_policy: str | None = None
+    recorded_policy_settings: dict[str, Any] | None = None
+    headroom: dict[str, int] | None = None
 
 
 class PauseRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -10,12 +10,29 @@ import msgspec
 from litestar import delete
 from litestar.params import FromPath
 
+from events.domain.job import JobState
+from events.domain.job_commands import SubmitJob
 from service.api.auth import CallerDep
 from service.api.common import RuntimeDep, checked_uuid, errors, metadata
-from service.api.errors import not_found
+from service.api.errors import invalid, not_found
+from service.api.runtime import Runtime
 from service.api.views import job_row
+from service.secrets.requeue import SecretsNeeded, requeue_payload
 from service.secrets.shred import shred
 from service.sql import QUERIES
+
+
+async def requeue_with_secrets(runtime: Runtime, old: JobState, command: SubmitJob) -> SubmitJob:
+    """The requeue's submit with the old job's payload in plain text (its sealed values are
+    bound to the old job; the Submitter seals them anew under the new job's key). 400 naming
+    the fields when the old job's secrets are shredded."""
+    try:
+        payload = await requeue_payload(runtime.vault, runtime.pool, old)
+    except SecretsNeeded as exc:
+        raise invalid(
+            f"{exc}; submit the job again with them (POST /jobs)", exc.details()
+        ) from None
+    return msgspec.structs.replace(command, fireworks_payload=payload)
 
 
 class SecretsShredded(msgspec.Struct, frozen=True):

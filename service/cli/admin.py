@@ -4,13 +4,14 @@ Every change is recorded in the event log with metadata `{"actor": "cli:<os user
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import typer
 
-from events.domain.directory import PauseScheduler, ResumeScheduler
-from events.domain.directory_events import Role
+from events.domain.directory import SCHEDULER, PauseScheduler, ResumeScheduler
+from events.domain.directory_events import SCHEDULER_STREAM, Role
 from service import directory
 from service.cli.app import (
     Failure,
@@ -26,7 +27,8 @@ from service.cli.app import (
 )
 from service.cli.app import settings_or_exit as settings
 from service.cli.app import users_app as users
-from service.commands import run_scheduler_command
+from service.clock import utcnow
+from service.commands import run_command
 from service.database import migrate as apply_migrations
 from service.sql import QUERIES
 
@@ -67,43 +69,123 @@ def users_add(
 
 @users.command("list")
 def users_list() -> None:
-    """List users with their role and cap (blank cap: the global default)."""
+    """List users with their role, caps (blank: the default; `none`: no cap), share weight
+    and maximum priority."""
 
     async def go() -> list[directory.User]:
         async with database(settings()) as pool:
             return await directory.list_users(pool)
 
-    shown = table("email", "role", "cap", "id")
+    shown = table("email", "role", "cap", "big cap", "share", "max priority", "id")
     for user in run(go()):
-        shown.add_row(user.email, user.role, "" if user.cap is None else str(user.cap), user.id)
+        shown.add_row(
+            user.email,
+            user.role,
+            user.cap_text("small"),
+            user.cap_text("big"),
+            "" if user.share is None else f"{user.share:g}",
+            "" if user.max_priority is None else str(user.max_priority),
+            user.id,
+        )
     out.print(shown)
+
+
+def _known_user(pool: Any, email: str) -> Any:
+    return directory.find_user(pool, email=email)
 
 
 @users.command("cap")
 def users_cap(
     email: Annotated[str, typer.Argument(help="The user's email.")],
-    cap: Annotated[str, typer.Argument(help="Jobs in PROGRESS allowed, or `default`.")],
+    cap: Annotated[
+        str, typer.Argument(help="Jobs in PROGRESS allowed, `default`, or `none` (no cap).")
+    ],
+    size_class: Annotated[
+        str,
+        typer.Option(
+            "--class",
+            help="The size class the cap is for: small (the one cap without "
+            "classes) or big (jobs of at least FTQ_BIG_JOB_GPUS GPUs).",
+        ),
+    ] = "small",
 ) -> None:
-    """Set a user's cap of jobs in PROGRESS, or return them to the global default."""
-    value = _parse_cap(cap)
+    """Set a user's cap of jobs in PROGRESS of a size class, or return them to the default."""
+    value, unlimited = _parse_cap(cap)
+    if size_class not in ("small", "big"):
+        raise typer.BadParameter("small or big", param_hint="--class")
+    chosen: Literal["small", "big"] = "big" if size_class == "big" else "small"
 
     async def go() -> None:
         async with database(settings()) as pool:
-            if await directory.find_user(pool, email=email) is None:
+            if await _known_user(pool, email) is None:
                 raise Failure(f"NOT_FOUND: no user {email}")
-            await directory.set_cap(pool, email, value, actor())
+            await directory.set_cap(
+                pool, email, value, actor(), size_class=chosen, unlimited=unlimited
+            )
 
     run(go())
-    shown = "the default" if value is None else str(value)
-    out.print(f"cap of {email} set to {shown}")
+    shown = "no cap" if unlimited else "the default" if value is None else str(value)
+    out.print(f"{chosen} cap of {email} set to {shown}")
 
 
-def _parse_cap(text: str) -> int | None:
-    if text.strip().lower() == "default":
-        return None
-    if not text.strip().isdigit():
-        raise typer.BadParameter("a non-negative integer or `default`", param_hint="CAP")
-    return int(text)
+def _parse_cap(text: str) -> tuple[int | None, bool]:
+    word = text.strip().lower()
+    if word == "default":
+        return None, False
+    if word == "none":
+        return None, True
+    if not word.isdigit():
+        raise typer.BadParameter("a non-negative integer, `default` or `none`", param_hint="CAP")
+    return int(word), False
+
+
+@users.command("share")
+def users_share(
+    email: Annotated[str, typer.Argument(help="The user's email.")],
+    share: Annotated[str, typer.Argument(help="Fair-share weight (> 0), or `default` (1).")],
+) -> None:
+    """Set a user's fair-share weight: under FTQ_POLICY=fair-share their usage counts
+    divided by it (2 = twice the share of a user with weight 1)."""
+    value: float | None = None
+    if share.strip().lower() != "default":
+        try:
+            value = float(share)
+        except ValueError:
+            raise typer.BadParameter("a number above 0, or `default`", param_hint="W") from None
+        if not (math.isfinite(value) and value > 0):
+            raise typer.BadParameter("a number above 0, or `default`", param_hint="W")
+
+    async def go() -> None:
+        async with database(settings()) as pool:
+            if await _known_user(pool, email) is None:
+                raise Failure(f"NOT_FOUND: no user {email}")
+            await directory.set_share(pool, email, value, actor())
+
+    run(go())
+    out.print(f"share of {email} set to {'the default' if value is None else f'{value:g}'}")
+
+
+@users.command("max-priority")
+def users_max_priority(
+    email: Annotated[str, typer.Argument(help="The user's email.")],
+    priority: Annotated[str, typer.Argument(help="0..100, or `default` (50).")],
+) -> None:
+    """Let a user submit with a priority up to P (members may otherwise only lower theirs
+    below the default, 50)."""
+    value: int | None = None
+    if priority.strip().lower() != "default":
+        if not priority.strip().isdigit() or int(priority) > 100:
+            raise typer.BadParameter("an integer 0..100, or `default`", param_hint="P")
+        value = int(priority)
+
+    async def go() -> None:
+        async with database(settings()) as pool:
+            if await _known_user(pool, email) is None:
+                raise Failure(f"NOT_FOUND: no user {email}")
+            await directory.set_max_priority(pool, email, value, actor())
+
+    run(go())
+    out.print(f"max priority of {email} set to {'the default' if value is None else value}")
 
 
 @keys_app.command("issue")
@@ -160,8 +242,8 @@ def scheduler_pause(
 
     async def go() -> None:
         async with database(settings()) as pool:
-            command = PauseScheduler(at=datetime.now(UTC), by=by, reason=reason)
-            await run_scheduler_command(pool, command, actor())
+            command = PauseScheduler(at=utcnow(), by=by, reason=reason)
+            await run_command(pool, SCHEDULER, SCHEDULER_STREAM, command, actor())
 
     run(go())
     out.print("admissions paused")
@@ -174,8 +256,8 @@ def scheduler_resume() -> None:
 
     async def go() -> None:
         async with database(settings()) as pool:
-            command = ResumeScheduler(at=datetime.now(UTC), by=by)
-            await run_scheduler_command(pool, command, actor())
+            command = ResumeScheduler(at=utcnow(), by=by)
+            await run_command(pool, SCHEDULER, SCHEDULER_STREAM, command, actor())
 
     run(go())
     out.print("admissions resumed")

@@ -14,7 +14,9 @@ import msgspec
 import typer
 from rich.text import Text
 
+from service.api.schemas import POLICY_HEADER
 from service.cli.app import Failure, app, err, fail, note, out, run, table
+from service.cli.eta_text import eta_words
 from service.cli.http import DEFAULT_URL, Key, Url, api, error_text
 
 
@@ -72,6 +74,15 @@ def submit(
             "in a batch, give each item its own `idempotency_key`)."
         ),
     ] = None,
+    after: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--after",
+            metavar="ID",
+            help="Wait for this job of yours to succeed first (repeatable; every job "
+            "submitted waits). A pipeline: `ftq submit dpo.json --after <sft id>`.",
+        ),
+    ] = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     key: Key = None,
@@ -83,9 +94,11 @@ def submit(
         if ndjson:
             if len(files) != 1:
                 raise Failure("--ndjson takes one FILE", 2)
+            if after:
+                raise Failure("--after is not for --ndjson: put `after` in the lines", 2)
             _submit_batch(url, key, None, _read_bytes(files[0]), atomic, as_json)
             return
-        bodies = [_read_body(path) for path in files]
+        bodies = [_with_after(_read_body(path), after or []) for path in files]
     except Failure as exc:
         fail(exc.message, exc.code)
     if len(bodies) == 1 and isinstance(bodies[0], dict):
@@ -97,6 +110,19 @@ def submit(
     for body in bodies:
         items.extend(body if isinstance(body, list) else [body])
     _submit_batch(url, key, items, None, atomic, as_json)
+
+
+def _with_after(body: Any, after: list[str]) -> Any:
+    """`body` (a job or a list of jobs) with `after` added to each job's own."""
+    if not after:
+        return body
+    if isinstance(body, list):
+        return [_with_after(item, after) for item in body]
+    if isinstance(body, dict):
+        mine = body.get("after")
+        named = [*mine, *after] if isinstance(mine, list) else list(after)
+        return {**body, "after": named}
+    return body  # not a job: the API says what is wrong with it
 
 
 def _submit_one(
@@ -190,7 +216,7 @@ def jobs(
             job["id"],
             job["kind"],
             job["state"] + (" (stuck)" if job.get("stuck") else ""),
-            str(job["gpu_count"]),
+            f"{job['gpu_count']} {job.get('gpu_type', '')}".strip(),
             job.get("user") or "",
             (job.get("created_at") or "")[:19].replace("T", " "),
             _pct(job.get("progress")),
@@ -264,25 +290,30 @@ def requeue(
 
 @app.command()
 def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> None:
-    """The QUEUED jobs in admission order, with why each one waits."""
+    """The QUEUED jobs in the policy's order (shown as the table's title), with why each
+    one waits."""
 
-    async def go() -> Any:
+    async def go() -> tuple[Any, str]:
         async with api(url, key) as client:
-            return (await client.call("GET", "/queue"))[1]
+            body = (await client.call("GET", "/queue"))[1]
+            return body, client.last_headers.get(POLICY_HEADER.lower(), "")
 
-    entries = run(go())
+    entries, policy = run(go())
     if as_json:
         print_json(entries)
         return
-    shown = table("pos", "id", "kind", "gpus", "user", "pending reason")
+    shown = table("pos", "id", "kind", "gpus", "user", "eta", "pending reason")
+    if policy:
+        shown.title = f"policy: {policy}"
     for entry in entries:
         user = entry.get("user") or ("you" if entry.get("mine") else "")
         shown.add_row(
             str(entry["queue_position"]),
             entry["id"],
             entry["kind"],
-            str(entry["gpu_count"]),
+            f"{entry['gpu_count']} {entry.get('gpu_type', '')}".strip(),
             user,
+            eta_words(entry.get("eta")),
             entry.get("pending_reason") or "",
         )
     out.print(shown)

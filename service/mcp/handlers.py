@@ -31,6 +31,8 @@ async def submit_job(ftq: Ftq, args: SubmitJobArguments, _: Reporter) -> dict[st
         body["gpu_type"] = args.gpu_type
     if args.max_runtime_minutes is not None:
         body["max_runtime_minutes"] = args.max_runtime_minutes
+    if args.after:
+        body["after"] = [str(job_id) for job_id in args.after]
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     job: dict[str, Any] = (await ftq.call("POST", "/jobs", body=body, headers=headers)).body
     return job

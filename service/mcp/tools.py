@@ -11,7 +11,8 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import Meta
 
-from service.api.schemas import DisplayName, GpuCount, GpuType, JobStatus, Kind, MaxRuntimeMinutes
+from events.domain.job_events import JobStatus, Kind
+from service.api.schemas import DisplayName, GpuCount, GpuType, MaxRuntimeMinutes
 from service.mcp.errors import invalid_arguments
 
 JobId = Annotated[uuid.UUID, Meta(description="The ftq job id (a uuid, from submit_job).")]
@@ -48,6 +49,14 @@ class SubmitJobArguments(Arguments, frozen=True):
         Meta(
             description="Cancel the job on Fireworks if it runs longer than this, in minutes "
             "from its admission (1..43200); default: the operator's limit, if any."
+        ),
+    ] = None
+    after: Annotated[
+        Annotated[list[JobId], Meta(max_length=100)] | None,
+        Meta(
+            description="Ids of your own jobs this one waits for (a pipeline, e.g. a DPO after "
+            "the SFT whose output model it warm-starts from): it stays QUEUED until every one "
+            "is SUCCESS, and FAILs at once if one ends FAIL or CANCELLED."
         ),
     ] = None
     idempotency_key: Annotated[

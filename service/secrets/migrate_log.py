@@ -19,13 +19,10 @@ import msgspec
 
 from projections.rebuild import rebuild
 from service.secrets import envelope
+from service.secrets.vault import QUERIES
 
 BATCH: Final = 5000
 _json = msgspec.json.Encoder()
-INSERT: Final = (
-    "INSERT INTO events (stream_id, stream_version, type, schema_version, data, metadata,"
-    " recorded_at) VALUES ($1, $2::int, $3, $4, $5::jsonb, $6::jsonb, $7)"
-)
 
 
 class ImportRefused(Exception):
@@ -67,7 +64,7 @@ async def import_log(pool: asyncpg.Pool, path: Path, keys_from: str | None = Non
     count = 0
     jobs: set[str] = set()
     async with pool.acquire() as conn, conn.transaction():
-        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM events)"):
+        if not await conn.fetchval(QUERIES["log_is_empty"]):
             raise ImportRefused(
                 "the target database's event log is not empty: import into a fresh one"
             )
@@ -87,11 +84,11 @@ async def import_log(pool: asyncpg.Pool, path: Path, keys_from: str | None = Non
                 if line.type.startswith("job."):
                     jobs.add(line.stream_id)
                 if len(batch) >= BATCH:
-                    await conn.executemany(INSERT, batch)
+                    await conn.executemany(QUERIES["import_event"], batch)
                     count += len(batch)
                     batch = []
         if batch:
-            await conn.executemany(INSERT, batch)
+            await conn.executemany(QUERIES["import_event"], batch)
             count += len(batch)
         await rebuild(conn)
         keys = await _copy_keys(conn, keys_from, jobs) if keys_from else 0
@@ -101,13 +98,9 @@ async def import_log(pool: asyncpg.Pool, path: Path, keys_from: str | None = Non
 async def _copy_keys(conn: Any, dsn: str, jobs: set[str]) -> int:
     old = await asyncpg.connect(dsn)
     try:
-        rows = await old.fetch("SELECT job_id::text, kid, wrapped, created_at FROM job_data_keys")
+        rows = await old.fetch(QUERIES["all_keys"])
     finally:
         await old.close()
     keep = [tuple(r) for r in rows if r[0] in jobs]
-    await conn.executemany(
-        "INSERT INTO job_data_keys (job_id, kid, wrapped, created_at)"
-        " VALUES ($1::uuid, $2, $3, $4)",
-        keep,
-    )
+    await conn.executemany(QUERIES["copy_key"], keep)
     return len(keep)

@@ -41,3 +41,31 @@ WHERE k.created_at < now() - $1::interval AND NOT EXISTS (SELECT 1 FROM jobs j W
 -- The job.submitted events after position $1, $2 at most: for `ftq secrets report`.
 SELECT position, stream_id, schema_version, data::text FROM events
 WHERE type = 'job.submitted' AND position > $1 ORDER BY position LIMIT $2;
+
+-- name: jobs_with_a_key
+SELECT job_id::text FROM job_data_keys;
+
+-- name: job_states
+SELECT id::text, state FROM jobs;
+
+-- name: log_is_empty
+SELECT NOT EXISTS (SELECT 1 FROM events);
+
+-- name: import_event
+-- One exported event appended to a fresh log (its position is the new log's next).
+INSERT INTO events (stream_id, stream_version, type, schema_version, data, metadata, recorded_at)
+VALUES ($1, $2::int, $3, $4, $5::jsonb, $6::jsonb, $7);
+
+-- name: all_keys
+SELECT job_id::text, kid, wrapped, created_at FROM job_data_keys;
+
+-- name: copy_key
+INSERT INTO job_data_keys (job_id, kid, wrapped, created_at) VALUES ($1::uuid, $2, $3, $4)
+ON CONFLICT (job_id) DO NOTHING;
+
+-- name: webhook_secrets
+SELECT id::text, sealed_secret FROM webhooks;
+
+-- name: reseal_webhook
+-- Compare and set: only if the secret is still sealed as it was read.
+UPDATE webhooks SET sealed_secret = $3 WHERE id = $1::uuid AND sealed_secret = $2;

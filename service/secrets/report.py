@@ -42,8 +42,8 @@ async def report(pool: asyncpg.Pool) -> Report:
     out = Report()
     async with pool.acquire() as conn:
         keys = {r[0]: int(r[1]) for r in await conn.fetch(QUERIES["keys_by_kid"])}
-        with_key = {str(r[0]) for r in await conn.fetch("SELECT job_id FROM job_data_keys")}
-        states = {r[0]: r[1] for r in await conn.fetch("SELECT id::text, state FROM jobs")}
+        with_key = {str(r[0]) for r in await conn.fetch(QUERIES["jobs_with_a_key"])}
+        states = {r[0]: r[1] for r in await conn.fetch(QUERIES["job_states"])}
         after = 0
         while True:
             rows = await conn.fetch(QUERIES["submitted_events"], after, BATCH)

@@ -72,7 +72,7 @@ async def rotate_webhooks(
     """Re-seal the webhook signing secrets (service.webhooks, the same FTQ_SECRET_KEY) under
     `new`; each row a compare-and-set on the sealed value it was read as."""
     result = WebhookRotation()
-    rows = await pool.fetch("SELECT id::text, sealed_secret FROM webhooks")
+    rows = await pool.fetch(QUERIES["webhook_secrets"])
     for webhook_id, stored in rows:
         sealed = bytes(stored)
         try:
@@ -92,9 +92,6 @@ async def rotate_webhooks(
             result.unknown += 1
             continue
         resealed = sealing.seal(new.key, secret.decode(), webhook_id)
-        status = await pool.execute(
-            "UPDATE webhooks SET sealed_secret = $3 WHERE id = $1::uuid AND sealed_secret = $2",
-            webhook_id, sealed, resealed,
-        )  # fmt: skip
+        status = await pool.execute(QUERIES["reseal_webhook"], webhook_id, sealed, resealed)
         result.resealed += status.endswith(" 1")
     return result

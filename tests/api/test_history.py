@@ -18,13 +18,14 @@ import msgspec
 import pytest
 import uvicorn
 from litestar import Litestar
+from prometheus_client.parser import text_string_to_metric_families
 
+from events.domain.job import JOB
 from events.domain.job_commands import ConfirmAdmission, ObserveFireworks, StartAdmission, SubmitJob
 from events.domain.job_events import AdmissionReason
 from service.api.runtime import Runtime
 from service.api.streams import HEARTBEAT_STATE_KEY
-from service.commands import run_job_command
-from service.metrics import STREAM_CLIENTS
+from service.commands import run_command
 from tests.api.conftest import META, SFT_PAYLOAD, Users, bearer, make_user
 
 SECRET = "wandb-secret-value-123"
@@ -96,7 +97,7 @@ async def admit(pool: asyncpg.Pool, job_id: str) -> None:
     command = StartAdmission(
         at=now, fireworks_job_id=job_id[:8], fireworks_job_name=name, reason=REASON
     )
-    await run_job_command(pool, job_id, command, META)
+    await run_command(pool, JOB, job_id, command, META)
 
 
 def _now() -> datetime:
@@ -221,14 +222,14 @@ async def test_job_stream_goes_live_and_resumes_with_last_event_id(
         live = await frames.event()
         assert live["type"] == "job.admission_started" and live["version"] == 2
     # Appended while nobody listens; the reconnect must give exactly this, then go live.
-    await run_job_command(pool, job_id, ConfirmAdmission(at=_now()), META)
+    await run_command(pool, JOB, job_id, ConfirmAdmission(at=_now()), META)
     resume = {"Last-Event-ID": str(live["position"])}
     async with open_stream(http, path, people.alice, **resume) as frames:
         missed = await frames.event()
         assert missed["type"] == "job.admitted" and missed["version"] == 3
         assert await frames.quiet(0.5) == []  # nothing repeated
         observe = ObserveFireworks(at=_now(), fireworks_state="JOB_STATE_RUNNING", progress=10)
-        await run_job_command(pool, job_id, observe, META)
+        await run_command(pool, JOB, job_id, observe, META)
         observed = await frames.event()
         assert observed["type"] == "job.fireworks_state_observed"
         assert observed["data"]["progress"] == 10
@@ -351,20 +352,31 @@ async def test_stream_parameters_are_checked(http: aiohttp.ClientSession, people
         assert resp.status == 401
 
 
+async def stream_clients(http: aiohttp.ClientSession) -> float:
+    """`ftq_stream_clients` as GET /metrics shows it to an operator's scraper."""
+    async with http.get("/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    for family in text_string_to_metric_families(text):
+        if family.name == "ftq_stream_clients":
+            return float(family.samples[0].value)
+    raise AssertionError(f"no ftq_stream_clients in /metrics: {text[:500]}")
+
+
 async def test_heartbeats_and_disconnect_cleanup(
     app: Litestar, http: aiohttp.ClientSession, people: Users, pool: asyncpg.Pool
 ) -> None:
     watcher = runtime_of_app(app).watcher
-    subscribers = len(watcher._subscriptions)
-    clients = STREAM_CLIENTS._value.get()
+    subscribers = watcher.subscribers
+    clients = await stream_clients(http)
     head = await pool.fetchval("SELECT max(position) FROM events")
     async with open_stream(http, f"/events/stream?after={head}", people.admin) as frames:
         assert await frames.sse() == {"comment": "keepalive"}
         assert await frames.sse() == {"comment": "keepalive"}
-        assert STREAM_CLIENTS._value.get() == clients + 1
-        assert len(watcher._subscriptions) == subscribers + 1
+        assert await stream_clients(http) == clients + 1
+        assert watcher.subscribers == subscribers + 1
     async with asyncio.timeout(READ_S):
-        while STREAM_CLIENTS._value.get() != clients or len(watcher._subscriptions) != subscribers:
+        while await stream_clients(http) != clients or watcher.subscribers != subscribers:
             await asyncio.sleep(0.05)
 
 
@@ -402,16 +414,16 @@ async def test_a_stalled_client_is_cleaned_up_on_disconnect(
             gpu_count=1,
             fireworks_payload=big,
         )
-        await run_job_command(pool, job_id, command, META)
-    clients = STREAM_CLIENTS._value.get()
+        await run_command(pool, JOB, job_id, command, META)
+    clients = await stream_clients(http)
     async with http.get("/events/stream", headers=bearer(people.admin)) as resp:
         assert resp.status == 200
         await resp.content.readline()  # started; then stall
         await asyncio.sleep(1.0)
-        assert STREAM_CLIENTS._value.get() == clients + 1
+        assert await stream_clients(http) == clients + 1
         resp.close()
     async with asyncio.timeout(READ_S):
-        while STREAM_CLIENTS._value.get() != clients:
+        while await stream_clients(http) != clients:
             await asyncio.sleep(0.05)
 
 

@@ -11,9 +11,9 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from events.domain.directory import SetUserMaxPriority
+from events.domain.directory import USER, SetUserMaxPriority
 from service.api.runtime import runtime_of
-from service.commands import run_user_command
+from service.commands import run_command
 from tests.api.conftest import Users, bearer, sft
 from tests.api.test_jobs import assert_error
 
@@ -46,8 +46,8 @@ async def test_priority_a_member_may_only_lower_unless_raised(
     high = await app_client.post("/jobs", json=sft(priority=60), headers=alice)
     assert_error(high, 403, "FORBIDDEN")
     assert "50" in high.json()["error"]["message"]
-    await run_user_command(
-        pool, "alice@example.com", SetUserMaxPriority(at=_now(), max_priority=70), {}
+    await run_command(
+        pool, USER, "alice@example.com", SetUserMaxPriority(at=_now(), max_priority=70), {}
     )
     raised = await app_client.post("/jobs", json=sft(priority=70), headers=alice)
     assert raised.status_code == 201 and raised.json()["priority"] == 70
@@ -86,3 +86,47 @@ async def test_post_jobs_answers_quickly_while_the_quota_endpoint_hangs(
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def test_admin_sets_caps_per_class_shares_and_max_priority(
+    app_client: Client, users: Users
+) -> None:
+    admin = bearer(users.admin)
+    base = f"/admin/users/{users.alice_id}"
+    small = await app_client.put(f"{base}/cap", json={"cap": 2}, headers=admin)
+    assert small.status_code == 200 and small.json()["cap"] == 2
+    big = await app_client.put(f"{base}/cap", json={"cap": 0, "class": "big"}, headers=admin)
+    assert (big.json()["cap"], big.json()["cap_big"]) == (2, 0)
+    none = await app_client.put(f"{base}/cap", json={"cap": "none"}, headers=admin)
+    assert none.json()["no_cap"] == ["small"] and none.json()["cap"] is None
+    back = await app_client.put(f"{base}/cap", json={"cap": None}, headers=admin)
+    assert back.json()["no_cap"] == [] and back.json()["cap"] is None
+    share = await app_client.put(f"{base}/share", json={"share": 3}, headers=admin)
+    assert share.status_code == 200 and share.json()["share"] == 3
+    top = await app_client.put(f"{base}/max-priority", json={"max_priority": 90}, headers=admin)
+    assert top.status_code == 200 and top.json()["max_priority"] == 90
+    for path, body in (
+        ("cap", {"cap": -1}),
+        ("cap", {"cap": 2, "class": "huge"}),
+        ("cap", {"cap": "lots"}),
+        ("cap", {"cap": 1.5}),
+        ("share", {"share": 0}),
+        ("share", {"share": "x"}),
+        ("max-priority", {"max_priority": 101}),
+    ):
+        r = await app_client.put(f"{base}/{path}", json=body, headers=admin)
+        assert_error(r, 400, "VALIDATION_ERROR")
+    member = await app_client.put(f"{base}/share", json={"share": 9}, headers=bearer(users.bob))
+    assert_error(member, 403, "FORBIDDEN")
+
+
+async def test_the_policy_in_force_is_shown(app_client: Client, users: Users) -> None:
+    admin = bearer(users.admin)
+    view = (await app_client.get("/admin/scheduler", headers=admin)).json()
+    assert view["policy"] == "strict-fifo"
+    assert view["policy_settings"]["big_job_gpus"] == 0
+    queue = await app_client.get("/queue", headers=bearer(users.alice))
+    assert queue.headers["x-ftq-policy"] == "strict-fifo"
+    metrics = (await app_client.get("/metrics")).text
+    assert 'ftq_admission_policy{policy="strict-fifo"} 1.0' in metrics
+    assert 'ftq_admission_policy{policy="fair-share"} 0.0' in metrics

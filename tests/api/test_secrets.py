@@ -172,3 +172,35 @@ async def test_a_batch_seals_every_item(
         path = f"/jobs/{result['job']['id']}/events"
         history = await app_client.get(path, headers=bearer(users.alice))
         assert "***" in history.text and not leaks(history.text)
+
+
+async def test_a_requeue_seals_anew_and_asks_again_once_shredded(
+    app_client: Client, users: Users, pool: asyncpg.Pool
+) -> None:
+    submitted = secret_payload()
+    job = await submit(app_client, users.alice, submitted)
+    assert (await app_client.delete(f"/jobs/{job['id']}", headers=bearer(users.alice))).is_success
+    again = await app_client.post(f"/jobs/{job['id']}/requeue", headers=bearer(users.alice))
+    assert again.status_code == 201, again.text
+    assert not leaks(again.text)
+    new_id = again.json()["id"]
+    stored = json.loads(
+        await pool.fetchval("SELECT fireworks_payload::text FROM jobs WHERE id = $1", new_id)
+    )
+    vault = app_client.app.state.runtime.vault
+    assert await vault.open(pool, new_id, stored) == submitted  # under the new job's own key
+    assert await pool.fetchval("SELECT count(*) FROM job_data_keys") == 2
+    assert leaks(await raw_rows(pool)) == []
+
+    path = f"/jobs/{job['id']}/secrets"
+    assert (await app_client.delete(path, headers=bearer(users.alice))).status_code == 200
+    refused = await app_client.post(f"/jobs/{job['id']}/requeue", headers=bearer(users.alice))
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    fields = {d["field"] for d in error["details"]}
+    assert fields == {
+        "fireworks_payload.wandbConfig.apiKey",
+        "fireworks_payload.awsS3Config.credentialsSecret",
+        "fireworks_payload.extra.hfToken",
+    }

@@ -44,7 +44,9 @@ async def test_subscribe_list_delete(
     body = created.json()
     secret, hook = body["secret"], body["webhook"]
     assert secret.startswith("whsec_") and len(secret) > 30
-    assert hook["types"] == ["job.cancelled", "job.failed", "job.succeeded"]
+    assert hook["types"] == sorted(
+        ["job.cancelled", "job.dependency_failed", "job.failed", "job.rejected", "job.succeeded"]
+    )
     assert (
         hook["scope"] == "own" and hook["state"] == "active" and hook["owner_id"] == users.alice_id
     )

@@ -122,6 +122,17 @@ async def test_users_cap_and_list(env: Env, db_url: str) -> None:
     listed = await db.run("users", "list")
     assert "bo@e2e.test" in listed.out and " 3 " in listed.out
     assert (await db.run("users", "cap", "bo@e2e.test", "default")).code == 0
+    big = await db.run("users", "cap", "bo@e2e.test", "none", "--class", "big")
+    assert big.code == 0 and "big cap of bo@e2e.test set to no cap" in big.out
+    assert (await db.run("users", "share", "bo@e2e.test", "2.5")).code == 0
+    assert (await db.run("users", "max-priority", "bo@e2e.test", "80")).code == 0
+    listed = await db.run("users", "list")
+    line = next(x for x in listed.out.splitlines() if "bo@e2e.test" in x)
+    assert " none " in line and " 2.5 " in line and " 80 " in line
+    for bad in (("cap", "bo@e2e.test", "2", "--class", "huge"), ("share", "bo@e2e.test", "0"),
+                ("max-priority", "bo@e2e.test", "101")):  # fmt: skip
+        refused = await db.run("users", *bad)
+        assert refused.code == 2 and "Traceback" not in refused.err, refused.err
     missing = await db.run("users", "cap", "nobody@e2e.test", "2")
     assert missing.code == 1 and "NOT_FOUND" in missing.err
     duplicate = await db.run("users", "add", "bo@e2e.test")

@@ -38,3 +38,29 @@ async def test_submit_files_and_ndjson_as_batches(stack: Stack) -> None:
     assert atomic.code == 2 and atomic.err.startswith("VALIDATION_ERROR: ")
     status, jobs = await http("GET", f"{stack.url}/jobs?limit=1000", stack.alice)
     assert status == 200 and len(jobs) == 5
+
+
+async def test_submit_after_makes_a_pipeline(stack: Stack) -> None:
+    alice = stack.env.with_(SFTQ_API_KEY=stack.alice)
+    home = stack.env.home
+    # the SFT must still be running when the DPO is submitted
+    assert (await http("POST", f"{stack.sim_url}/_sim/config", body={"job_seconds": 60}))[0] < 300
+    (home / "sft.json").write_text(json.dumps(SFT_JOB))
+    first = await alice.run("submit", str(home / "sft.json"))
+    assert first.code == 0, first.err
+    sft_id = first.out.split()[0]
+    dpo = {
+        "kind": "DPO",
+        "fireworks_payload": {
+            "dataset": "accounts/e2e/datasets/prefs",
+            "warmStartFrom": f"accounts/e2e/models/{sft_id}",
+        },
+    }
+    (home / "dpo.json").write_text(json.dumps(dpo))
+    second = await alice.run("submit", str(home / "dpo.json"), "--after", sft_id, "--json")
+    assert second.code == 0, second.err
+    job = json.loads(second.out)
+    assert job["state"] == "QUEUED"
+    assert job["pending_reason"] == f"waiting for job {sft_id} to succeed"
+    bad = await alice.run("submit", str(home / "dpo.json"), "--after", "nope")
+    assert bad.code == 2 and "after.0" in bad.err

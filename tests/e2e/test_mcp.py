@@ -116,6 +116,7 @@ async def test_tools_have_the_api_s_exact_schemas(stack: Stack) -> None:
         "display_name",
         "gpu_type",
         "max_runtime_minutes",
+        "after",
         "idempotency_key",
     }
     assert submit.input_schema["required"] == ["kind", "fireworks_payload"]

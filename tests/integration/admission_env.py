@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -12,11 +13,13 @@ import aiohttp
 import asyncpg
 import pytest
 
+from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
+from events.store import locks
 from service.admission.admit import Checkpoint
 from service.admission.loop import AdmissionLoop
 from service.capacity import CapacityReader
-from service.commands import run_job_command
+from service.commands import run_command
 from service.fireworks import FireworksClient, Kind
 from service.fireworks.simulator import SimConfig, Simulator, run_simulator
 from service.settings import Settings
@@ -29,6 +32,24 @@ PAYLOAD: dict[Kind, dict[str, Any]] = {
     "DPO": {"dataset": "accounts/a/datasets/d", "trainingConfig": {"baseModel": "m"}},
     "RFT": {"dataset": "accounts/a/datasets/d", "evaluator": "accounts/a/evaluators/e"},
 }
+
+
+# An advisory lock on one bigint key shows in pg_locks as its two halves, objsubid 1.
+_GATE_WAITERS = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND classid = $1::bigint::oid AND objid = $2::bigint::oid
+"""
+
+
+async def wait_for_gate_waiters(pool: asyncpg.Pool, count: int, timeout: float = 5) -> None:
+    """Return once `count` transactions wait for the admission gate (ungranted in
+    pg_locks): proof that they reached it and are held there, not merely slow."""
+    key = locks.ADMISSION_GATE
+    async with asyncio.timeout(timeout):
+        while await pool.fetchval(_GATE_WAITERS, key >> 32, key & 0xFFFFFFFF) < count:
+            await asyncio.sleep(0.005)
 
 
 class Clock:
@@ -97,7 +118,7 @@ class Env:
             gpu_type=gpu_type,
             priority=priority,
         )
-        await run_job_command(self.pool, job_id, command, META)
+        await run_command(self.pool, JOB, job_id, command, META)
         return job_id
 
     async def row(self, job_id: str) -> asyncpg.Record:

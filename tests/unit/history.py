@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 
 from events.domain.codec import AnyEvent, encode, event_type, schema_version
-from events.domain.directory_events import UserAdded, UserCapSet, user_stream
+from events.domain.directory_events import (
+    SCHEDULER_STREAM,
+    PolicyInForce,
+    UserAdded,
+    UserCapSet,
+    user_stream,
+)
 from events.domain.job_events import (
     AdmissionReason,
     AdmissionStarted,
@@ -75,11 +82,32 @@ class History:
             self.set_cap(email, cap)
         return user_id
 
-    def set_cap(self, email: str, cap: int | None) -> int:
-        event = UserCapSet(at=self.now(), user_id=self.users[email], cap=cap)
+    def set_cap(
+        self, email: str, cap: int | None, size_class: str = "small", unlimited: bool = False
+    ) -> int:
+        event = UserCapSet(
+            at=self.now(),
+            user_id=self.users[email],
+            cap=cap,
+            size_class=size_class,  # type: ignore[arg-type]
+            unlimited=unlimited,
+        )
         return self.append(user_stream(email), event)
 
-    def submit(self, job_id: str, email: str, gpus: int = 4, after: tuple[str, ...] = ()) -> int:
+    def policy(self, name: str, **settings: Any) -> int:
+        """A leader records the policy in force (and its settings)."""
+        event = PolicyInForce(at=self.now(), policy=name, settings=settings)
+        return self.append(SCHEDULER_STREAM, event)
+
+    def submit(
+        self,
+        job_id: str,
+        email: str,
+        gpus: int = 4,
+        gpu_type: str = "h200",
+        priority: int = 50,
+        after: tuple[str, ...] = (),
+    ) -> int:
         if email not in self.users:
             self.user(email)
         event = JobSubmitted(
@@ -92,6 +120,8 @@ class History:
             gpu_count=gpus,
             fireworks_payload={"baseModel": "m", "secret": "do-not-show"},
             after=after,
+            gpu_type=gpu_type,
+            priority=priority,
         )
         return self.append(job_id, event)
 
@@ -104,9 +134,15 @@ class History:
         in_use: int = 0,
         policy: str = "strict-fifo",
         fireworks_id: str | None = None,
+        **evidence: Any,
     ) -> int:
         reason = AdmissionReason(
-            policy=policy, quota=quota, in_use=in_use, available=available, queue_position=1
+            policy=policy,
+            quota=quota,
+            in_use=in_use,
+            available=available,
+            queue_position=1,
+            **evidence,
         )
         fw = fireworks_id or f"ftq-{job_id}"
         event = AdmissionStarted(

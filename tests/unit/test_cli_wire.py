@@ -40,11 +40,13 @@ def test_error_body_becomes_code_and_message() -> None:
     assert error_text(500, b"") == "HTTP 500"
 
 
-def test_cap_is_a_count_or_default() -> None:
-    assert _parse_cap("3") == 3
-    assert _parse_cap("default") is None
-    with pytest.raises(typer.BadParameter):
-        _parse_cap("-1")
+def test_cap_is_a_count_default_or_none() -> None:
+    assert _parse_cap("3") == (3, False)
+    assert _parse_cap("default") == (None, False)
+    assert _parse_cap("None") == (None, True)
+    for bad in ("-1", "1.5", "many"):
+        with pytest.raises(typer.BadParameter):
+            _parse_cap(bad)
 
 
 def test_every_error_detail_is_printed_on_one_line() -> None:

@@ -48,6 +48,7 @@ def test_every_tool_has_a_handler_and_an_object_schema() -> None:
             "max_runtime_minutes",
             "43200",
         ),
+        ({"kind": "DPO", "fireworks_payload": {}, "after": ["sft-1"]}, "after.0", "UUID"),
     ],
 )
 def test_bad_arguments_name_the_field(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
+import msgspec
 import pytest
 
+from events.domain.job import JobState, evolve
+from events.domain.job_events import TERMINAL, JobEvent
 from events.domain.webhooks import (
+    TERMINAL_TYPES,
     address_problem,
     backoff_s,
     delivery_id,
@@ -102,3 +108,48 @@ def test_every_job_event_type_can_be_subscribed_to() -> None:
     tags = {str(cls.__struct_config__.tag) for cls in get_args(JobEvent)}
     assert set(JOB_EVENT_TYPES) == tags
     assert len(JOB_EVENT_TYPES) == len(tags)
+
+
+def _placeholder(t: msgspec.inspect.Type) -> object:
+    """Some valid value of a field's type (to build every event type generically)."""
+    match t:
+        case msgspec.inspect.StrType():
+            return "x"
+        case msgspec.inspect.IntType():
+            return 1
+        case msgspec.inspect.FloatType():
+            return 1.0
+        case msgspec.inspect.BoolType():
+            return False
+        case msgspec.inspect.DateTimeType():
+            return "2026-01-01T00:00:00Z"
+        case msgspec.inspect.LiteralType():
+            return t.values[0]
+        case msgspec.inspect.UnionType():
+            return None if t.includes_none else _placeholder(t.types[0])
+        case (
+            msgspec.inspect.ListType()
+            | msgspec.inspect.TupleType()
+            | msgspec.inspect.VarTupleType()
+        ):
+            return []
+        case msgspec.inspect.DictType():
+            return {}
+        case msgspec.inspect.StructType():
+            return {f.encode_name: _placeholder(f.type) for f in t.fields if f.required}
+    return None
+
+
+def test_the_default_types_are_every_event_that_ends_a_job() -> None:
+    """Each job event type is applied to a running job: exactly those of TERMINAL_TYPES end
+    it (SUCCESS, FAIL or CANCELLED)."""
+    running = JobState(job_id="j", status="PROGRESS", version=3)
+    ending = set()
+    for cls in get_args(JobEvent):
+        info = msgspec.inspect.type_info(cls)
+        assert isinstance(info, msgspec.inspect.StructType)
+        values = {f.encode_name: _placeholder(f.type) for f in info.fields if f.required}
+        event = msgspec.convert(values, cls)
+        if evolve(running, event).status in TERMINAL:
+            ending.add(str(cls.__struct_config__.tag))
+    assert ending == set(TERMINAL_TYPES)

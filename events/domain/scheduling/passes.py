@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any, Final
 
 from events.domain.scheduling import reasons
 from events.domain.scheduling.model import (
@@ -29,10 +30,12 @@ from events.domain.scheduling.model import (
     Policy,
     Reservation,
     Running,
+    SizeClass,
 )
 from events.domain.scheduling.order import effective_priority, overdue, policy_order, usage_key
 
 Estimate = Callable[[Job], float]  # seconds a job is expected to run
+_DEFAULT: Final[Any] = object()  # no per-user cap: the class's default
 
 
 def constant_estimate(seconds: float = 7200.0) -> Estimate:
@@ -83,20 +86,26 @@ class Pass:
         self.position = 0
         self._easy = policy.name in ("reserve", "fair-share")
         self._strict = policy.name == "strict-fifo"
+        self._fair = policy.name == "fair-share"
+        self._class_caps = {"small": limits.cap_small, "big": limits.cap_big}
         self._classes_on = limits.big_job_gpus > 0
         self._cap_reasons: dict[tuple[str, str], str] = {}
+        self._wait_reasons: dict[str, str] = {}  # gpu type -> "waiting for a reservation ..."
+        self._exhausted: bool | None = None  # cached `exhausted()`; None: to be computed
         # fair share: (band, band's first position, first position of this usage key, usage key)
         self._band: tuple[int, int, int, float] | None = None
 
     def step(self, job: Job) -> Admission | Pending:
-        self.position += 1
-        position = self.position
+        self.position = position = self.position + 1
         limits = self.limits
-        size_class = limits.size_class(job.gpu_count)
+        # (inlined: Limits.size_class and Limits.cap, on the hot path of a 100k-job pass)
+        big = limits.big_job_gpus
+        size_class: SizeClass = "big" if big and job.gpu_count >= big else "small"
         key = (job.user_id, size_class)
         held = self.slots.get(key, 0)
-        cap = limits.cap(job.user_id, size_class)
-        ahead = self._less_usage_ahead(job, position)
+        cap = limits.user_caps.get(key, _DEFAULT)
+        cap = self._class_caps[size_class] if cap is _DEFAULT else cap
+        ahead = self._less_usage_ahead(job, position) if self._fair else 0
         if cap is not None and held >= cap:
             return Pending(job, position, self._cap_reason(key, cap))
         if self.paused:
@@ -119,6 +128,7 @@ class Pass:
             base = reasons.no_fit(gpus, free)
             if self._strict:
                 self.stopped[gpu_type] = job.job_id
+                self._exhausted = None
                 return Pending(job, position, base)
             if self._easy:
                 return self._blocked(job, position, key, gpus, base, ahead)
@@ -132,22 +142,12 @@ class Pass:
             ends_before = self.now + timedelta(seconds=estimate_s) <= reservation.at
             if not ends_before:
                 if gpus > spare_before:
-                    text = reasons.waiting_reservation(reservation.at, reservation.job_id)
+                    text = self._waiting(reservation)
                     return Pending(job, position, reasons.less_usage(text, ahead))
                 self.spare[gpu_type] = spare_before - gpus
         elif self._easy:
             estimate_s = self.estimate(job)
-        self.budget[gpu_type] = free - gpus
-        self.slots[key] = held + 1
-        if self._easy:
-            assert estimate_s is not None
-            ends = self.ends.setdefault(gpu_type, [])
-            ends.append((self.now + timedelta(seconds=estimate_s), gpus))
-        self.admitted += 1
-        usage = None
-        if self.policy.name == "fair-share":
-            usage = usage_key(job.user_id, self.usage, self.policy)
-        return Admission(
+        admission = Admission(
             job,
             position,
             free,
@@ -157,9 +157,23 @@ class Pass:
             reservation=reservation,
             spare_before=spare_before,
             estimate_s=estimate_s,
-            usage=usage,
+            usage=usage_key(job.user_id, self.usage, self.policy) if self._fair else None,
             holders=tuple(r.job_id for r in self.reservations.values()),
         )
+        self._take(admission, key)
+        return admission
+
+    def _take(self, admission: Admission, key: tuple[str, str]) -> None:
+        """Count an admission against its type's GPUs, its user's slot and the ends."""
+        job = admission.job
+        self.budget[job.gpu_type] = admission.available_before - job.gpu_count
+        self._exhausted = None
+        self.slots[key] = admission.user_load + 1
+        if self._easy:
+            assert admission.estimate_s is not None
+            ends = self.ends.setdefault(job.gpu_type, [])
+            ends.append((self.now + timedelta(seconds=admission.estimate_s), job.gpu_count))
+        self.admitted += 1
 
     def _blocked(
         self, job: Job, position: int, key: tuple[str, str], need: int, base: str, ahead: int
@@ -169,7 +183,7 @@ class Pass:
         gpu_type = job.gpu_type
         current = self.reservations.get(gpu_type)
         if current is not None:
-            text = reasons.waiting_reservation(current.at, current.job_id)
+            text = self._waiting(current)
             return Pending(job, position, reasons.less_usage(f"{base}; {text}", ahead))
         found = self._reserve(job, need)
         if found is None:
@@ -178,6 +192,13 @@ class Pass:
         self.spare[gpu_type] = found.spare
         self.slots[key] = self.slots.get(key, 0) + 1
         return Pending(job, position, reasons.less_usage(reasons.reserved(base, found.at), ahead))
+
+    def _waiting(self, reservation: Reservation) -> str:
+        text = self._wait_reasons.get(reservation.gpu_type)
+        if text is None:
+            text = reasons.waiting_reservation(reservation.at, reservation.job_id)
+            self._wait_reasons[reservation.gpu_type] = text
+        return text
 
     def _reserve(self, job: Job, need: int) -> Reservation | None:
         free = self.budget.get(job.gpu_type, 0)
@@ -238,7 +259,11 @@ class Pass:
         """No further job of any known type can be admitted in this pass."""
         if self.paused:
             return True
-        return all(n <= 0 or t in self.stopped for t, n in self.budget.items())
+        done = self._exhausted
+        if done is None:
+            stopped = self.stopped
+            done = self._exhausted = all(n <= 0 or t in stopped for t, n in self.budget.items())
+        return done
 
 
 def plan(
