@@ -118,8 +118,7 @@ def decode_strict(raw: bytes, type_: type[T]) -> T:
     try:
         data: T = _decoder(type_).decode(raw)
     except msgspec.ValidationError as exc:
-        detail = field_detail("", str(exc))
-        raise invalid(f"{detail['field']} {detail['problem']}", [detail]) from None
+        data = _as_integers(raw, type_, exc)
     except msgspec.DecodeError as exc:  # worded as Litestar's own decoding had it
         if not raw.strip():
             raise invalid("body required", [{"field": "body", "problem": "required"}]) from None
@@ -129,6 +128,19 @@ def decode_strict(raw: bytes, type_: type[T]) -> T:
         if problem := text_problem(getattr(data, name), name, 1):
             raise invalid(f"invalid body: {problem['problem']}", [problem])
     return data
+
+
+def _as_integers(raw: bytes, type_: type[T], exc: msgspec.ValidationError) -> T:
+    """4.0 is the integer 4 in JSON (and in the OpenAPI document): on a float refused for
+    an integer field, decode again taking integral floats as integers; else the 400."""
+    if "got `float`" in str(exc):
+        try:
+            loose = _integral_floats_as_ints(msgspec.json.decode(raw), type_)
+            return msgspec.convert(loose, type_, strict=True)
+        except msgspec.ValidationError as again:
+            exc = again
+    detail = field_detail("", str(exc))
+    raise invalid(f"{detail['field']} {detail['problem']}", [detail]) from None
 
 
 async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
