@@ -118,8 +118,7 @@ def decode_strict(raw: bytes, type_: type[T]) -> T:
     try:
         data: T = _decoder(type_).decode(raw)
     except msgspec.ValidationError as exc:
-        detail = field_detail("", str(exc))
-        raise invalid(f"{detail['field']} {detail['problem']}", [detail]) from None
+        data = _as_integers(raw, type_, exc)
     except msgspec.DecodeError as exc:  # worded as Litestar's own decoding had it
         if not raw.strip():
             raise invalid("body required", [{"field": "body", "problem": "required"}]) from None
@@ -129,6 +128,19 @@ def decode_strict(raw: bytes, type_: type[T]) -> T:
         if problem := text_problem(getattr(data, name), name, 1):
             raise invalid(f"invalid body: {problem['problem']}", [problem])
     return data
+
+
+def _as_integers(raw: bytes, type_: type[T], exc: msgspec.ValidationError) -> T:
+    """4.0 is the integer 4 in JSON (and in the OpenAPI document): on a float refused for
+    an integer field, decode again taking integral floats as integers; else the 400."""
+    if "got `float`" in str(exc):
+        try:
+            loose = _integral_floats_as_ints(msgspec.json.decode(raw), type_)
+            return msgspec.convert(loose, type_, strict=True)
+        except msgspec.ValidationError as again:
+            exc = again
+    detail = field_detail("", str(exc))
+    raise invalid(f"{detail['field']} {detail['problem']}", [detail]) from None
 
 
 async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
@@ -143,12 +155,42 @@ async def strict_body(request: Request[Any, Any, Any], type_: type[T]) -> T:
     return strict_convert(raw, type_)
 
 
+def _int_fields(type_: Any) -> frozenset[str]:
+    """The fields of a struct that take an integer (alone or or-null)."""
+    info = msgspec.inspect.type_info(type_)
+    names = set()
+    for field in getattr(info, "fields", ()):
+        kind = field.type
+        members = kind.types if isinstance(kind, msgspec.inspect.UnionType) else (kind,)
+        for member in members:
+            inner = member.type if isinstance(member, msgspec.inspect.Metadata) else member
+            if isinstance(inner, msgspec.inspect.IntType):
+                names.add(field.encode_name)
+    return frozenset(names)
+
+
+def _integral_floats_as_ints(raw: Any, type_: Any) -> Any:
+    """`4.0` is the integer 4 in JSON (and in JSON Schema, so in the OpenAPI document): an
+    integer field takes it. Top-level fields only; payloads pass through unchanged."""
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(type_, type)
+        or not issubclass(type_, msgspec.Struct)
+    ):
+        return raw
+    fields = _int_fields(type_)
+    return {
+        k: int(v) if k in fields and isinstance(v, float) and v.is_integer() else v
+        for k, v in raw.items()
+    }
+
+
 def strict_convert(raw: Any, type_: type[T]) -> T:
     """Decoded JSON as `type_`, strictly, each problem a `details` entry (400)."""
     if problem := text_problem(raw):
         raise invalid(f"invalid body: {problem['problem']}", [problem])
     try:
-        return msgspec.convert(raw, type_)
+        return msgspec.convert(_integral_floats_as_ints(raw, type_), type_)
     except msgspec.ValidationError as exc:
         detail = field_detail("", str(exc))
         raise invalid(f"{detail['field']} {detail['problem']}", [detail]) from None

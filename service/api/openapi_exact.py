@@ -25,6 +25,30 @@ from service.api.validation import (
 
 Doc = dict[str, Any]
 
+NO_NUL: Final = "^[^\\x00]*$"  # PostgreSQL stores no NUL in text or jsonb: refused (400)
+# Something besides what Python's str.strip() takes away (the server's "must not be empty").
+SPACES: Final = (  # what Python's `\s` and str.isspace() take for whitespace, spelled out
+    "\\t-\\r \\x1c-\\x1f\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+NOT_ONLY_SPACE: Final = f"[^{SPACES}]"
+STORABLE: Final = "#/components/schemas/StorableJson"
+STORABLE_JSON: Final = {  # any JSON value whose strings and keys PostgreSQL can store
+    "title": "StorableJson",
+    "anyOf": [
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": {"$ref": STORABLE}},
+        {
+            "type": "object",
+            "additionalProperties": {"$ref": STORABLE},
+            "propertyNames": {"pattern": NO_NUL},
+        },
+    ],
+}
+
+
 OPTIONAL_BODIES: Final = (
     ("/admin/users/{user_id}/keys", "post"),
     ("/admin/scheduler/pause", "post"),
@@ -37,10 +61,10 @@ JOB_LINKS: Final = {  # link name -> (path, method) of a route taking the job's 
 }
 
 
-def _strict_struct_names() -> set[str]:
+def _strict_structs() -> dict[str, type[msgspec.Struct]]:
     """The request structs that refuse unknown fields (`forbid_unknown_fields=True`)."""
     return {
-        name
+        name: value
         for name, value in vars(api_schemas).items()
         if inspect.isclass(value)
         and issubclass(value, msgspec.Struct)
@@ -48,13 +72,71 @@ def _strict_struct_names() -> set[str]:
     }
 
 
+_BOUNDS: Final = {
+    "ge": "minimum",
+    "le": "maximum",
+    "gt": "exclusiveMinimum",
+    "lt": "exclusiveMaximum",
+    "min_length": "minLength",
+    "max_length": "maxLength",
+}
+
+
+def _bounds(info: Any) -> dict[str, Any]:
+    """The numeric and length bounds msgspec enforces on a field (Litestar drops the ones
+    that are 0, such as `priority >= 0`)."""
+    if isinstance(info, msgspec.inspect.Metadata):
+        return _bounds(info.type)
+    if isinstance(info, msgspec.inspect.UnionType):
+        out: dict[str, Any] = {}
+        for member in info.types:
+            out |= _bounds(member)
+        return out
+    names: tuple[str, ...]
+    if isinstance(info, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+        names = ("ge", "le", "gt", "lt")
+    elif isinstance(info, msgspec.inspect.StrType | msgspec.inspect.ListType):
+        names = ("min_length", "max_length")
+    else:
+        return {}
+    key = "items" if isinstance(info, msgspec.inspect.ListType) else None
+    found = {_BOUNDS[n]: getattr(info, n) for n in names if getattr(info, n) is not None}
+    if isinstance(info, msgspec.inspect.StrType) and info.pattern:
+        found["pattern"] = python_pattern(info.pattern)
+    if key and found:
+        found = {k.replace("Length", "Items"): v for k, v in found.items()}
+    return found
+
+
+def python_pattern(pattern: str) -> str:
+    """A Python regex as the document's (ECMA-262) regex: `\\s` inside a character class
+    spelled out as Python's whitespace, which ECMA's `\\s` is not (it leaves out \\x1c-\\x1f)."""
+    return pattern.replace("\\s", SPACES)
+
+
+def _exact_fields(schema: Doc, struct: type[msgspec.Struct]) -> None:
+    info = msgspec.inspect.type_info(struct)
+    properties = schema.get("properties", {})
+    for field in getattr(info, "fields", ()):
+        if field.encode_name in properties:
+            properties[field.encode_name] |= _bounds(field.type)
+
+
+def _storable_object() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": {"$ref": STORABLE},
+        "propertyNames": {"pattern": NO_NUL},
+    }
+
+
 def _payload_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key in _STRINGS:  # a string, and (but a Jinja template) not only whitespace
-        fields[key] = (
-            {"type": "string"} if key == "jinjaTemplate" else {"type": "string", "pattern": r"\S"}
-        )
-    fields |= {key: {"type": "object"} for key in _OBJECTS}
+        fields[key] = {"type": "string", "pattern": NO_NUL}
+        if key != "jinjaTemplate":
+            fields[key]["allOf"] = [{"pattern": NOT_ONLY_SPACE}]
+    fields |= {key: _storable_object() for key in _OBJECTS}
     fields |= {key: {"type": "integer"} for key in _INTEGERS}
     fields |= {key: {"type": "number"} for key in _NUMBERS}
     return fields
@@ -64,9 +146,9 @@ def payload_schemas() -> dict[str, Any]:
     """`fireworks_payload` per kind, as `service.api.validation.payload_problems` checks it
     (other Fireworks fields pass through)."""
     fields = _payload_fields()
-    training = {"type": "object", "properties": fields}
+    training = {**_storable_object(), "properties": fields}
     base = {
-        "type": "object",
+        **_storable_object(),
         "properties": {**fields, "trainingConfig": training},
         "required": ["dataset"],
     }
@@ -99,10 +181,19 @@ def payload_schemas() -> dict[str, Any]:
     }
 
 
+def _job_ids(prop: Doc) -> None:
+    """`after`: a list of job ids (uuids), as the submit checks."""
+    for member in [prop, *prop.get("oneOf", [])]:
+        if member.get("type") == "array" and isinstance(member.get("items"), dict):
+            member["items"]["format"] = "uuid"
+
+
 def _per_kind(schemas: Doc) -> None:
     base = schemas.get("JobSubmission")
     if base is None or "oneOf" in base:
         return
+    if "after" in base.get("properties", {}):
+        _job_ids(base["properties"]["after"])
     refs = {}
     for kind, payload in payload_schemas().items():
         variant = copy.deepcopy(base)
@@ -149,10 +240,31 @@ def _links(paths: Doc) -> None:
             post["responses"][status]["links"] = links
 
 
+def _no_nul_strings(node: Any) -> None:
+    """Every string a request body may carry refuses NUL, as the server does."""
+    if isinstance(node, dict):
+        kind = node.get("type")
+        is_text = kind == "string" or (isinstance(kind, list) and "string" in kind)
+        # A pattern of its own (an email's, say) and NO_NUL: both.
+        if is_text and "format" not in node and node.setdefault("pattern", NO_NUL) != NO_NUL:
+            also = node.setdefault("allOf", [])
+            if {"pattern": NO_NUL} not in also:
+                also.append({"pattern": NO_NUL})
+        for value in list(node.values()):
+            _no_nul_strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            _no_nul_strings(value)
+
+
 def make_exact(doc: Doc) -> Doc:
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-    for name in _strict_struct_names() & set(schemas):
-        schemas[name]["additionalProperties"] = False
+    for name, struct in _strict_structs().items():
+        if name in schemas:
+            schemas[name]["additionalProperties"] = False
+            _exact_fields(schemas[name], struct)
+            _no_nul_strings(schemas[name])
+    schemas["StorableJson"] = copy.deepcopy(STORABLE_JSON)
     _per_kind(schemas)
     _optional_bodies(doc.get("paths", {}))
     _links(doc.get("paths", {}))

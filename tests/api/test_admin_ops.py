@@ -299,3 +299,18 @@ def test_production_start_without_key_is_refused(api_settings: Settings) -> None
     )
     with pytest.raises(SettingsError, match="FIREWORKS_API_KEY"):
         create_app(real)
+
+
+async def test_options_allow_names_every_method_of_the_path(
+    app_client: Client, users: Users
+) -> None:
+    """Regression (issue 13 item 16): OPTIONS /jobs/{id} answered `Allow: GET, OPTIONS`."""
+    alice = bearer(users.alice)
+    some = "01a23ab1-106b-77f5-906b-baf0e414ed09"
+    for path, allowed in [
+        (f"/jobs/{some}", "DELETE, GET, OPTIONS"),
+        ("/jobs", "GET, OPTIONS, POST"),
+        (f"/functions/v1/jobs-api/jobs/{some}", "DELETE, GET, OPTIONS"),
+    ]:
+        r = await app_client.options(path, headers=alice)
+        assert (r.status_code, r.headers.get("allow")) == (204, allowed), path
