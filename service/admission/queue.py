@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -79,12 +79,13 @@ class RunningRow(msgspec.Struct, frozen=True, gc=False):
 
 
 class PlannerInputs(msgspec.Struct, frozen=True):
-    """What a plan needs besides the queue (queries `planner_running`, `planner_users`)."""
+    """What a plan needs besides the queue (query `planner_inputs`)."""
 
     paused: bool
     running: list[RunningRow]
     user_caps: dict[tuple[str, str], int | None]
     weights: dict[str, float]
+    priorities: bool = False  # a QUEUED job has a priority other than the default
 
     def gpus_by_type(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -94,31 +95,35 @@ class PlannerInputs(msgspec.Struct, frozen=True):
 
 
 async def load_planner_inputs(conn: Connection) -> PlannerInputs:
-    running = [RunningRow(*r) for r in await conn.fetch(QUERIES["planner_running"])]
-    rows = await conn.fetch(QUERIES["planner_users"])
+    """One round trip (query `planner_inputs`)."""
+    row = await conn.fetchrow(QUERIES["planner_inputs"])
+    assert row is not None
+    running = [
+        RunningRow(r[0], r[1], r[2], r[3], r[4], _time(r[5]), r[6]) for r in _rows.decode(row[1])
+    ]
     caps: dict[tuple[str, str], int | None] = {}
     weights: dict[str, float] = {}
-    for r in rows:
-        user_id = r[1]
-        if user_id is None:
-            continue
-        unlimited = set(r[4] or ())
-        for size_class, cap in (("small", r[2]), ("big", r[3])):
-            if size_class in unlimited:
+    for user_id, small, big, unlimited, share in _rows.decode(row[2]):
+        no_cap = set(unlimited or ())
+        for size_class, cap in (("small", small), ("big", big)):
+            if size_class in no_cap:
                 caps[(user_id, size_class)] = None
             elif cap is not None:
                 caps[(user_id, size_class)] = cap
-        if r[5] is not None:
-            weights[user_id] = float(r[5])
-    return PlannerInputs(bool(rows[0][0]), running, caps, weights)
+        if share is not None:
+            weights[user_id] = float(share)
+    return PlannerInputs(bool(row[0]), running, caps, weights, bool(row[3]))
+
+
+_rows: Final = msgspec.json.Decoder(list[list[Any]])
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
 
 
 async def is_paused(conn: Connection) -> bool:
     return bool(await conn.fetchval(QUERIES["scheduler_paused"]))
-
-
-async def has_priorities(conn: Connection) -> bool:
-    return bool(await conn.fetchval(QUERIES["queue_has_priorities"]))
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class PassInputs:
     now: datetime
     paused: bool
     estimate: Estimate
+    priorities: bool = False
 
     def new_pass(self, headroom: Mapping[str, int]) -> Pass:
         return Pass(
@@ -174,6 +180,7 @@ def pass_inputs(
         now,
         inputs.paused,
         history.estimator.estimate,
+        inputs.priorities,
     )
 
 
@@ -198,7 +205,7 @@ async def first_admission(
     if pass_.exhausted():
         return None
     waits = await load_waits(conn)  # jobs waiting for others (`after`) are not eligible
-    if needs_whole_queue(p.policy, await has_priorities(conn)):
+    if needs_whole_queue(p.policy, p.priorities):
         for job in p.order(await load_queue(conn)):
             if job.job_id in blocked or waits.holds(job.job_id):
                 continue

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from service.api.schemas import POLICY_HEADER
 from service.cli.app import Failure, app, err, fail, note, out, run, table
+from service.cli.eta_text import eta_words
 from service.cli.http import DEFAULT_URL, Key, Url, api, error_text
 
 
@@ -295,13 +296,13 @@ def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> N
     async def go() -> tuple[Any, str]:
         async with api(url, key) as client:
             body = (await client.call("GET", "/queue"))[1]
-            return body, client.last_headers.get(POLICY_HEADER, "")
+            return body, client.last_headers.get(POLICY_HEADER.lower(), "")
 
     entries, policy = run(go())
     if as_json:
         print_json(entries)
         return
-    shown = table("pos", "id", "kind", "gpus", "user", "pending reason")
+    shown = table("pos", "id", "kind", "gpus", "user", "eta", "pending reason")
     if policy:
         shown.title = f"policy: {policy}"
     for entry in entries:
@@ -312,6 +313,7 @@ def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> N
             entry["kind"],
             f"{entry['gpu_count']} {entry.get('gpu_type', '')}".strip(),
             user,
+            eta_words(entry.get("eta")),
             entry.get("pending_reason") or "",
         )
     out.print(shown)

@@ -53,7 +53,7 @@ class Api:
     def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
         self.session = session
         self.url = url.rstrip("/")
-        self.last_headers: dict[str, str] = {}  # of the last `call`'s answer
+        self.last_headers: dict[str, str] = {}  # of the last `call`'s answer, names lowercase
 
     async def pages(
         self, path: str, params: dict[str, str] | None = None
@@ -101,7 +101,7 @@ class Api:
                 headers={**sent, **(headers or {})},
             ) as resp:
                 raw = await resp.read()
-                self.last_headers = dict(resp.headers)
+                self.last_headers = {k.lower(): v for k, v in resp.headers.items()}
                 if resp.status >= 300:
                     code = INPUT_ERROR_EXIT if resp.status in (400, 413) else 1
                     raise Failure(error_text(resp.status, raw), code)

@@ -28,13 +28,8 @@ FROM users ORDER BY email;
 -- name: key_owner_email
 SELECT u.email FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id::text = $1;
 
--- name: active_key
-SELECT u.id::text, u.email, u.role, u.cap, k.key_hash
-FROM api_keys k JOIN users u ON u.id = k.user_id
-WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
-
 -- name: active_keys
--- `active_key` for several hashes at once (service.directory.KeyLookup).
+-- The active users owning these key hashes (service.directory.KeyLookup).
 SELECT u.id::text, u.email, u.role, u.cap, k.key_hash
 FROM api_keys k JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = ANY($1::text[]) AND k.revoked_at IS NULL;
@@ -120,12 +115,14 @@ SELECT to_regclass('events') IS NOT NULL;
 SELECT count(*) FROM events;
 
 -- name: reconcile_progress_jobs
--- PROGRESS jobs to reconcile; $1 false: only open admissions and requested cancels.
-SELECT id::text, admission_open, cancel_requested_by IS NOT NULL, fireworks_state, progress,
-       kind
-FROM jobs
-WHERE state = 'PROGRESS' AND ($1 OR admission_open OR cancel_requested_by IS NOT NULL)
-ORDER BY created_at, id;
+-- PROGRESS jobs to reconcile; $1 false: only open admissions and requested cancels. With
+-- what is known of each on Fireworks (state, progress, accounting), so that an observation
+-- the domain calls no news is passed over without reading the job's stream.
+SELECT j.id::text, j.admission_open, j.cancel_requested_by IS NOT NULL, j.kind,
+       j.fireworks_state, j.progress, u.accelerator_seconds, u.estimated_cost
+FROM jobs j LEFT JOIN job_usage u ON u.job_id = j.id
+WHERE j.state = 'PROGRESS' AND ($1 OR j.admission_open OR j.cancel_requested_by IS NOT NULL)
+ORDER BY j.created_at, j.id;
 
 -- name: reconcile_terminal_among
 SELECT id::text FROM jobs
@@ -155,32 +152,26 @@ LEFT JOIN job_operations o ON o.job_id = j.id
 WHERE j.state = 'QUEUED' AND (j.created_at, j.id) > ($2, $3::uuid)
 ORDER BY j.created_at, j.id LIMIT $1;
 
--- name: queue_has_priorities
--- Whether any QUEUED job has a priority other than the default (then the policy's order is
--- not the FIFO order, and a pass reads the whole queue).
-SELECT EXISTS (SELECT 1 FROM job_scheduling s JOIN jobs j ON j.id = s.job_id
+-- name: planner_inputs
+-- Everything a decision needs besides the queue, in one round trip: whether admission is
+-- paused; as JSON arrays the jobs in PROGRESS (id, user, GPUs, GPU type, kind, started_at,
+-- runtime limit) and the users with a cap, a no-cap class or a share (id, small cap, big
+-- cap, classes without a cap, share); whether a QUEUED job has a priority other than the
+-- default (then the policy's order is not the FIFO order: a decision reads the whole queue).
+SELECT coalesce((SELECT paused FROM scheduler_state), false),
+       (SELECT coalesce(json_agg(json_build_array(
+                   j.id::text, j.user_id::text, j.gpu_count, coalesce(s.gpu_type, 'h200'),
+                   j.kind, j.started_at, o.max_runtime_minutes)), '[]')
+        FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+        LEFT JOIN job_operations o ON o.job_id = j.id
+        WHERE j.state = 'PROGRESS')::text,
+       (SELECT coalesce(json_agg(json_build_array(
+                   id::text, cap, cap_big, cap_unlimited, share)), '[]')
+        FROM users
+        WHERE cap IS NOT NULL OR cap_big IS NOT NULL OR cardinality(cap_unlimited) > 0
+           OR share IS NOT NULL)::text,
+       EXISTS (SELECT 1 FROM job_scheduling s JOIN jobs j ON j.id = s.job_id
                WHERE s.priority <> 50 AND j.state = 'QUEUED');
-
--- name: planner_running
--- Jobs in PROGRESS as the planner sees them: id, user, GPUs, GPU type, kind, started_at,
--- runtime limit.
-SELECT j.id::text, j.user_id::text, j.gpu_count, coalesce(s.gpu_type, 'h200'), j.kind,
-       j.started_at, o.max_runtime_minutes
-FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
-LEFT JOIN job_operations o ON o.job_id = j.id
-WHERE j.state = 'PROGRESS';
-
--- name: planner_users
--- Whether the scheduler is paused (on every row, and on the one row there is when no user
--- has a setting), then one row per user with a cap, a no-cap class or a share weight:
--- id, small cap, big cap, classes without a cap, share.
-SELECT s.paused, u.id, u.cap, u.cap_big, u.cap_unlimited, u.share
-FROM (SELECT coalesce((SELECT paused FROM scheduler_state), false) AS paused) AS s
-LEFT JOIN (
-    SELECT id::text AS id, cap, cap_big, cap_unlimited, share FROM users
-    WHERE cap IS NOT NULL OR cap_big IS NOT NULL OR cardinality(cap_unlimited) > 0
-       OR share IS NOT NULL
-) AS u ON true;
 
 -- name: progress_gpus_by_type
 -- GPUs of ftq's own PROGRESS jobs per GPU type.

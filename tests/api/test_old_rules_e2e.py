@@ -68,18 +68,28 @@ async def test_the_old_services_rules_through_the_api_and_the_simulator(
             "bob-big-1": "PROGRESS", "bob-big-2": "QUEUED",
             "cat-big": "QUEUED", "cat-small": "PROGRESS",
         }  # fmt: skip
-        async with asyncio.timeout(20):
-            while True:
-                seen = {**await _states(client, ann), **await _states(client, bob),
-                        **await _states(client, cat)}  # fmt: skip
-                if {n: j["state"] for n, j in seen.items()} == expected:
-                    break
-                await asyncio.sleep(0.1)
-        reasons = {n: j.get("pending_reason") for n, j in seen.items() if j["state"] == "QUEUED"}
-        assert reasons["ann-3"] == "you already have 2 small jobs in PROGRESS (cap 2)"
-        assert reasons["bob-big-2"] == "you already have 1 big job in PROGRESS (cap 1)"
-        # 16 - 6 (ann) - 8 (bob) = 2 free after cat-small: 8 would not fit at all
-        assert reasons["cat-big"] == "needs 8 GPUs, 2 free; big jobs must leave 4"
+        wanted = {
+            "ann-3": "you already have 2 small jobs in PROGRESS (cap 2)",
+            "bob-big-2": "you already have 1 big job in PROGRESS (cap 1)",
+            # 16 - 4 (ann) - 8 (bob) - 2 (cat-small) = 2 free: cat-big does not fit at all
+            "cat-big": "needs 8 GPUs, 2 free; big jobs must leave 4",
+        }
+        reasons: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(20):
+                while True:  # states at once; reasons once a plan made after them serves
+                    seen = {**await _states(client, ann), **await _states(client, bob),
+                            **await _states(client, cat)}  # fmt: skip
+                    reasons = {
+                        n: j.get("pending_reason")
+                        for n, j in seen.items()
+                        if j["state"] == "QUEUED"
+                    }
+                    if {n: j["state"] for n, j in seen.items()} == expected and reasons == wanted:
+                        break
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            raise AssertionError(f"{reasons} != {wanted}") from None
         view = (await client.get("/admin/scheduler", headers=bearer(admin))).json()
         assert view["recorded_policy"] == "strict-fifo"
         assert view["recorded_policy_settings"]["big_job_reserve"] == 4

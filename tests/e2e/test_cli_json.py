@@ -34,9 +34,12 @@ async def test_json_output_is_the_apis_answer(stack: Stack) -> None:
     assert isinstance(queued, list)
     assert {entry["id"] for entry in queued} <= set(submitted)
     assert all("queue_position" in entry for entry in queued)
+    assert all(entry["gpu_type"] == "h200" for entry in queued)
+    table = await alice.run("queue")
+    assert table.code == 0 and "policy: strict-fifo" in table.out, table.out
 
     figures = json.loads((await alice.run("capacity", "--json")).out)
-    assert {"quota", "in_use", "available", "source"} <= figures.keys()
+    assert {"quota", "in_use", "available", "source", "types"} <= figures.keys()
 
     cancelled = await alice.run("cancel", submitted[-1], "--json")
     assert cancelled.code == 0, cancelled.err

@@ -7,8 +7,10 @@ and no period elapsed between them, the FIFO order is `created_at` (ties: job id
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Final
 
 from events.domain.scheduling.model import DEFAULT_PRIORITY, MAX_PRIORITY, Job, Policy
 
@@ -33,6 +35,9 @@ def usage_key(user_id: str, usage: Mapping[str, float], policy: Policy) -> float
 
 
 def _is_fifo(queue: Sequence[Job]) -> bool:
+    times = list(map(_CREATED, queue))
+    if all(map(operator.lt, times, times[1:])):  # the usual case, at C speed
+        return True
     prev: tuple[datetime, str] | None = None
     for job in queue:
         key = (job.created_at, job.job_id)
@@ -40,6 +45,10 @@ def _is_fifo(queue: Sequence[Job]) -> bool:
             return False
         prev = key
     return True
+
+
+_CREATED: Final = operator.attrgetter("created_at")
+_PRIORITY: Final = operator.attrgetter("priority")
 
 
 def policy_order(
@@ -62,7 +71,7 @@ def policy_order(
             return (-prio, 0 if late else 1, share, job.created_at, job.job_id)
 
         return sorted(queue, key=fair_key)
-    if all(job.priority == DEFAULT_PRIORITY for job in queue):
+    if all(p == DEFAULT_PRIORITY for p in set(map(_PRIORITY, queue))):
         # same priority: aging keeps FIFO order, so no key per job is needed
         return list(queue) if _is_fifo(queue) else fifo_sorted(queue)
     return sorted(queue, key=lambda j: (-effective_priority(j, now, aging), j.created_at, j.job_id))
