@@ -28,6 +28,7 @@ import asyncpg
 import structlog
 
 from bench.databases import fresh_database
+from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
 from events.domain.scheduling import POLICIES, Job, Limits, Policy, Running, RuntimeEstimator
 from events.domain.scheduling import plan as make_plan
@@ -38,7 +39,7 @@ from service.admission.history import SchedulingHistory
 from service.admission.loop import AdmissionLoop
 from service.admission.queue import first_admission, load_planner_inputs, load_queue, pass_inputs
 from service.capacity import CapacityReader
-from service.commands import run_job_command
+from service.commands import run_command
 from service.database import resolve_database_url
 from service.fireworks import FireworksClient
 from service.fireworks.simulator import SimConfig, Simulator, run_simulator
@@ -84,7 +85,7 @@ async def latency(db_url: str, jobs: int = 200, rate: float = 50.0) -> dict[str,
                         user_email="b@example.com", kind="SFT", display_name=None,
                         gpu_count=1, fireworks_payload=PAYLOAD,
                     )  # fmt: skip
-                    await run_job_command(pool, job_id, command, META)
+                    await run_command(pool, JOB, job_id, command, META)
                 async with asyncio.timeout(60):
                     while (  # noqa: ASYNC110
                         await pool.fetchval(

@@ -19,7 +19,7 @@ highest of those):
   writers. Target: at 8 writers at least 80 % of ``plain``.
 - ``store_tx``: the same inside BEGIN/COMMIT (the shape the service uses when it also
   writes projection rows).
-- ``notify_each``: ``append_and_notify``, a NOTIFY statement of its own after every append.
+- ``notify_each``: ``append``, then a NOTIFY statement of its own after every append.
 - ``notify_in_tx``: the NOTIFY inside the appending transaction.
 - ``advisory_lock``: appends serialised by ``pg_advisory_xact_lock(<const>)`` before the
   insert (the simple gap-free alternative to the ``transaction_id`` read order).
@@ -50,7 +50,6 @@ from events.store.log import (
     CHANNEL,
     NewEvent,
     append,
-    append_and_notify,
     notify_appended,
     woken_streams,
 )
@@ -109,7 +108,8 @@ async def _store_tx(conn: asyncpg.Connection, waker: Waker, stream_id: str) -> N
 
 
 async def _notify_each(conn: asyncpg.Connection, _: Waker, stream_id: str) -> None:
-    await append_and_notify(conn, stream_id, 0, [EVENT], META)
+    await append(conn, stream_id, 0, [EVENT], META)  # committed on its own
+    await notify_appended(conn, [stream_id])
 
 
 async def _notify_in_tx(conn: asyncpg.Connection, _: Waker, stream_id: str) -> None:

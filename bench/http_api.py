@@ -177,6 +177,7 @@ async def _process(
         *command, env=env, stdout=asyncio.subprocess.DEVNULL, cwd=Path(__file__).parent.parent
     )
     base = f"http://127.0.0.1:{port}"
+    _PIDS[base] = proc.pid
     try:
         async with asyncio.timeout(60), aiohttp.ClientSession() as session:
             while True:
@@ -205,8 +206,10 @@ def parse_wrk(output: str) -> dict[str, float]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     pct = {m[0]: _ms(m[1]) for m in re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE)}
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    done = re.search(r"^\s*(\d+) requests in", output, re.MULTILINE)
     return {
         "rps": rps,
+        "requests": float(done.group(1)) if done else float("nan"),
         "p50_ms": pct.get("50", float("nan")),
         "p99_ms": pct.get("99", float("nan")),
         "non_2xx": float(errors.group(1)) if errors else 0.0,
@@ -323,16 +326,29 @@ async def _ceiling(server_url: str, seconds: int, app: str, what: str) -> dict[s
     return _result(f"{what}, one INSERT per POST c={connections} (not ftq)", http, baseline)
 
 
+_PIDS: dict[str, int] = {}  # base URL -> the serving process (one worker: it serves itself)
 ServerFn = Callable[[str], contextlib.AbstractAsyncContextManager[str]]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _post_once(
     server_url: str, serve: ServerFn, connections: int, seconds: int
 ) -> dict[str, float]:
-    """`POST /jobs` flat out at `connections` on a fresh database and server."""
+    """`POST /jobs` flat out at `connections` on a fresh database and server, with the CPU
+    time the server process spent per request (`cpu_us`): on a machine shared with other
+    work the rate swings with their load, the CPU a request costs much less."""
     async with fresh_database(server_url) as db_url, serve(db_url) as base:
-        key = await _key(db_url) if serve is _ftq_serve else "unused"
-        return await _wrk(base, "/jobs", connections, seconds, _post_lua(key))
+        key = await _key(db_url) if serve is not _bare else "unused"
+        pid = _PIDS[base]
+        before = _cpu_seconds(pid)
+        http = await _wrk(base, "/jobs", connections, seconds, _post_lua(key))
+        http["cpu_us"] = 1e6 * (_cpu_seconds(pid) - before) / http["requests"]
+        return http
 
 
 def _bare(db_url: str) -> contextlib.AbstractAsyncContextManager[str]:
@@ -347,18 +363,28 @@ async def side_by_side(server_url: str, seconds: int) -> list[dict[str, object]]
     """ftq serve and the bare Litestar app in turns at 32 connections (module docstring)."""
     rows: list[dict[str, object]] = []
     ratios: list[float] = []
+    cpu_ratios: list[float] = []
     ftq_best = 0.0
     for n in range(1, SIDE_ROUNDS + 1):
         ftq = await _post_once(server_url, _ftq_serve, SIDE_CONNECTIONS, seconds)
         bare = await _post_once(server_url, _bare, SIDE_CONNECTIONS, seconds)
         limited = await _post_once(server_url, _ftq_limits_on, SIDE_CONNECTIONS, seconds)
         ratios.append(ftq["rps"] / bare["rps"])
+        cpu_ratios.append(bare["cpu_us"] / ftq["cpu_us"])
         ftq_best = max(ftq_best, ftq["rps"])
         row = _result(f"round {n}: ftq serve POST /jobs c={SIDE_CONNECTIONS}", ftq, None)
-        row |= {"bare_rps": round(bare["rps"], 1), "bare_p99_ms": round(bare["p99_ms"], 2)}
-        row |= {"with_limits_rps": round(limited["rps"], 1)}
-        row |= {"with_limits_ratio": round(limited["rps"] / bare["rps"], 3)}
-        rows.append(row | {"ratio": round(ratios[-1], 3)})
+        row |= {
+            "ratio": round(ratios[-1], 3),
+            "cpu_us": round(ftq["cpu_us"]),
+            "bare_rps": round(bare["rps"], 1),
+            "bare_p99_ms": round(bare["p99_ms"], 2),
+            "bare_cpu_us": round(bare["cpu_us"]),
+            "cpu_ratio": round(cpu_ratios[-1], 3),
+            "with_limits_rps": round(limited["rps"], 1),
+            "with_limits_cpu_us": round(limited["cpu_us"]),
+            "with_limits_non_2xx": int(limited["non_2xx"]),
+        }
+        rows.append(row)
     ratio = statistics.median(ratios)
     headline: dict[str, object] = {
         "name": f"ftq serve / bare Litestar+asyncpg, POST /jobs c={SIDE_CONNECTIONS}"
@@ -368,6 +394,8 @@ async def side_by_side(server_url: str, seconds: int) -> list[dict[str, object]]
         "target": f">= {TARGET_VS_BARE}",
         "ok": ratio >= TARGET_VS_BARE,
         "rounds": SIDE_ROUNDS,
+        # bare's CPU per request / ftq's: the rate ratio when the server's core is the limit
+        "cpu_ratio": round(statistics.median(cpu_ratios), 3),
     }
     half = await _half_rate_of(server_url, _ftq_serve, ftq_best, seconds)
     half["name"] = f"ftq serve POST /jobs at half its best c={SIDE_CONNECTIONS} rate"

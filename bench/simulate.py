@@ -10,28 +10,37 @@ Speed on the shipped Philly trace (quota 512) and on two 100k-job traces resampl
 - `days`: whole days of the trace (their jobs at their offsets within the day, users
   kept) drawn with replacement and laid end to end until 100k jobs, at quota 512: the same
   offered load and the same bursts, over a longer span (factor 1 on the quota).
-Run: `python -m bench simulate` (or `python -m bench.simulate`)."""
+Live ETAs: one rebuild of `service.eta`'s forecast with 10k QUEUED jobs (and 100k finished
+feeding the estimator), on a fresh database.
+Run: `python -m bench simulate` (or `python -m bench.simulate [--live-eta]`)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
+import os
 import random
+import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Final
 
+import asyncpg
+
 from events.domain.scheduling import DEFAULT_RUNTIME_MINUTES, POLICIES, Limits, Policy, PolicyName
 from events.domain.simulation import Metrics, accuracy, measure_etas, metrics, simulate
 from events.domain.simulation.scheduler import DomainPlanner
 from events.domain.simulation.trace import TraceJob, parse_trace
+from service.database import resolve_database_url
 
 TRACE: Final = Path(__file__).parent / "data" / "philly-2017-sep-oct.csv"
 QUOTA: Final = 512
 NO_CAPS: Final = Limits(cap_small=None, cap_big=None)
 OLD_RULES: Final = Limits(big_job_gpus=8, cap_small=2, cap_big=1, big_job_reserve=4)
 DAY: Final = 86400.0
+Row = dict[str, object]
 
 
 def resample(jobs: list[TraceJob], n: int, seed: int = 16) -> tuple[list[TraceJob], float]:
@@ -159,20 +168,59 @@ def _eta(jobs: list[TraceJob]) -> dict[str, object]:
     }  # fmt: skip
 
 
+async def _live_eta(ctx: object, queued: int = 10_000, finished: int = 100_000) -> list[Row]:
+    """Live ETAs (service.eta): one rebuild (projection reads + forecast) with `queued`
+    QUEUED jobs of 21 users and `finished` finished ones (their runtimes feed the
+    estimator: all of them on the first rebuild, the new ones after), per live policy."""
+    from bench.databases import fresh_database  # noqa: PLC0415
+    from bench.ui import _seed  # noqa: PLC0415
+    from service.capacity import CapacityReader  # noqa: PLC0415
+    from service.eta import EtaForecaster  # noqa: PLC0415
+    from service.settings import Settings  # noqa: PLC0415
+
+    server_url = getattr(ctx, "database_url", None) or os.environ.get("DATABASE_URL")
+    if not server_url:
+        server_url = await asyncio.to_thread(resolve_database_url, None)
+    rows: list[Row] = []
+    async with (
+        fresh_database(server_url) as db_url,
+        asyncpg.create_pool(db_url, min_size=1, max_size=2) as pool,
+    ):
+        await _seed(pool, queued - 1, finished)
+        for policy in ("strict-fifo", "backfill"):
+            settings = Settings(database_url=db_url, fireworks_gpu_quota=QUOTA, policy=policy)
+            eta = EtaForecaster(pool, settings, CapacityReader(None, settings), None)
+            first = await eta.rebuild()
+            times = [(await eta.rebuild()).build_s for _ in range(5)]
+            steady = statistics.median(times)
+            rows.append({
+                "bench": f"simulate.live_eta_rebuild_{policy}", "queued": first.queued,
+                "with_eta": len(first.etas), "value": round(steady, 3), "unit": "s",
+                "target": "< 1 s", "ok": steady < 1.0 and len(first.etas) == first.queued,
+                "first_rebuild_s": round(first.build_s, 3), "finished": finished,
+            })  # fmt: skip
+    return rows
+
+
 async def run(ctx: object) -> list[dict[str, object]]:
     with TRACE.open(newline="") as file:
         jobs = parse_trace(file, str(TRACE))
+    if getattr(ctx, "simulate_live_only", False):
+        return await _live_eta(ctx)
     rows, plain = _speed("philly", jobs, QUOTA, 5, POLICIES)
     scaled, factor = resample(jobs, 100_000)
     rows += _speed("resampled_100k_scaled", scaled, round(QUOTA * factor), 120, POLICIES)[0]
     rows += _speed("resampled_100k_days", resample_days(jobs, 100_000), QUOTA, 120, POLICIES)[0]
     rows += _comparisons(jobs, plain)
     rows.append(_eta(jobs))
+    rows += await _live_eta(ctx)
     return rows
 
 
 if __name__ == "__main__":
-    import asyncio
     import json
+    import sys
+    from types import SimpleNamespace
 
-    print(json.dumps(asyncio.run(run(None)), indent=2))
+    live = SimpleNamespace(simulate_live_only="--live-eta" in sys.argv[1:])
+    print(json.dumps(asyncio.run(run(live)), indent=2))

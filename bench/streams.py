@@ -26,11 +26,12 @@ import asyncpg
 import uvicorn
 
 from bench.databases import fresh_database
+from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
 from events.store.ids import new_job_id
 from service import directory
 from service.app import create_app
-from service.commands import run_job_command
+from service.commands import run_command
 from service.database import resolve_database_url
 from service.settings import Settings
 
@@ -135,7 +136,7 @@ async def measure(
                     gpu_count=1,
                     fireworks_payload=PAYLOAD,
                 )
-                await run_job_command(pool, job_id, command, META)
+                await run_command(pool, JOB, job_id, command, META)
             async with asyncio.timeout(60):
                 await asyncio.gather(*readers)
     for seen in positions:

@@ -30,10 +30,11 @@ import asyncpg
 
 from bench.databases import fresh_database
 from bench.streams import _server
+from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
 from events.store.ids import new_job_id
 from service import directory
-from service.commands import run_job_command
+from service.commands import run_command
 from service.database import resolve_database_url
 
 TARGET_PAGE_MS: Final = 300.0
@@ -93,7 +94,7 @@ async def _seed(pool: asyncpg.Pool, queued: int, finished: int) -> tuple[str, st
         gpu_count=1,
         fireworks_payload=PAYLOAD,
     )
-    await run_job_command(pool, job_id, command, META)
+    await run_command(pool, JOB, job_id, command, META)
     users = USERS + 1
     await pool.execute(_FILL, "SUCCESS", finished, 3600, 20.0, users)  # over ~23 days
     await pool.execute(_FILL, "QUEUED", queued, 0, 0.05, users)
@@ -199,7 +200,7 @@ async def _sessions_row(
         fireworks_payload=PAYLOAD,
     )
     sent = time.perf_counter()
-    await run_job_command(pool, job_id, command, META)
+    await run_command(pool, JOB, job_id, command, META)
     async with asyncio.timeout(30):
         await asyncio.gather(*followers)
     slowest = max(got) - sent

@@ -59,6 +59,7 @@ from datetime import datetime
 
 import msgspec
 
+from events.domain.aggregates import is_job_event
 from events.domain.codec import UnknownEventType, decode
 from events.domain.directory_events import PolicyInForce, UserAdded, UserCapSet, UserShareSet
 from events.domain.job import JobState, evolve, initial_state
@@ -265,7 +266,7 @@ class _Auditor:
             self.flag(
                 STATE_MACHINE,
                 (position,),
-                stream if type_.startswith("job.") else None,
+                stream if is_job_event(type_) else None,
                 f"stream {stream} version {row.stream_version}, expected {expected}",
             )
         try:
@@ -273,7 +274,7 @@ class _Auditor:
         except UnknownEventType as exc:
             self.flag(LOG, (position,), None, str(exc))
             return
-        if type_[0] == "j":
+        if is_job_event(type_):
             self.job_event(stream, position, type_, event)  # type: ignore[arg-type]
         elif isinstance(event, UserCapSet):
             key = (event.user_id, event.size_class)

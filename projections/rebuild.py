@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import msgspec
-
 from events.domain import codec
+from events.domain.aggregates import BY_EVENT_TYPE
+from events.domain.directory import SCHEDULER, USER
 from events.domain.directory_events import SchedulerEvent, UserEvent
-from events.domain.job import JobState, evolve, initial_state
+from events.domain.job import JOB, JobState, evolve, initial_state
 from events.domain.job_events import JobEvent
 from events.domain.operations import operations_of
 from events.domain.usage import usage_of
-from events.store.log import Connection, Cursor, RecordedEvent
+from events.store.log import Connection, Cursor, RecordedEvent, recorded_event
 from projections.sql import DEPENDENCIES, QUERIES
 from projections.writers import (
+    JOB_COLUMNS,
     dependency_rows,
+    job_columns,
     operations_columns,
     scheduling_columns,
     usage_columns,
@@ -28,14 +30,6 @@ from projections.writers import (
 )
 
 BATCH = 5000
-_json = msgspec.json.Encoder()
-JOB_COLUMNS = (
-    "id", "user_id", "user_email", "kind", "state", "display_name", "gpu_count",
-    "fireworks_payload", "created_at", "started_at", "completed_at", "error",
-    "fireworks_job_id", "fireworks_job_name", "fireworks_state", "progress",
-    "admission_open", "cancel_requested_by", "idempotency_key", "request_fingerprint",
-    "version", "last_position",
-)  # fmt: skip
 # table -> (key column, rows worth comparing)
 COMPARED = {
     "jobs": ("id", "TRUE"),
@@ -57,17 +51,7 @@ async def _log(conn: Connection) -> AsyncIterator[RecordedEvent]:
             QUERIES["log_in_order"], after.transaction_id, after.position, BATCH
         )
         for row in rows:
-            yield RecordedEvent(
-                position=row[0],
-                transaction_id=row[1],
-                stream_id=row[2],
-                stream_version=row[3],
-                type=row[4],
-                schema_version=row[5],
-                data=row[6].encode(),
-                metadata={},
-                recorded_at=row[8],
-            )
+            yield recorded_event(row, with_metadata=False)
         if len(rows) < BATCH:
             return
         after = Cursor(rows[-1][1], rows[-1][0])
@@ -82,13 +66,13 @@ async def _fill_temp_tables(conn: Connection) -> int:
     async for row in _log(conn):
         count += 1
         event = codec.decode(row.type, row.schema_version, row.data)
-        if row.type.startswith("job."):
+        decider = BY_EVENT_TYPE[row.type]
+        if decider is JOB:
             state, _ = jobs.get(row.stream_id, (initial_state(), 0))
             jobs[row.stream_id] = (evolve(state, _as_job(event)), row.position)
-        elif row.type.startswith("webhook."):
-            continue  # the webhooks table is not a projection: it holds what the log does not
-        else:
+        elif decider in (USER, SCHEDULER):
             await write_directory(conn, _as_directory(event))
+        # the webhooks table is not a projection: it holds what the log does not
     await conn.copy_records_to_table(
         "jobs", records=[_job_record(s, p) for s, p in jobs.values()], columns=JOB_COLUMNS,
         schema_name="pg_temp",
@@ -126,7 +110,7 @@ async def _fill_temp_tables(conn: Connection) -> int:
 
 
 def _as_job(event: codec.AnyEvent) -> JobEvent:
-    return event  # type: ignore[return-value]  # routed by its `job.` type prefix
+    return event  # type: ignore[return-value]  # routed by the type -> decider table
 
 
 def _as_directory(event: codec.AnyEvent) -> UserEvent | SchedulerEvent:
@@ -134,13 +118,7 @@ def _as_directory(event: codec.AnyEvent) -> UserEvent | SchedulerEvent:
 
 
 def _job_record(s: JobState, position: int) -> tuple[object, ...]:
-    return (
-        s.job_id, s.user_id, s.user_email, s.kind, s.status, s.display_name, s.gpu_count,
-        _json.encode(s.fireworks_payload).decode(), s.created_at, s.started_at, s.completed_at,
-        s.error, s.fireworks_job_id, s.fireworks_job_name, s.fireworks_state, s.progress,
-        s.admission_open, s.cancel_requested_by, s.idempotency_key, s.request_fingerprint,
-        s.version, position,
-    )  # fmt: skip
+    return (*job_columns(s), position)
 
 
 async def _differences(conn: Connection, limit: int) -> list[str]:

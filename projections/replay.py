@@ -1,8 +1,9 @@
 """Replay: fold the event log, in read order, into an in-memory model with the same `evolve`
 code the service uses, so any past state can be rebuilt and compared with the projections.
 
-Streams are routed by the event type's prefix: `job.*` to the job named by the stream id,
-`user.*`/`key.*` to the user named in the event, `scheduler.*` to the scheduler switch."""
+Events are routed by the domain's type → decider table: a job's to the job named by the
+stream id, a user's (and their keys') to the user named in the event, the scheduler's to the
+scheduler switch."""
 
 from __future__ import annotations
 
@@ -14,10 +15,18 @@ from typing import Any, Protocol
 
 import msgspec
 
+from events.domain.aggregates import BY_EVENT_TYPE
 from events.domain.codec import AnyEvent, decode
-from events.domain.directory import SchedulerState, UserState, evolve_scheduler, evolve_user
+from events.domain.directory import (
+    SCHEDULER,
+    USER,
+    SchedulerState,
+    UserState,
+    evolve_scheduler,
+    evolve_user,
+)
 from events.domain.directory_events import UserEvent
-from events.domain.job import JobState, evolve, initial_state
+from events.domain.job import JOB, JobState, evolve, initial_state
 
 
 class LogRow(Protocol):
@@ -97,18 +106,17 @@ def _fold(
             continue
         type_ = row.type
         event = decode(type_, row.schema_version, row.data)
-        first = type_[0]
-        if first == "j":
+        decider = BY_EVENT_TYPE[type_]  # decode refused a type it does not know
+        if decider is JOB:
             stream = row.stream_id
             jobs[stream] = evolve(jobs.get(stream, _EMPTY_JOB), event)  # type: ignore[arg-type]
-        elif first == "s":
+        elif decider is SCHEDULER:
             scheduler = evolve_scheduler(scheduler, event)  # type: ignore[arg-type]
-        elif first == "w":
-            pass  # webhook subscriptions are not part of the replayed model
-        else:
+        elif decider is USER:
             user_event: UserEvent = event  # type: ignore[assignment]
             user_id = user_event.user_id
             users[user_id] = evolve_user(users.get(user_id, _EMPTY_USER), user_event)
+        # webhook subscriptions are not part of the replayed model
         applied += 1
         position = row.position
     out.scheduler = scheduler
@@ -118,18 +126,17 @@ def _fold(
 
 def apply(model: Replayed, row: LogRow, event: AnyEvent) -> None:
     """Apply one already-decoded event to `model` in place (for tailing readers)."""
-    type_ = row.type
-    if type_.startswith("job."):
+    decider = BY_EVENT_TYPE[row.type]
+    if decider is JOB:
         model.jobs[row.stream_id] = evolve(model.jobs.get(row.stream_id, _EMPTY_JOB), event)  # type: ignore[arg-type]
-    elif type_.startswith("scheduler."):
+    elif decider is SCHEDULER:
         model.scheduler = evolve_scheduler(model.scheduler, event)  # type: ignore[arg-type]
-    elif type_.startswith("webhook."):
-        pass  # webhook subscriptions are not part of the replayed model
-    else:
+    elif decider is USER:
         user_event: UserEvent = event  # type: ignore[assignment]
         model.users[user_event.user_id] = evolve_user(
             model.users.get(user_event.user_id, _EMPTY_USER), user_event
         )
+    # webhook subscriptions are not part of the replayed model
     model.events += 1
     model.position = row.position
 

@@ -6,11 +6,13 @@ between the state before and after."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import operator
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Final
 
 import msgspec
 
+from events.domain.directory import SCHEDULER, USER
 from events.domain.directory_events import (
     KeyIssued,
     KeyRevoked,
@@ -24,7 +26,7 @@ from events.domain.directory_events import (
     UserMaxPrioritySet,
     UserShareSet,
 )
-from events.domain.job import JobState
+from events.domain.job import JOB, JobState
 from events.domain.operations import JobOperations, operations_of
 from events.domain.scheduling.model import DEFAULT_GPU_TYPE, DEFAULT_PRIORITY
 from events.domain.usage import JobUsage, usage_of
@@ -34,31 +36,26 @@ from projections.sql import DEPENDENCIES, QUERIES
 _json = msgspec.json.Encoder()
 
 
+# The `jobs` table's columns in table order (migration 0001_projections; the migration test,
+# the writers' SQL and the rebuild's COPY are checked against or built from this list).
+# `last_position` is the row's checkpoint, not part of the state: the recorder writes it.
+JOB_COLUMNS: Final = (
+    "id", "user_id", "user_email", "kind", "state", "display_name", "gpu_count",
+    "fireworks_payload", "created_at", "started_at", "completed_at", "error",
+    "fireworks_job_id", "fireworks_job_name", "fireworks_state", "progress",
+    "admission_open", "cancel_requested_by", "idempotency_key", "request_fingerprint",
+    "version", "last_position",
+)  # fmt: skip
+_STATE_FIELD: Final = {"id": "job_id", "state": "status"}  # where a column's name differs
+_state_fields: Final = operator.attrgetter(*(_STATE_FIELD.get(c, c) for c in JOB_COLUMNS[:-1]))
+_PAYLOAD: Final = JOB_COLUMNS.index("fireworks_payload")
+
+
 def job_columns(after: JobState) -> tuple[Any, ...]:
     """The `jobs` row of a folded state, every column but `last_position`, in table order."""
-    return (
-        after.job_id,
-        after.user_id,
-        after.user_email,
-        after.kind,
-        after.status,
-        after.display_name,
-        after.gpu_count,
-        _json.encode(after.fireworks_payload).decode(),
-        after.created_at,
-        after.started_at,
-        after.completed_at,
-        after.error,
-        after.fireworks_job_id,
-        after.fireworks_job_name,
-        after.fireworks_state,
-        after.progress,
-        after.admission_open,
-        after.cancel_requested_by,
-        after.idempotency_key,
-        after.request_fingerprint,
-        after.version,
-    )
+    values = list(_state_fields(after))
+    values[_PAYLOAD] = _json.encode(after.fireworks_payload).decode()
+    return tuple(values)
 
 
 def usage_columns(usage: JobUsage) -> tuple[Any, ...]:
@@ -196,3 +193,26 @@ async def write_directory(conn: Connection, event: UserEvent | SchedulerEvent) -
             await conn.execute(QUERIES["set_scheduler"], True, event.by, event.at, event.reason)
         case SchedulerResumed():
             await conn.execute(QUERIES["set_scheduler"], False, event.by, event.at, None)
+
+
+async def project_job(
+    conn: Connection, before: JobState, after: JobState, _: Sequence[Any], position: int
+) -> None:
+    await write_job(conn, before, after, position)
+
+
+async def project_directory(
+    conn: Connection, _before: Any, _after: Any, events: Sequence[Any], _position: int
+) -> None:
+    for event in events:
+        await write_directory(conn, event)
+
+
+# (conn, before, after, events, position of the last event) -> None
+Projection = Callable[[Connection, Any, Any, Sequence[Any], int], Awaitable[None]]
+# decider name -> what recording its events writes besides the log
+PROJECTIONS: Final[dict[str, Projection]] = {
+    JOB.name: project_job,
+    USER.name: project_directory,
+    SCHEDULER.name: project_directory,
+}

@@ -24,8 +24,10 @@ from litestar import Litestar, Router
 from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.exceptions import LitestarDeprecationWarning
 
+from events.domain.scheduling import UsageLedger
 from events.store.tail import LogWatcher
 from events.store.waker import Waker
+from service.admission.faults import fault_checkpoint_from_env
 from service.admission.loop import AdmissionLoop
 from service.api.admin import ADMIN_ROUTES
 from service.api.allow import complete_allow
@@ -51,6 +53,7 @@ from service.api.webhooks import WEBHOOK_ROUTES
 from service.capacity import CapacityReader
 from service.database import create_pool, describe_url, migrate, resolve_database_url
 from service.directory import KeyLookup
+from service.eta import EtaForecaster
 from service.fireworks import FireworksClient
 from service.logging import RequestContext, configure_logging
 from service.secrets.keys import keyring_of
@@ -96,6 +99,7 @@ async def _admission_loop(runtime: Runtime) -> AdmissionLoop:
         runtime.settings,
         runtime.watcher,
         capacity=runtime.capacity,
+        checkpoint=fault_checkpoint_from_env(),  # None unless an e2e test asks for a crash
         dsn=runtime.database_url,  # the leader's own connection, also for the embedded server
         vault=runtime.vault,
     )
@@ -123,6 +127,21 @@ def _webhook_deliverer(runtime: Runtime) -> WebhookDeliverer:
 
 def _wake_failed(exc: BaseException) -> None:
     log.warning("log.wake_failed", error=str(exc))
+
+
+def _ledger(runtime: Runtime) -> UsageLedger | None:
+    """Fair share's usage for the ETA forecast: the scheduling history's (the loop's)."""
+    from service.api.views import history_of  # noqa: PLC0415
+
+    return history_of(runtime).ledger
+
+
+async def _eta_forecaster(runtime: Runtime) -> EtaForecaster:
+    """Queued jobs' ETAs, rebuilt in the background (service.eta), in every process."""
+    eta = EtaForecaster(runtime.pool, runtime.settings, runtime.capacity, runtime.watcher,
+                        ledger=lambda: _ledger(runtime))  # fmt: skip
+    await eta.start()
+    return eta
 
 
 def lifespan_for(
@@ -186,6 +205,8 @@ def lifespan_for(
                 vault=vault,
             )
             stack.push_async_callback(runtime.capacity.close)
+            runtime.eta = await _eta_forecaster(runtime)
+            stack.push_async_callback(runtime.eta.stop)
             if run_scheduler:
                 runtime.loop = await _admission_loop(runtime)
                 stack.push_async_callback(runtime.loop.stop)

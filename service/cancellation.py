@@ -3,29 +3,22 @@ it there, then confirm. Whatever cannot be finished now is finished by the admis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 import msgspec
 import structlog
 
-from events.domain.fireworks_states import outcome_of
-from events.domain.job import JobState
+from events.domain.fireworks_states import is_final, is_leaving, is_live
+from events.domain.job import JOB, JobState
 from events.domain.job_commands import ConfirmCancelled, ObserveFireworks, RequestCancel
 from events.store.waker import Waker
-from service.commands import run_job_command
+from service.clock import Clock, utcnow
+from service.commands import run_command
 from service.fireworks import FireworksClient, FireworksError, Kind, NotFound, Rejected
 
 log = structlog.get_logger(__name__)
-
-Clock = Callable[[], datetime]
-_CANCEL_UNDER_WAY = frozenset({"JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class CancelOutcome(msgspec.Struct, frozen=True):
@@ -48,7 +41,7 @@ async def cancel_job(
     """Cancel `job_id` on behalf of `by`. Raises `InvalidState` for a terminal job and
     `UnknownStream` for an unknown one (nothing recorded in either case)."""
     request = RequestCancel(at=clock(), by=by)
-    state, _ = await run_job_command(pool, job_id, request, metadata, waker=waker)
+    state, _ = await run_command(pool, JOB, job_id, request, metadata, waker=waker)
     if state.terminal:
         return CancelOutcome(state, carried_out=True)
     if state.admission_open or client is None:
@@ -86,17 +79,18 @@ async def carry_out_cancel(
         except FireworksError:
             return None
         if job is not None and job.state is not None:
-            outcome = outcome_of(job.state)
-            if outcome in ("success", "fail", "cancelled"):
+            if is_final(job.state):
                 observe = ObserveFireworks(
                     at=clock(),
                     fireworks_state=job.state,
                     progress=job.percent,
                     message=job.status_message,
                 )
-                after, _ = await run_job_command(pool, state.job_id, observe, metadata, waker=waker)
+                after, _ = await run_command(
+                    pool, JOB, state.job_id, observe, metadata, waker=waker
+                )
                 return after
-            if job.state not in _CANCEL_UNDER_WAY and outcome != "going_away":
+            if not is_leaving(job.state):
                 log.error(
                     "cancel.refused_by_fireworks",
                     job_id=state.job_id,
@@ -112,7 +106,7 @@ async def carry_out_cancel(
     else:  # accepted: record what Fireworks shows now, so the job never looks running
         fireworks_state = await _state_after_cancel(client, kind, fireworks_id)
     confirm = ConfirmCancelled(at=clock(), fireworks_state=fireworks_state)
-    after, _ = await run_job_command(pool, state.job_id, confirm, metadata, waker=waker)
+    after, _ = await run_command(pool, JOB, state.job_id, confirm, metadata, waker=waker)
     log.info("cancel.carried_out", job_id=state.job_id, by=state.cancel_requested_by)
     return after
 
@@ -125,6 +119,6 @@ async def _state_after_cancel(client: FireworksClient, kind: Kind, fireworks_id:
     except FireworksError:
         return None
     seen = job.state
-    if seen is None or (outcome_of(seen) == "running" and seen not in _CANCEL_UNDER_WAY):
+    if seen is None or is_live(seen):
         return None  # not yet showing the cancel: nothing worth recording
     return seen

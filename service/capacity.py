@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import msgspec
@@ -25,6 +25,7 @@ import structlog
 
 from events.domain.scheduling import GPU_TYPES
 from events.store.log import Connection
+from service.clock import utcnow
 from service.fireworks import FireworksClient, FireworksError, Quota
 from service.settings import Settings
 from service.sql import QUERIES
@@ -33,10 +34,6 @@ log = structlog.get_logger(__name__)
 
 CACHE_SECONDS = 1.0
 Source = Literal["fireworks-quotas", "config"]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Pool(msgspec.Struct, frozen=True):

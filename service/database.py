@@ -10,13 +10,13 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
-import projections
 from events.store import migrations
-from events.store.sql import MIGRATIONS_DIR
+from events.store.sql import SQL_DIR as EVENT_SQL
+from projections.sql import SQL_DIR as PROJECTION_SQL
 
 MIGRATION_SOURCES: Final[list[tuple[str, Path]]] = [
-    ("events", MIGRATIONS_DIR),
-    ("projections", Path(projections.__file__).parent / "sql" / "migrations"),
+    ("events", EVENT_SQL / "migrations"),
+    ("projections", PROJECTION_SQL / "migrations"),
 ]
 
 # The embedded server handle must live as long as the process: pgserver stops the server

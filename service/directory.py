@@ -12,13 +12,13 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
 import msgspec
 
 from events.domain.directory import (
+    USER,
     AddUser,
     IssueKey,
     RevokeKey,
@@ -29,7 +29,8 @@ from events.domain.directory import (
 from events.domain.directory_events import Role
 from events.domain.rejections import UnknownStream
 from service.batcher import Batcher
-from service.commands import run_user_command
+from service.clock import utcnow
+from service.commands import run_command
 from service.sql import QUERIES
 
 KEY_PREFIX = "sftq_"
@@ -81,13 +82,13 @@ def looks_like_key(key: str) -> bool:
     )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 async def add_user(pool: asyncpg.Pool, email: str, role: Role, metadata: dict[str, Any]) -> User:
-    state, _ = await run_user_command(
-        pool, email, AddUser(at=_now(), user_id=str(uuid.uuid4()), email=email, role=role), metadata
+    state, _ = await run_command(
+        pool,
+        USER,
+        email,
+        AddUser(at=utcnow(), user_id=str(uuid.uuid4()), email=email, role=role),
+        metadata,
     )
     assert state.user_id is not None
     return User(id=state.user_id, email=state.email, role=state.role)
@@ -103,21 +104,21 @@ async def set_cap(
     unlimited: bool = False,
 ) -> None:
     """A per-user cap of one size class; None: the default, unless `unlimited` (no cap)."""
-    command = SetUserCap(at=_now(), cap=cap, size_class=size_class, unlimited=unlimited)
-    await run_user_command(pool, email, command, metadata)
+    command = SetUserCap(at=utcnow(), cap=cap, size_class=size_class, unlimited=unlimited)
+    await run_command(pool, USER, email, command, metadata)
 
 
 async def set_share(
     pool: asyncpg.Pool, email: str, share: float | None, metadata: dict[str, Any]
 ) -> None:
-    await run_user_command(pool, email, SetUserShare(at=_now(), share=share), metadata)
+    await run_command(pool, USER, email, SetUserShare(at=utcnow(), share=share), metadata)
 
 
 async def set_max_priority(
     pool: asyncpg.Pool, email: str, max_priority: int | None, metadata: dict[str, Any]
 ) -> None:
-    command = SetUserMaxPriority(at=_now(), max_priority=max_priority)
-    await run_user_command(pool, email, command, metadata)
+    command = SetUserMaxPriority(at=utcnow(), max_priority=max_priority)
+    await run_command(pool, USER, email, command, metadata)
 
 
 async def find_user(
@@ -140,10 +141,11 @@ async def issue_key(
 ) -> IssuedKey:
     key = new_key()
     key_id = str(uuid.uuid4())
-    state, _ = await run_user_command(
+    state, _ = await run_command(
         pool,
+        USER,
         email,
-        IssueKey(at=_now(), key_id=key_id, key_hash=hash_key(key), label=label),
+        IssueKey(at=utcnow(), key_id=key_id, key_hash=hash_key(key), label=label),
         metadata,
     )
     assert state.user_id is not None
@@ -154,21 +156,13 @@ async def revoke_key(pool: asyncpg.Pool, key_id: str, metadata: dict[str, Any]) 
     email = await pool.fetchval(QUERIES["key_owner_email"], key_id)
     if email is None:
         raise UnknownStream("no such key")
-    await run_user_command(pool, email, RevokeKey(at=_now(), key_id=key_id), metadata)
+    await run_command(pool, USER, email, RevokeKey(at=utcnow(), key_id=key_id), metadata)
 
 
 def _active_user(row: asyncpg.Record | None, digest: str) -> User | None:
     if row is None or not hmac.compare_digest(row[4], digest):
         return None
     return User(row[0], row[1], row[2], row[3])
-
-
-async def authenticate(pool: asyncpg.Pool, key: str) -> User | None:
-    """The active user owning `key`, or None (malformed, unknown or revoked)."""
-    if not looks_like_key(key):
-        return None
-    digest = hash_key(key)
-    return _active_user(await pool.fetchrow(QUERIES["active_key"], digest), digest)
 
 
 KEYS_CHANNEL = "ftq_keys"  # projections/sql/migrations/0007_key_change_notify.sql

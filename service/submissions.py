@@ -16,13 +16,13 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from events.domain.job import JobState, decide, initial_state
+from events.domain.job import JOB, JobState, decide, initial_state
 from events.domain.job_commands import SubmitJob
 from events.store.log import Connection
 from events.store.waker import Waker
 from projections.recorder import NewJob, new_job, record_new_jobs
 from service.batcher import Batcher
-from service.commands import run_job_command
+from service.commands import run_command
 from service.secrets.vault import KeyRow, Vault
 
 
@@ -113,7 +113,7 @@ class Submitter:
         self, command: SubmitJob, metadata: Mapping[str, Any], key: KeyRow | None = None
     ) -> JobState:
         await self._store([key])  # the data key before the event (again is harmless)
-        state, _ = await run_job_command(
-            self._pool, command.job_id, command, metadata, waker=self._waker, new_stream=True
+        state, _ = await run_command(
+            self._pool, JOB, command.job_id, command, metadata, waker=self._waker, new_stream=True
         )
         return state

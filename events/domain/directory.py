@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from operator import attrgetter
+from typing import Any, Final, Literal
 
 import msgspec
 
+from events.domain.decider import Decider, tags
 from events.domain.directory_events import (
+    SCHEDULER_STREAM,
     KeyIssued,
     KeyRevoked,
     PolicyInForce,
@@ -21,6 +25,7 @@ from events.domain.directory_events import (
     UserEvent,
     UserMaxPrioritySet,
     UserShareSet,
+    user_stream,
 )
 from events.domain.rejections import AlreadyExists, InvalidState, UnknownStream
 
@@ -195,8 +200,6 @@ def decide_user(command: UserCommand, state: UserState) -> list[UserEvent]:
             if command.key_id not in state.active_keys:
                 raise UnknownStream("no such key")
             return [KeyRevoked(at=command.at, key_id=command.key_id, user_id=state.user_id)]
-        case AddUser():  # handled above; keeps the match exhaustive
-            raise InvalidState("user exists")
 
 
 def evolve_scheduler(state: SchedulerState, event: SchedulerEvent) -> SchedulerState:
@@ -229,3 +232,22 @@ def decide_scheduler(command: SchedulerCommand, state: SchedulerState) -> list[S
             if state.policy == command.policy and state.policy_settings == command.settings:
                 return []
             return [PolicyInForce(at=command.at, policy=command.policy, settings=command.settings)]
+
+
+def sets_a_cap(before: UserState, after: UserState, events: Sequence[UserEvent]) -> bool:
+    """A cap or share change may free slots (or take them): it takes the admission gate."""
+    return any(isinstance(event, UserCapSet | UserShareSet) for event in events)
+
+
+def _the_scheduler(_: object) -> str:
+    return SCHEDULER_STREAM  # one scheduler: its key and its stream
+
+
+USER: Final[Decider[UserCommand, UserState, UserEvent]] = Decider(
+    "user", UserState(), decide_user, evolve_user, tags(UserEvent),
+    key=attrgetter("email"), stream_id=user_stream, frees_a_slot=sets_a_cap,
+)  # fmt: skip
+SCHEDULER: Final[Decider[SchedulerCommand, SchedulerState, SchedulerEvent]] = Decider(
+    "scheduler", SchedulerState(), decide_scheduler, evolve_scheduler, tags(SchedulerEvent),
+    key=_the_scheduler, stream_id=_the_scheduler,
+)  # fmt: skip

@@ -44,3 +44,18 @@ def outcome_of(fireworks_state: str) -> Outcome:
 
 def is_known(fireworks_state: str) -> bool:
     return fireworks_state in _RUNNING or fireworks_state in _OUTCOMES
+
+
+def is_final(fireworks_state: str) -> bool:
+    """The Fireworks job is over: it succeeded, failed or was cancelled (or deleted)."""
+    return outcome_of(fireworks_state) in ("success", "fail", "cancelled")
+
+
+def is_leaving(fireworks_state: str) -> bool:
+    """A cancel or a delete of the Fireworks job is under way."""
+    return fireworks_state == "JOB_STATE_CANCELLING" or outcome_of(fireworks_state) == "going_away"
+
+
+def is_live(fireworks_state: str) -> bool:
+    """The Fireworks job still runs (or will): neither over nor on its way out."""
+    return not is_final(fireworks_state) and not is_leaving(fireworks_state)

@@ -6,11 +6,14 @@ terminal state. Pure: no IO, no clock, no logging."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, Final
 
 import msgspec
 
+from events.domain.decider import Decider, tags
 from events.domain.fireworks_states import outcome_of
 from events.domain.job_commands import (
     ConfirmAdmission,
@@ -263,9 +266,7 @@ def _still_true_at_the_end(fireworks_state: str | None) -> bool:
 
 
 def fold(events: list[JobEvent], state: JobState | None = None) -> JobState:
-    for event in events:
-        state = evolve(state or initial_state(), event)
-    return state or initial_state()
+    return JOB.fold(events, state)
 
 
 def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
@@ -358,10 +359,6 @@ def decide(command: JobCommand, state: JobState) -> list[JobEvent]:
                 )
             )
             return [flag] if flag else []
-        case SubmitJob():  # handled above; keeps the match exhaustive for the type checker
-            return _submit(command, state)
-        case ShredSecrets():  # handled above, likewise
-            return _shred(command, state)
 
 
 def _shred(command: ShredSecrets, state: JobState) -> list[JobEvent]:
@@ -483,3 +480,15 @@ def _require(condition: bool, state: JobState, action: str) -> None:
     if not condition:
         detail = " (admission open)" if state.admission_open else ""
         raise InvalidState(f"cannot {action}: job is {state.status}{detail}")
+
+
+def frees_a_slot(before: JobState, after: JobState, events: Sequence[JobEvent]) -> bool:
+    """A job leaving PROGRESS frees its user's slot and its GPUs: it takes the admission gate."""
+    return before.status == "PROGRESS" and after.status != "PROGRESS"
+
+
+JOB: Final[Decider[JobCommand, JobState, JobEvent]] = Decider(
+    "job", JobState(), decide, evolve, tags(JobEvent),
+    key=attrgetter("job_id"), stream_id=str,  # a job's stream id is its uuid
+    is_terminal=attrgetter("terminal"), frees_a_slot=frees_a_slot,
+)  # fmt: skip

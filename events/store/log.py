@@ -94,7 +94,9 @@ def _checked_json_text(data: bytes) -> str:
         raise InvalidEventData(f"event data is not UTF-8: {exc}") from exc
 
 
-def _recorded(row: asyncpg.Record) -> RecordedEvent:
+def recorded_event(row: asyncpg.Record, *, with_metadata: bool = True) -> RecordedEvent:
+    """An event row (columns as query `read_all` selects them) as a `RecordedEvent`;
+    `with_metadata=False` leaves its metadata out (readers that never look at it)."""
     return RecordedEvent(
         position=row[0],
         transaction_id=row[1],
@@ -103,7 +105,7 @@ def _recorded(row: asyncpg.Record) -> RecordedEvent:
         type=row[4],
         schema_version=row[5],
         data=row[6].encode(),
-        metadata=_metadata_decoder.decode(row[7]),
+        metadata=_metadata_decoder.decode(row[7]) if with_metadata else {},
         recorded_at=row[8],
     )
 
@@ -135,8 +137,8 @@ def new_stream_args(stream_id: str, prepared: Prepared) -> tuple[Any, ...]:
 
 
 def new_streams_args(streams: Sequence[tuple[str, Prepared]]) -> tuple[list[Any], ...]:
-    """``$1..$5`` of ``append_new_streams`` (one event per new stream), for a statement that
-    embeds it."""
+    """The events of several new streams (one each) as five arrays: stream ids, types, schema
+    versions, data, metadata (query ``record_new_jobs`` of the projections appends them)."""
     columns: tuple[list[Any], ...] = ([], [], [], [], [])
     for stream_id, prepared in streams:
         for column, value in zip(columns, new_stream_args(stream_id, prepared), strict=True):
@@ -258,26 +260,12 @@ def woken_streams(payload: str) -> list[str]:
         return [payload] if payload else []
 
 
-async def append_and_notify(
-    conn: Connection,
-    stream_id: str,
-    expected_version: int,
-    events: Sequence[NewEvent],
-    metadata: Mapping[str, Any],
-) -> list[RecordedEvent]:
-    """Append (one statement, committed on its own), then notify; for writers with nothing
-    else to update in the same transaction. Two round trips."""
-    recorded = await append(conn, stream_id, expected_version, events, metadata)  # atomic
-    await notify_appended(conn, [stream_id])
-    return recorded
-
-
 async def read_stream(
     conn: Connection, stream_id: str, after_version: int = 0
 ) -> list[RecordedEvent]:
     """The stream's events with a version above ``after_version``, in version order."""
     rows = await conn.fetch(QUERIES["read_stream"], stream_id, after_version)
-    return [_recorded(r) for r in rows]
+    return [recorded_event(r) for r in rows]
 
 
 async def read_all(conn: Connection, after: Cursor, limit: int) -> list[RecordedEvent]:
@@ -287,7 +275,7 @@ async def read_all(conn: Connection, after: Cursor, limit: int) -> list[Recorded
     so an event that commits later can never land before an event already returned.
     """
     rows = await conn.fetch(QUERIES["read_all"], after.transaction_id, after.position, limit)
-    return [_recorded(r) for r in rows]
+    return [recorded_event(r) for r in rows]
 
 
 async def committed_after(conn: Connection, after: Cursor) -> bool:

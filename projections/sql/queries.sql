@@ -22,30 +22,50 @@ ON CONFLICT (id) DO UPDATE SET
     version = excluded.version,
     last_position = excluded.last_position;
 
--- name: insert_new_jobs
--- The rows of several new jobs whose first events the enclosing statement appends in its
--- CTE `appended` (projections.recorder.NEW_JOBS): $6.. are the columns of
--- projections.writers.job_columns as arrays, one element per job; $6 holds the job ids.
-INSERT INTO jobs (id, user_id, user_email, kind, state, display_name, gpu_count,
-                  fireworks_payload, created_at, started_at, completed_at, error,
-                  fireworks_job_id, fireworks_job_name, fireworks_state, progress,
-                  admission_open, cancel_requested_by, idempotency_key, request_fingerprint,
-                  version, last_position)
-SELECT new.id::uuid, new.user_id::uuid, new.user_email, new.kind, new.state, new.display_name,
-       new.gpu_count, new.fireworks_payload::jsonb, new.created_at, new.started_at,
-       new.completed_at, new.error, new.fireworks_job_id, new.fireworks_job_name,
-       new.fireworks_state, new.progress, new.admission_open, new.cancel_requested_by,
-       new.idempotency_key, new.request_fingerprint, new.version, appended.position
-FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
-            $12::int[], $13::text[], $14::timestamptz[], $15::timestamptz[],
-            $16::timestamptz[], $17::text[], $18::text[], $19::text[], $20::text[],
-            $21::float8[], $22::bool[], $23::text[], $24::text[], $25::text[], $26::int[])
-        AS new (id, user_id, user_email, kind, state, display_name, gpu_count,
-                fireworks_payload, created_at, started_at, completed_at, error,
-                fireworks_job_id, fireworks_job_name, fireworks_state, progress,
-                admission_open, cancel_requested_by, idempotency_key, request_fingerprint,
-                version)
-JOIN appended ON appended.stream_id = new.id COLLATE "C";
+-- name: record_new_jobs
+-- New jobs' first events and their `jobs` rows in one statement: one round trip for a whole
+-- group of submits (the hottest write path; projections.recorder.record_new_jobs).
+-- $1, the admission gate's key (events.store.locks.ADMISSION_GATE), is taken shared first
+-- (query `admission_gate_shared` says why), before the append gives the transaction an id
+-- and positions: every event row is drawn `FROM gate, unnest(...)`, so none is written
+-- before the lock is held, and a new job is one the next admission decision sees or comes
+-- after. $2..$6 are the events (events.store.log.new_streams_args: stream ids = job ids,
+-- types, schema versions, data, metadata), $7..$26 the `jobs` columns after `id`
+-- (projections.writers.job_columns), all arrays with one element per job. If any stream
+-- exists the whole statement raises a unique violation and records nothing.
+WITH gate AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($1)),
+appended AS (
+    INSERT INTO events (stream_id, stream_version, type, schema_version, data, metadata)
+    SELECT new.stream_id, 1, new.type, new.schema_version, new.data::jsonb, new.metadata::jsonb
+    FROM gate, unnest($2::text[], $3::text[], $4::smallint[], $5::text[], $6::text[])
+            WITH ORDINALITY AS new (stream_id, type, schema_version, data, metadata, n)
+    ORDER BY new.n
+    RETURNING stream_id, position, transaction_id, recorded_at
+),
+job AS (
+    INSERT INTO jobs (id, user_id, user_email, kind, state, display_name, gpu_count,
+                      fireworks_payload, created_at, started_at, completed_at, error,
+                      fireworks_job_id, fireworks_job_name, fireworks_state, progress,
+                      admission_open, cancel_requested_by, idempotency_key,
+                      request_fingerprint, version, last_position)
+    SELECT new.id::uuid, new.user_id::uuid, new.user_email, new.kind, new.state,
+           new.display_name, new.gpu_count, new.fireworks_payload::jsonb, new.created_at,
+           new.started_at, new.completed_at, new.error, new.fireworks_job_id,
+           new.fireworks_job_name, new.fireworks_state, new.progress, new.admission_open,
+           new.cancel_requested_by, new.idempotency_key, new.request_fingerprint, new.version,
+           appended.position
+    FROM unnest($2::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                $12::int[], $13::text[], $14::timestamptz[], $15::timestamptz[],
+                $16::timestamptz[], $17::text[], $18::text[], $19::text[], $20::text[],
+                $21::float8[], $22::bool[], $23::text[], $24::text[], $25::text[], $26::int[])
+            AS new (id, user_id, user_email, kind, state, display_name, gpu_count,
+                    fireworks_payload, created_at, started_at, completed_at, error,
+                    fireworks_job_id, fireworks_job_name, fireworks_state, progress,
+                    admission_open, cancel_requested_by, idempotency_key, request_fingerprint,
+                    version)
+    JOIN appended ON appended.stream_id = new.id COLLATE "C"
+)
+SELECT stream_id, position, transaction_id, recorded_at FROM appended;
 
 -- name: add_user_load
 -- The CHECKs apply to the proposed row before ON CONFLICT, so it carries no negative values;
@@ -93,14 +113,6 @@ UPDATE api_keys SET revoked_at = $2 WHERE id = $1;
 
 -- name: set_scheduler
 UPDATE scheduler_state SET paused = $1, changed_by = $2, changed_at = $3, reason = $4;
-
--- name: save_checkpoint
-INSERT INTO projection_checkpoints (name, transaction_id, position, updated_at)
-VALUES ($1, $2::text::xid8, $3, now())
-ON CONFLICT (name) DO UPDATE SET
-    transaction_id = excluded.transaction_id,
-    position = excluded.position,
-    updated_at = excluded.updated_at;
 
 -- name: rebuild_tables
 -- Temporary twins of the projection tables; unqualified names resolve to pg_temp first, so

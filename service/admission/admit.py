@@ -12,7 +12,7 @@ from typing import Any, Literal
 import asyncpg
 import structlog
 
-from events.domain.job import JobState, decide
+from events.domain.job import JOB, JobState
 from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
@@ -27,9 +27,9 @@ from events.domain.job_events import AdmissionReason
 from events.domain.rejections import CommandRejected
 from events.store.errors import StreamVersionConflict
 from events.store.log import Connection
-from projections.recorder import load_job, record_job
+from projections import recorder
 from service.cancellation import carry_out_cancel
-from service.commands import run_job_command
+from service.commands import run_command
 from service.fireworks import (
     COLLECTION,
     AlreadyExists,
@@ -89,7 +89,7 @@ def observed(ctx: AdmissionContext, job: FireworksJob) -> JobCommand:
 async def record(ctx: AdmissionContext, job_id: str, command: JobCommand) -> JobState | None:
     """Record `command`; None (logged) when the job's state no longer allows it."""
     try:
-        state, _ = await run_job_command(ctx.pool, job_id, command, ctx.metadata)
+        state, _ = await run_command(ctx.pool, JOB, job_id, command, ctx.metadata)
     except CommandRejected as exc:
         log.info(
             "admission.command_refused",
@@ -108,14 +108,14 @@ async def start(
     (the loop's admission gate); None when the job changed since the plan was read (it was
     cancelled, say). The caller then checkpoints "admission_started" and calls `create`.
     Raises `SecretsBlocked` (nothing recorded) when the job's secrets cannot be opened."""
-    state = await load_job(conn, job_id)
+    state = await recorder.load(conn, JOB, job_id)
     await check_openable(ctx.vault, conn, state)
     name = fireworks_job_name(ctx.client.account_id, state.kind, job_id)
     command = StartAdmission(
         at=ctx.clock(), fireworks_job_id=job_id, fireworks_job_name=name, reason=reason
     )
     try:
-        after, _ = await record_job(conn, state, decide(command, state), ctx.metadata)
+        after, _ = await recorder.record(conn, JOB, state, JOB.decide(command, state), ctx.metadata)
     except (CommandRejected, StreamVersionConflict) as exc:
         log.info("admission.skipped", job_id=job_id, reason=str(exc))
         return None
@@ -165,7 +165,7 @@ async def create(ctx: AdmissionContext, state: JobState) -> Outcome:
 async def resolve_open(ctx: AdmissionContext, job_id: str) -> Outcome:
     """Resolve an admission left open: GET the id; found → Admitted; gone → create again."""
     async with ctx.pool.acquire() as conn:
-        state = await load_job(conn, job_id)
+        state = await recorder.load(conn, JOB, job_id)
     if not state.admission_open:
         return settle_outcome(state)
     return await resolve_found(ctx, state, after_conflict=False)

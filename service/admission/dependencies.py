@@ -10,13 +10,14 @@ from typing import Protocol, TypeVar
 import msgspec
 import structlog
 
+from events.domain.job import JOB
 from events.domain.job_commands import FailForDependency
 from events.domain.rejections import CommandRejected
 from events.domain.scheduling.dependencies import gate, unmet
 from events.store.log import Connection
 from projections.sql import DEPENDENCIES
 from service.admission.admit import AdmissionContext
-from service.commands import run_job_command
+from service.commands import run_command
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +82,7 @@ async def fail_broken_dependents(ctx: AdmissionContext) -> int:
                 at=ctx.clock(), dependency_id=dependency, dependency_status=status
             )
             try:
-                await run_job_command(ctx.pool, job_id, command, ctx.metadata)
+                await run_command(ctx.pool, JOB, job_id, command, ctx.metadata)
             except CommandRejected as exc:  # left the queue meanwhile (cancelled, say)
                 log.info("dependencies.not_failed", job_id=job_id, reason=exc.message)
                 continue

@@ -17,13 +17,13 @@ from typing import Final
 
 import structlog
 
-from events.domain.job import JobState
+from events.domain.job import JOB, JobState
 from events.domain.job_commands import DetectStuck, EnforceRuntimeLimit, JobCommand
 from events.domain.job_limits import runtime_exceeded, runtime_limit, stuck_reason
 from events.domain.operations import JobOperations
 from events.domain.rejections import CommandRejected
 from service.admission.admit import AdmissionContext, settle
-from service.commands import run_job_command
+from service.commands import run_command
 from service.settings import Settings
 from service.sql import QUERIES
 
@@ -110,7 +110,7 @@ async def _record(ctx: AdmissionContext, job_id: str, command: JobCommand) -> Jo
     """The state after `command` when it recorded something; None when nothing was due (the
     job changed since the rows were read) or the decider refused."""
     try:
-        state, recorded = await run_job_command(ctx.pool, job_id, command, ctx.metadata)
+        state, recorded = await run_command(ctx.pool, JOB, job_id, command, ctx.metadata)
     except CommandRejected as exc:
         log.info("limits.command_refused", job_id=job_id, reason=exc.message)
         return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,14 +18,14 @@ import asyncpg
 import msgspec
 import structlog
 
-from events.domain.directory import RecordPolicy
+from events.domain.directory import SCHEDULER, RecordPolicy
+from events.domain.directory_events import SCHEDULER_STREAM
 from events.domain.job_events import AdmissionReason
 from events.domain.scheduling import Admission
 from events.store.tail import LogWatcher, Subscription
 from projections.recorder import hold_admission_gate
 from service import metrics
 from service.admission.admit import (
-    STEPS,
     AdmissionContext,
     Checkpoint,
     create,
@@ -36,12 +35,12 @@ from service.admission.admit import (
 from service.admission.dependencies import fail_broken_dependents
 from service.admission.history import SchedulingHistory
 from service.admission.leader import Leadership
-from service.admission.limits import STEPS as LIMIT_STEPS
 from service.admission.limits import check_running_jobs
 from service.admission.queue import first_admission, load_planner_inputs, pass_inputs
 from service.admission.reconcile import reconcile
-from service.capacity import Capacity, CapacityReader, Pool, utcnow
-from service.commands import run_scheduler_command
+from service.capacity import Capacity, CapacityReader, Pool
+from service.clock import utcnow
+from service.commands import run_command
 from service.fireworks import FireworksClient
 from service.secrets.admission import SecretsBlocked
 from service.secrets.housekeeping import Housekeeping
@@ -53,40 +52,6 @@ log = structlog.get_logger(__name__)
 FOLLOWER_RETRY_S: Final = 1.0
 DEBOUNCE_S: Final = 0.002
 TICK_LIMIT_S: Final = 120.0  # at least; or four reconcile intervals when that is longer
-
-
-FAULT_STEP_ENV: Final = "FTQ_FAULT_STEP"
-FAULT_ACTION_ENV: Final = "FTQ_FAULT_ACTION"
-
-
-def fault_checkpoint_from_env(environ: dict[str, str] | None = None) -> Checkpoint | None:
-    """TEST-ONLY crash injection for the e2e reliability suite (tests/e2e/test_replicas.py).
-
-    `FTQ_FAULT_STEP=<one of admit.STEPS or limits.STEPS>` makes the leader die at that step
-    (of its first admission, or of its first runtime-limit cancel): `FTQ_FAULT_ACTION=exit`
-    (default) ends the process with `os._exit(137)` (as if SIGKILLed: no cleanup, the leader
-    lock goes with the connection), `hang` blocks the admission loop forever (the process stays
-    up holding leadership). Unset in production: then this returns None and the no-op
-    checkpoint is used."""
-    env = os.environ if environ is None else environ
-    step = env.get(FAULT_STEP_ENV, "")
-    if not step:
-        return None
-    if step not in STEPS + LIMIT_STEPS:
-        raise ValueError(f"{FAULT_STEP_ENV} must be one of {STEPS + LIMIT_STEPS}, not {step!r}")
-    action = env.get(FAULT_ACTION_ENV, "exit")
-    if action not in ("exit", "hang"):
-        raise ValueError(f"{FAULT_ACTION_ENV} must be 'exit' or 'hang', not {action!r}")
-
-    async def checkpoint(at: str, job_id: str) -> None:
-        if at != step:
-            return
-        log.critical("admission.fault_injected", step=at, job_id=job_id, action=action)
-        if action == "exit":
-            os._exit(137)
-        await asyncio.Event().wait()  # hang: never returns
-
-    return checkpoint
 
 
 class TickSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -125,7 +90,7 @@ class AdmissionLoop:
         *,
         capacity: CapacityReader,
         clock: Callable[[], datetime] = utcnow,
-        checkpoint: Checkpoint | None = None,
+        checkpoint: Checkpoint | None = None,  # the composition root passes the fault hook
         dsn: str | None = None,
         follower_retry_s: float = FOLLOWER_RETRY_S,
         tick_limit_s: float | None = None,
@@ -135,7 +100,6 @@ class AdmissionLoop:
         self._settings = settings
         self._watcher = watcher
         self._capacity = capacity
-        checkpoint = checkpoint or fault_checkpoint_from_env()
         self._ctx = AdmissionContext(pool, client, clock, checkpoint or no_checkpoint, vault=vault)
         # Jobs whose secrets cannot be opened (service.secrets): kept out of the plans, looked
         # at again after each full reconcile; and the leader's secrets chores (shredding).
@@ -221,7 +185,9 @@ class AdmissionLoop:
             policy=self._settings.policy,
             settings=policy_record(self._settings),
         )
-        await run_scheduler_command(self._pool, command, {"actor": "admission-loop"})
+        await run_command(
+            self._pool, SCHEDULER, SCHEDULER_STREAM, command, {"actor": "admission-loop"}
+        )
         self._recorded_policy = True
 
     async def _run(self) -> None:

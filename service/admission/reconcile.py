@@ -9,12 +9,13 @@ import uuid
 from collections import Counter
 from typing import Final
 
+import asyncpg
 import structlog
 
-from events.domain.fireworks_states import is_known, outcome_of
-from events.domain.job import JobState
+from events.domain.fireworks_states import is_known, is_live
+from events.domain.job import JOB, JobState
 from events.domain.job_commands import FireworksJobGone
-from projections.recorder import load_job
+from projections.recorder import load
 from service.admission.admit import (
     AdmissionContext,
     Outcome,
@@ -30,7 +31,6 @@ from service.sql import QUERIES
 log = structlog.get_logger(__name__)
 
 CONCURRENCY: Final = 16
-_LEAVING: Final = frozenset({"JOB_STATE_CANCELLING"})
 
 
 async def reconcile(ctx: AdmissionContext, *, full: bool = True) -> Counter[str]:
@@ -41,19 +41,19 @@ async def reconcile(ctx: AdmissionContext, *, full: bool = True) -> Counter[str]
     counts: Counter[str] = Counter()
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def one(row: tuple[str, bool, bool, str | None, float | None, Kind]) -> None:
+    async def one(row: asyncpg.Record) -> None:
         async with gate:
-            job_id, is_open, cancel_requested, fw_state, progress, kind = row
+            job_id, is_open, cancel_requested, kind = row[0], row[1], row[2], row[3]
             if is_open:
                 outcome: Outcome | str = await resolve_open(ctx, job_id)
             elif cancel_requested:
                 outcome = await _cancel(ctx, job_id)
             else:
-                outcome = await _observe(ctx, job_id, kind, fw_state, progress)
+                outcome = await _observe(ctx, job_id, kind, _known(row))
             counts[outcome] += 1
             counts["reconciled"] += 1
 
-    await asyncio.gather(*(one(tuple(r)) for r in rows))
+    await asyncio.gather(*(one(r) for r in rows))
     if full:
         await sweep_orphans(ctx)
     return counts
@@ -61,17 +61,24 @@ async def reconcile(ctx: AdmissionContext, *, full: bool = True) -> Counter[str]
 
 async def _cancel(ctx: AdmissionContext, job_id: str) -> Outcome:
     async with ctx.pool.acquire() as conn:
-        state = await load_job(conn, job_id)
+        state = await load(conn, JOB, job_id)
     return await settle(ctx, state) if not state.terminal else settle_outcome(state)
 
 
-async def _observe(
-    ctx: AdmissionContext,
-    job_id: str,
-    kind: Kind,
-    known_state: str | None,
-    known_progress: float | None,
-) -> str:
+def _known(row: asyncpg.Record) -> JobState:
+    """What the projection knows of a running job on Fireworks, as the state `decide` reads
+    for an observation (no admission open, no cancel asked: those rows go elsewhere)."""
+    return JobState(
+        job_id=row[0],
+        status="PROGRESS",
+        fireworks_state=row[4],
+        progress=row[5],
+        accelerator_seconds=row[6],
+        estimated_cost=row[7],
+    )
+
+
+async def _observe(ctx: AdmissionContext, job_id: str, kind: Kind, known: JobState) -> str:
     try:
         job = await ctx.client.get_job(kind, job_id)
     except NotFound:
@@ -83,12 +90,12 @@ async def _observe(
     state = job.state or "JOB_STATE_UNSPECIFIED"
     if not is_known(state):
         log.warning("reconcile.unknown_fireworks_state", job_id=job_id, fireworks_state=state)
-    if state == "JOB_STATE_PAUSED" and known_state != state:
+    if state == "JOB_STATE_PAUSED" and known.fireworks_state != state:
         log.error("reconcile.paused_on_fireworks", job_id=job_id, alert=True)
-    unchanged = state == known_state and (job.percent is None or job.percent == known_progress)
-    if unchanged and outcome_of(state) == "running":
+    command = observed(ctx, job)
+    if not JOB.changes(command, known):
         return "unchanged"
-    return settle_outcome_or_skip(await record(ctx, job_id, observed(ctx, job)))
+    return settle_outcome_or_skip(await record(ctx, job_id, command))
 
 
 def settle_outcome_or_skip(state: JobState | None) -> str:
@@ -106,7 +113,7 @@ async def sweep_orphans(ctx: AdmissionContext) -> int:
     for kind, job in jobs:
         job_id = job.job_id
         state = job.state or "JOB_STATE_UNSPECIFIED"
-        if job_id is None or state in _LEAVING or outcome_of(state) != "running":
+        if job_id is None or not is_live(state):
             continue
         try:
             live[str(uuid.UUID(job_id))] = kind

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
 from litestar import Request, delete, get, post, put
 from litestar.params import FromPath, JSONBody
 
-from events.domain.directory import PauseScheduler, ResumeScheduler
+from events.domain.directory import SCHEDULER, PauseScheduler, ResumeScheduler
+from events.domain.directory_events import SCHEDULER_STREAM
 from service import directory
 from service.api.auth import Caller, CallerDep
 from service.api.common import (
@@ -34,7 +34,7 @@ from service.api.schemas import (
     UsageTotals,
     UserView,
 )
-from service.commands import run_scheduler_command
+from service.commands import run_command
 from service.settings import policy_record
 from service.sql import QUERIES
 from service.usage import EPOCH, usage
@@ -85,7 +85,7 @@ async def add_user(
 
 @get("/users", summary="List users, each with their GPU-hour usage", responses=errors(403))
 async def list_users(runtime: RuntimeDep) -> list[UserView]:
-    now = datetime.now(UTC)
+    now = runtime.clock()
     rows = await usage(runtime.pool, start=EPOCH, stop=now, now=now, group="user")
     by_email = {row.group: row for row in rows}
     views = []
@@ -214,14 +214,18 @@ def _wake(runtime: Runtime) -> None:
 
 async def pause_scheduler(runtime: Runtime, caller: Caller, reason: str | None) -> None:
     """Record the pause (the API and the dashboard both come here) and wake the loop."""
-    command = PauseScheduler(at=datetime.now(UTC), by=caller.email, reason=reason)
-    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
+    command = PauseScheduler(at=runtime.clock(), by=caller.email, reason=reason)
+    await run_command(
+        runtime.pool, SCHEDULER, SCHEDULER_STREAM, command, metadata(caller), waker=runtime.waker
+    )
     _wake(runtime)
 
 
 async def resume_scheduler(runtime: Runtime, caller: Caller) -> None:
-    command = ResumeScheduler(at=datetime.now(UTC), by=caller.email)
-    await run_scheduler_command(runtime.pool, command, metadata(caller), waker=runtime.waker)
+    command = ResumeScheduler(at=runtime.clock(), by=caller.email)
+    await run_command(
+        runtime.pool, SCHEDULER, SCHEDULER_STREAM, command, metadata(caller), waker=runtime.waker
+    )
     _wake(runtime)
 
 

@@ -4,7 +4,7 @@ and leaves the `Caller` for the `caller` dependency."""
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import msgspec
 from litestar import Request
@@ -12,6 +12,7 @@ from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 
+from events.domain.directory_events import Role
 from service.api.errors import ApiError
 from service.api.runtime import runtime_of
 from service.ui import sessions
@@ -24,7 +25,7 @@ BEARER_SCHEME: Final = "BearerKey"
 class Caller(msgspec.Struct, frozen=True):
     user_id: str
     email: str
-    role: Literal["member", "admin"]
+    role: Role
 
     @property
     def is_admin(self) -> bool:
@@ -49,7 +50,7 @@ async def _session_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Cal
     session = await sessions.lookup(runtime_of(connection.app.state).pool, token)
     if session is None:
         return None
-    role: Literal["member", "admin"] = "admin" if session.role == "admin" else "member"
+    role: Role = "admin" if session.role == "admin" else "member"
     return Caller(user_id=session.user_id, email=session.email, role=role)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 import asyncpg
@@ -236,7 +236,7 @@ async def submit_batch(
         checked.append(Checked(index, data, key, None if key is None else fingerprint(data)))
     await check_priorities(runtime, caller, [c.data for c in checked])
     for attempt in range(1, ATTEMPTS + 1):
-        outcome = await _sort_out(runtime, caller, checked, datetime.now(UTC))
+        outcome = await _sort_out(runtime, caller, checked, runtime.clock())
         if atomic and (results or outcome.refused):
             raise _refuse_all([*results.values(), *outcome.refused.values()], len(items))
         if attempt == 1:

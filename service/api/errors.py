@@ -52,11 +52,6 @@ def public_code(exc: CommandRejected) -> str:
     return "CONFLICT" if exc.code == "ALREADY_EXISTS" else exc.code
 
 
-class ErrorDetail(msgspec.Struct, frozen=True, omit_defaults=True):
-    field: str | None = None
-    problem: str | None = None
-
-
 class ErrorBody(msgspec.Struct, frozen=True):
     code: str
     message: str

@@ -12,7 +12,6 @@ from litestar import Request, get
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from events.domain import codec
 from events.store.errors import UnknownPosition
 from events.store.log import Cursor, cursor_at_position, read_stream
 from service.api.auth import CALLER, Caller
@@ -21,24 +20,14 @@ from service.api.errors import invalid, not_found
 from service.api.runtime import Runtime
 from service.api.stream_docs import SseOperation, SseOrNdjsonOperation
 from service.api.streams import (
-    HEARTBEAT_S,
-    HEARTBEAT_STATE_KEY,
-    NDJSON,
-    NDJSON_MEDIA_TYPE,
     SSE,
-    STREAM_HEADERS,
     HistoryEvent,
     JobSource,
-    LogFilter,
-    LogSource,
-    OwnedJobs,
-    OwnerEmails,
-    Source,
-    Wire,
-    canonical_uuids,
-    framed,
     history_event,
-    parse_values,
+    log_filter,
+    log_source,
+    stream_response,
+    wire_for,
 )
 from service.sql import QUERIES
 
@@ -79,18 +68,6 @@ async def _visible_job(runtime: Runtime, caller: Caller, job_id: str) -> tuple[s
     return canonical, (str(owner[1]) if caller.is_admin else None)
 
 
-def _heartbeat_s(request: Request[Any, Any, Any]) -> float:
-    return float(request.app.state.get(HEARTBEAT_STATE_KEY, HEARTBEAT_S))
-
-
-def _stream(request: Request[Any, Any, Any], source: Source, wire: Wire) -> Stream:
-    return Stream(
-        framed(source, wire, _heartbeat_s(request)),
-        media_type=wire.media_type,
-        headers=STREAM_HEADERS,
-    )
-
-
 @get(
     "/jobs/{id:str}/events",
     summary="A job's history, oldest first",
@@ -123,22 +100,7 @@ async def job_event_stream(
     after = _position(last_event_id, "Last-Event-ID") or 0
     job_id, user = await _visible_job(runtime, caller, id)
     source = JobSource(runtime.pool, runtime.watcher, job_id, after, SSE, user)
-    return _stream(request, source, SSE)
-
-
-def _log_filter(job: list[str] | None, type_: list[str] | None) -> LogFilter:
-    jobs = canonical_uuids(parse_values(job))
-    if jobs is None:
-        raise invalid("job must be job ids (uuids)", [{"field": "job", "problem": "not a uuid"}])
-    types = frozenset(parse_values(type_))
-    unknown = sorted(types - codec.EVENT_TYPES.keys())
-    if unknown:
-        known = ", ".join(sorted(codec.EVENT_TYPES))
-        raise invalid(
-            f"unknown event type {unknown[0]!r}; known types: {known}",
-            [{"field": "type", "problem": f"unknown event type {t!r}"} for t in unknown],
-        )
-    return LogFilter(jobs=jobs, types=types)
+    return stream_response(request, source, SSE)
 
 
 @get(
@@ -171,17 +133,23 @@ async def event_stream(
 ) -> Stream:
     resume = _position(last_event_id, "Last-Event-ID")
     start = resume if resume is not None else _position(after, "after") or 0
-    wanted = _log_filter(job, type_)
-    wire = NDJSON if NDJSON_MEDIA_TYPE in (request.headers.get("accept") or "") else SSE
+    wanted = log_filter(job, type_)
+    wire = wire_for(request.headers.get("accept"))
     try:
         async with runtime.pool.acquire() as conn:
             cursor: Cursor = await cursor_at_position(conn, start)
     except UnknownPosition:
         raise invalid(f"no event at position {start}") from None
-    keep = None if caller.is_admin else OwnedJobs(runtime.pool, caller.user_id).keep
-    emails = OwnerEmails(runtime.pool) if caller.is_admin else None
-    source = LogSource(runtime.pool, runtime.watcher, cursor, wire, keep, wanted, emails)
-    return _stream(request, source, wire)
+    source = log_source(
+        runtime.pool,
+        runtime.watcher,
+        cursor,
+        wire,
+        wanted,
+        user_id=caller.user_id,
+        is_admin=caller.is_admin,
+    )
+    return stream_response(request, source, wire)
 
 
 history_routes: Final[list[Any]] = [job_events, job_event_stream, event_stream]

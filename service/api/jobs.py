@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import asyncpg
@@ -10,8 +9,9 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
+from events.domain.job_events import JobStatus, Kind
 from service.api.auth import Caller, CallerDep
-from service.api.common import RuntimeDep, checked_uuid, errors, metadata, ok, strict_body
+from service.api.common import RuntimeDep, StrictDTO, checked_uuid, errors, metadata, ok
 from service.api.errors import ApiError, invalid, not_found
 from service.api.intake import (
     IDEMPOTENCY_KEY,
@@ -24,7 +24,7 @@ from service.api.intake import (
 from service.api.limits import check_flood_limits
 from service.api.pagination import decode_cursor, encode_cursor, next_link
 from service.api.runtime import Runtime
-from service.api.schemas import CancelResult, JobStatus, JobSubmission, JobView, Kind
+from service.api.schemas import CancelResult, JobSubmission, JobView
 from service.api.views import JobRow, job_row, job_views, row_of_state
 from service.cancellation import CancelOutcome, cancel_job
 from service.sql import QUERIES
@@ -90,6 +90,8 @@ async def _replay(runtime: Runtime, caller: Caller, key: str, fp: str) -> Respon
         **ok(200, JobView, "idempotent retry: the same job"),
     },
     description="201 with the new job; 200 with the earlier job on an idempotent retry.",
+    dto=StrictDTO[JobSubmission],
+    return_dto=None,
 )
 async def submit_job(
     request: Request[Any, Any, Any],
@@ -98,9 +100,9 @@ async def submit_job(
     runtime: RuntimeDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response[JobView]:
-    data = check_payload(await strict_body(request, JobSubmission))
+    data = check_payload(data)
     command = submit_command(
-        data, caller, datetime.now(UTC), idempotency_key, runtime.settings.default_gpu_type
+        data, caller, runtime.clock(), idempotency_key, runtime.settings.default_gpu_type
     )
     fp = command.request_fingerprint  # what a retry with the same key must match
     if idempotency_key is not None and fp is not None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from typing import Final, get_args
 
-from service.api.schemas import GpuType, JobStatus, Kind, Role
+from events.domain.directory_events import Role
+from events.domain.job_events import JobStatus, Kind
+from service.api.schemas import GpuType
 
 ALLOWED: Final[dict[str, tuple[str, ...]]] = {
     "kind": get_args(Kind),

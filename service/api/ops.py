@@ -17,6 +17,7 @@ from service.api.errors import ApiError
 from service.api.schemas import POLICY_HEADER, CapacityType, CapacityView, Health, QueueEntry
 from service.api.views import decode_payload, placements
 from service.database import is_migrated
+from service.eta import with_etas
 from service.metrics import (
     GPUS_AVAILABLE,
     GPUS_IN_USE,
@@ -71,7 +72,9 @@ async def queue(caller: CallerDep, runtime: RuntimeDep) -> Response[list[QueueEn
             )
         )
     entries.sort(key=lambda e: e.queue_position)
-    return Response(entries, headers={POLICY_HEADER: runtime.settings.policy})
+    return Response(
+        with_etas(runtime.eta, entries), headers={POLICY_HEADER: runtime.settings.policy}
+    )
 
 
 @get(

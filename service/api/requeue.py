@@ -3,15 +3,15 @@ submitted again as a new job, linked to the old one (`requeued_from`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from litestar import Request, Response, post
 from litestar.params import FromPath
 
+from events.domain.job import JOB
 from events.domain.requeue import requeue
 from events.store.ids import new_job_id
-from projections.recorder import load_job
+from projections.recorder import load
 from service.api.auth import CallerDep
 from service.api.common import RuntimeDep, errors, metadata
 from service.api.jobs import _visible_job
@@ -36,8 +36,8 @@ async def requeue_job(
 ) -> Response[JobView]:
     row = await _visible_job(runtime, caller, id)  # 404 for another member's job
     async with runtime.pool.acquire() as conn:
-        old = await load_job(conn, row.id)
-    command = requeue(old, new_job_id(), datetime.now(UTC))  # 409 unless FAIL/CANCELLED
+        old = await load(conn, JOB, row.id)
+    command = requeue(old, new_job_id(), runtime.clock())  # 409 unless FAIL/CANCELLED
     command = await requeue_with_secrets(runtime, old, command)  # 400 if shredded
     await check_flood_limits(runtime, caller, 1)  # a requeue is a new job like any other
     state = await runtime.submitter.submit(command, metadata(caller))

@@ -12,6 +12,7 @@ from events.store.tail import LogWatcher
 from events.store.waker import Waker
 from service.api.batching import SharedRun
 from service.capacity import CapacityReader
+from service.clock import Clock, utcnow
 from service.directory import KeyLookup
 from service.fireworks import FireworksClient
 from service.secrets.vault import Vault
@@ -41,6 +42,7 @@ class Runtime:
         capacity: CapacityReader,
         vault: Vault,
         simulator: RunningSimulator | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.database_url = database_url
@@ -54,9 +56,11 @@ class Runtime:
         self.capacity = capacity
         self.simulator = simulator
         self.vault = vault  # seals payload secrets at submit (service.secrets)
+        self.clock = clock  # the one clock: every `at` and "now" of a request
         self.loop: AdmissionLoop | None = None  # when the scheduler runs in this process
         self.plans: SharedRun[Any] | None = None  # api.views.PlanSnapshot, shared runs
         self.plan_snapshot: Any = None  # api.views.PlanSnapshot: the latest plan made
+        self.eta: Any = None  # service.eta.EtaForecaster: queued jobs' ETAs, in the background
         self.history: Any = None  # admission.history.SchedulingHistory without a loop here
 
 

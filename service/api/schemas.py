@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-Kind = Literal["SFT", "DPO", "RFT"]
-JobStatus = Literal["QUEUED", "PROGRESS", "SUCCESS", "FAIL", "CANCELLED"]
-Role = Literal["member", "admin"]
+from events.domain.directory_events import Role
+from events.domain.job_events import JobStatus, Kind
+from events.domain.job_limits import MAX_RUNTIME_MINUTES
+
 GpuType = Literal["h200", "b200", "h100"]
 POLICY_HEADER = "X-FTQ-Policy"  # GET /queue: the admission policy in force
 
@@ -29,9 +30,10 @@ MaxRuntimeMinutes = Annotated[
     int,
     Meta(
         ge=1,
-        le=43200,
-        description="Runtime limit on Fireworks in minutes from admission (1..43200); past it "
-        "ftq cancels the job. Unset: FTQ_MAX_RUNTIME_HOURS, if the operator set it.",
+        le=MAX_RUNTIME_MINUTES,
+        description="Runtime limit on Fireworks in minutes from admission "
+        f"(1..{MAX_RUNTIME_MINUTES}); past it ftq cancels the job. Unset: "
+        "FTQ_MAX_RUNTIME_HOURS, if the operator set it.",
     ),
 ]
 
@@ -75,6 +77,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     cancel_requested: bool = False
     queue_position: int | None = None
     pending_reason: str | None = None
+    eta: datetime | None = None  # QUEUED: estimated admission (service.eta), when known
     max_runtime_minutes: int | None = None
     # The FAIL/CANCELLED job this one was requeued from (POST /jobs/{id}/requeue).
     requeued_from: str | None = None
@@ -104,6 +107,7 @@ class QueueEntry(msgspec.Struct, frozen=True, kw_only=True):
     fireworks_payload: dict[str, Any] | None
     gpu_type: GpuType = "h200"
     priority: int = 50
+    eta: datetime | None = None  # estimated admission (service.eta): null until known
 
 
 class CapacityType(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
@@ -20,10 +20,15 @@ from typing import Any, Final, Protocol
 import asyncpg
 import msgspec
 import structlog
+from litestar import Request
+from litestar.response import Stream
 
-from events.domain import codec
+from events.domain import aggregates, codec
+from events.domain.job import JOB, JobState
+from events.domain.job_events import JobEvent
 from events.store.log import Cursor, RecordedEvent, read_stream
 from events.store.tail import LogTail, LogWatcher, Subscription
+from service.api.errors import invalid
 from service.metrics import STREAM_CLIENTS
 from service.redaction import redact
 from service.sql import QUERIES
@@ -35,9 +40,6 @@ FALLBACK_POLL_S: Final = 2.0  # re-read even without a NOTIFY (a lost wake-up on
 HEARTBEAT_S: Final = 15.0
 # Tests (and deployments behind impatient proxies) set this key on `app.state` to change it.
 HEARTBEAT_STATE_KEY: Final = "history_heartbeat_s"
-TERMINAL_TYPES: Final = frozenset(
-    {"job.succeeded", "job.failed", "job.cancelled", "job.rejected", "job.dependency_failed"}
-)
 _OWNED_CACHE_MAX: Final = 10_000
 
 SSE_MEDIA_TYPE: Final = "text/event-stream"
@@ -74,7 +76,7 @@ def _data(row: RecordedEvent) -> dict[str, Any]:
 
 
 def is_job_event(row: RecordedEvent) -> bool:
-    return row.type.startswith("job.")
+    return aggregates.is_job_event(row.type)
 
 
 def history_event(row: RecordedEvent, user: str | None = None) -> HistoryEvent:
@@ -168,6 +170,7 @@ class JobSource:
         self._after = after
         self._wire = wire
         self._version = 0
+        self._state: JobState = JOB.initial  # ends the stream once the domain calls it terminal
         self._ended = False
         self._subscription: Subscription | None = None  # taken when the stream starts
 
@@ -181,7 +184,8 @@ class JobSource:
                 await self._subscription.wait(FALLBACK_POLL_S)
                 continue
             self._version = rows[-1].stream_version
-            self._ended = any(r.type in TERMINAL_TYPES for r in rows)
+            self._state = JOB.fold(_job_events(rows), self._state)
+            self._ended = JOB.is_terminal(self._state)
             fresh = [r for r in rows if r.position > self._after]
             if fresh:
                 return b"".join(self._wire.frame(history_event(r, self._user)) for r in fresh)
@@ -190,6 +194,13 @@ class JobSource:
     async def close(self) -> None:
         if self._subscription is not None:
             self._subscription.close()
+
+
+def _job_events(rows: list[RecordedEvent]) -> Iterator[JobEvent]:
+    """The events of a job stream's rows, passing over those of a newer ftq."""
+    for row in rows:
+        with contextlib.suppress(codec.UnknownEventType):
+            yield codec.decode(row.type, row.schema_version, row.data)  # type: ignore[misc]
 
 
 def _is_uuid(value: str) -> bool:
@@ -212,7 +223,7 @@ class OwnedJobs:
         self._known: dict[str, bool] = {}
 
     async def keep(self, rows: list[RecordedEvent]) -> list[RecordedEvent]:
-        jobs = [r for r in rows if r.type.startswith("job.") and _is_uuid(r.stream_id)]
+        jobs = [r for r in rows if is_job_event(r) and _is_uuid(r.stream_id)]
         unseen = sorted({r.stream_id for r in jobs} - self._known.keys())
         if unseen:
             owned = {
@@ -332,3 +343,50 @@ def canonical_uuids(values: Collection[str]) -> frozenset[str] | None:
         return frozenset(str(uuid.UUID(v)) for v in values)
     except ValueError:
         return None
+
+
+def wire_for(accept: str | None) -> Wire:
+    """NDJSON when the client accepts it, else SSE."""
+    return NDJSON if NDJSON_MEDIA_TYPE in (accept or "") else SSE
+
+
+def log_filter(job: list[str] | None, type_: list[str] | None) -> LogFilter:
+    """The `job` and `type` query values of /events/stream; 400 for a non-uuid job or an
+    event type ftq does not know."""
+    jobs = canonical_uuids(parse_values(job))
+    if jobs is None:
+        raise invalid("job must be job ids (uuids)", [{"field": "job", "problem": "not a uuid"}])
+    types = frozenset(parse_values(type_))
+    unknown = sorted(types - codec.EVENT_TYPES.keys())
+    if unknown:
+        known = ", ".join(sorted(codec.EVENT_TYPES))
+        raise invalid(
+            f"unknown event type {unknown[0]!r}; known types: {known}",
+            [{"field": "type", "problem": f"unknown event type {t!r}"} for t in unknown],
+        )
+    return LogFilter(jobs=jobs, types=types)
+
+
+def log_source(
+    pool: asyncpg.Pool,
+    watcher: LogWatcher,
+    after: Cursor,
+    wire: Wire,
+    wanted: LogFilter,
+    *,
+    user_id: str,
+    is_admin: bool,
+) -> LogSource:
+    """The log as a caller may see it: an admin everything (with each job's owner), a member
+    the events of their own jobs."""
+    keep = None if is_admin else OwnedJobs(pool, user_id).keep
+    emails = OwnerEmails(pool) if is_admin else None
+    return LogSource(pool, watcher, after, wire, keep, wanted, emails)
+
+
+def stream_response(request: Request[Any, Any, Any], source: Source, wire: Wire) -> Stream:
+    """The streaming response of `source`, with the app's heartbeat interval."""
+    heartbeat_s = float(request.app.state.get(HEARTBEAT_STATE_KEY, HEARTBEAT_S))
+    return Stream(
+        framed(source, wire, heartbeat_s), media_type=wire.media_type, headers=STREAM_HEADERS
+    )

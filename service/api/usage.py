@@ -58,7 +58,7 @@ async def get_usage(
             "group must be user, kind or day", [{"field": "group", "problem": "user|kind|day"}]
         )
     grouped: Group = group
-    now = datetime.now(UTC)
+    now = runtime.clock()
     start, stop = _window(from_, to, EPOCH, now)
     return await usage(
         runtime.pool,
@@ -77,7 +77,7 @@ async def get_usage_hourly(
     from_: Annotated[str | None, QueryParameter(query="from", max_length=64)] = None,
     to: Instant = None,
 ) -> list[HourBucket]:
-    now = datetime.now(UTC)
+    now = runtime.clock()
     start, stop = _window(from_, to, now - timedelta(hours=24), now)
     if stop - start > timedelta(hours=MAX_HOURS):
         raise invalid(

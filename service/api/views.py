@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import asyncpg
@@ -36,6 +35,7 @@ from service.admission.queue import (
 from service.api.batching import SharedRun
 from service.api.runtime import Runtime
 from service.api.schemas import JobView
+from service.eta import with_etas
 from service.redaction import redact
 from service.sql import QUERIES
 
@@ -305,7 +305,7 @@ async def _snapshot(conn: Connection, runtime: Runtime) -> PlanSnapshot:
         queue, held = waits.split(queue)
     in_progress = frozenset(r.job_id for r in inputs.running)
     headroom = headroom_now(runtime, inputs)
-    p = pass_inputs(inputs, settings, history, datetime.now(UTC))
+    p = pass_inputs(inputs, settings, history, runtime.clock())
     # In a thread: planning a long queue and indexing its placements take milliseconds of CPU
     # (100k queued: about 0.1 s), and on the event loop every request in flight would wait
     # them out; in a thread they interleave (GIL slices).
@@ -373,7 +373,7 @@ async def job_views(
     placement, admitted = await row_placements(runtime, rows, waiting)
     if admitted:  # read QUEUED, admitted since: show them as they are now
         rows = [await _reread(runtime, r) if r.id in admitted else r for r in rows]
-    return [job_view(r, placement) for r in rows]
+    return with_etas(runtime.eta, [job_view(r, placement) for r in rows])
 
 
 async def _reread(runtime: Runtime, row: JobRow) -> JobRow:

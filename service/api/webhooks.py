@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
@@ -152,7 +151,7 @@ async def create_webhook(
         raise ApiError(409, "INVALID_STATE", f"at most {MAX_PER_OWNER} webhooks per user")
     secret = body.secret or new_secret()
     event = WebhookSubscribed(
-        at=datetime.now(UTC),
+        at=runtime.clock(),
         webhook_id=str(uuid.uuid4()),
         owner_id=caller.user_id,
         url=body.url,
@@ -179,7 +178,7 @@ async def delete_webhook(caller: CallerDep, runtime: RuntimeDep, webhook_id: str
     found = await subscriptions.get(runtime.pool, checked_uuid(webhook_id, "webhook"))
     webhook = _visible(caller, found)
     await subscriptions.change_state(
-        runtime.pool, webhook, "deleted", caller.email, datetime.now(UTC), metadata(caller)
+        runtime.pool, webhook, "deleted", caller.email, runtime.clock(), metadata(caller)
     )
 
 
@@ -194,7 +193,7 @@ async def enable_webhook(caller: CallerDep, runtime: RuntimeDep, webhook_id: str
     webhook = _visible(caller, found)
     if webhook.state == "failing":
         await subscriptions.change_state(
-            runtime.pool, webhook, "active", caller.email, datetime.now(UTC), metadata(caller)
+            runtime.pool, webhook, "active", caller.email, runtime.clock(), metadata(caller)
         )
     return _visible(caller, await subscriptions.get(runtime.pool, webhook.id))
 

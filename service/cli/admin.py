@@ -5,13 +5,13 @@ Every change is recorded in the event log with metadata `{"actor": "cli:<os user
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import typer
 
-from events.domain.directory import PauseScheduler, ResumeScheduler
-from events.domain.directory_events import Role
+from events.domain.directory import SCHEDULER, PauseScheduler, ResumeScheduler
+from events.domain.directory_events import SCHEDULER_STREAM, Role
 from service import directory
 from service.cli.app import (
     Failure,
@@ -27,7 +27,8 @@ from service.cli.app import (
 )
 from service.cli.app import settings_or_exit as settings
 from service.cli.app import users_app as users
-from service.commands import run_scheduler_command
+from service.clock import utcnow
+from service.commands import run_command
 from service.database import migrate as apply_migrations
 from service.sql import QUERIES
 
@@ -241,8 +242,8 @@ def scheduler_pause(
 
     async def go() -> None:
         async with database(settings()) as pool:
-            command = PauseScheduler(at=datetime.now(UTC), by=by, reason=reason)
-            await run_scheduler_command(pool, command, actor())
+            command = PauseScheduler(at=utcnow(), by=by, reason=reason)
+            await run_command(pool, SCHEDULER, SCHEDULER_STREAM, command, actor())
 
     run(go())
     out.print("admissions paused")
@@ -255,8 +256,8 @@ def scheduler_resume() -> None:
 
     async def go() -> None:
         async with database(settings()) as pool:
-            command = ResumeScheduler(at=datetime.now(UTC), by=by)
-            await run_scheduler_command(pool, command, actor())
+            command = ResumeScheduler(at=utcnow(), by=by)
+            await run_command(pool, SCHEDULER, SCHEDULER_STREAM, command, actor())
 
     run(go())
     out.print("admissions resumed")

@@ -16,6 +16,7 @@ from rich.text import Text
 
 from service.api.schemas import POLICY_HEADER
 from service.cli.app import Failure, app, err, fail, note, out, run, table
+from service.cli.eta_text import eta_words
 from service.cli.http import DEFAULT_URL, Key, Url, api, error_text
 
 
@@ -301,7 +302,7 @@ def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> N
     if as_json:
         print_json(entries)
         return
-    shown = table("pos", "id", "kind", "gpus", "user", "pending reason")
+    shown = table("pos", "id", "kind", "gpus", "user", "eta", "pending reason")
     if policy:
         shown.title = f"policy: {policy}"
     for entry in entries:
@@ -312,6 +313,7 @@ def queue(as_json: AsJson = False, url: Url = DEFAULT_URL, key: Key = None) -> N
             entry["kind"],
             f"{entry['gpu_count']} {entry.get('gpu_type', '')}".strip(),
             user,
+            eta_words(entry.get("eta")),
             entry.get("pending_reason") or "",
         )
     out.print(shown)

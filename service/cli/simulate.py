@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Final, cast
 
 import msgspec
 import typer
@@ -15,11 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from events.domain.scheduling import DEFAULT_RUNTIME_MINUTES, POLICIES, Limits, Policy, PolicyName
 from events.domain.simulation import Outcome, TraceError, accuracy, measure_etas, metrics, simulate
-from events.domain.simulation.history import History, LogTrace, log_trace, user_caps
+from events.domain.simulation.history import History, LogTrace, log_trace
 from events.domain.simulation.scheduler import DomainPlanner
 from events.domain.simulation.trace import TraceJob, parse_trace
-from service.capacity import utcnow
 from service.cli.app import app, database, err, fail, out, run, settings_or_exit, table
+from service.clock import utcnow
 from service.simulation.from_log import read_history
 from service.simulation.plot import plot as draw
 
@@ -193,7 +193,22 @@ def simulate_command(
     for key in results[columns[0]]:
         if key != "eta":
             result.add_row(key, *(_cell(results[p].get(key, "")) for p in columns))
+    if eta:  # ETA accuracy: ftq's forecast against the naive estimate, per policy
+        for key in ETA_ROWS:
+            result.add_row(f"eta {key}", *(_cell(_eta_of(results[p]).get(key, ""))
+                                           for p in columns))  # fmt: skip
     out.print(result)
+
+
+ETA_ROWS: Final = (
+    "jobs", "waited_10min", "ftq_median_abs_error_h", "naive_median_abs_error_h",
+    "ftq_median_rel_error", "naive_median_rel_error", "ftq_unestimated",
+)  # fmt: skip
+
+
+def _eta_of(entry: dict[str, object]) -> dict[str, object]:
+    found = entry.get("eta")
+    return cast(dict[str, object], found) if isinstance(found, dict) else {}
 
 
 class Workload(msgspec.Struct, frozen=True):
@@ -203,6 +218,7 @@ class Workload(msgspec.Struct, frozen=True):
     policies: list[str]
     title: str
     recorded: Outcome | None = None  # --from-log: what really happened
+    weights: dict[str, float] = msgspec.field(default_factory=dict)  # fair-share shares
 
 
 Caps = tuple[str | None, str | None, str | None, int, int]
@@ -221,25 +237,24 @@ def _log_workload(
     since: float | None,
     until: float | None,
 ) -> Workload:
-    """The log's jobs under the live rules: its recorded quota and policy, FTQ_USER_CAP and
-    the per-user caps set in the log, each unless given as an option."""
+    """The log's jobs under the live rules: the quota per GPU type and the policy the log
+    recorded, the deployment's size classes and caps (FTQ_USER_CAP...) with the per-user caps
+    and shares set in the log; each unless given as options."""
     logged, history = from_log(since, until)
-    if quota is None and history.quota is None:
+    if quota is None and not history.quotas:
         fail("--from-log: no admission in the log records a quota; give --quota", 2)
-    pools = _quota(quota) if quota is not None else {"*": cast(int, history.quota)}
-    user_cap = caps[0]
-    if user_cap is None:
-        user_cap = str(settings_or_exit().user_cap)
-    limits = limits_of(user_cap, *caps[1:])
-    if caps[0] is None:  # the live caps: the default and the per-user ones of the log
-        limits = msgspec.structs.replace(limits, user_caps=user_caps(history.caps))
+    pools = _quota(quota) if quota is not None else dict(history.quotas)
+    if any(c is not None for c in caps[:3]) or caps[3] or caps[4]:
+        limits = limits_of(*caps)
+    else:
+        limits = settings_or_exit().limits(history.caps)
     live = history.policy if history.policy in POLICIES else "strict-fifo"
     title = (f"event log: {len(logged.jobs)} jobs ({logged.finished} finished, "
              f"{logged.estimated_running} running and {logged.estimated_queued} queued "
              f"estimated, {logged.left_out_cancelled} cancelled while queued left out), "
              f"quota {sum(pools.values())}")  # fmt: skip
     return Workload(logged.jobs, pools, limits, policy or [cast(str, live)], title,
-                    logged.recorded)  # fmt: skip
+                    logged.recorded, history.weights)  # fmt: skip
 
 
 def _run_policies(
@@ -247,7 +262,9 @@ def _run_policies(
 ) -> tuple[dict[str, object], dict[str, Outcome], list[tuple[str, TraceJob, float, float]]]:
     jobs, pools = work.jobs, work.pools
     capacity = sum(pools.values())
-    report: dict[str, object] = {"quota": capacity if "*" in pools else pools, "jobs": len(jobs)}
+    one_pool = len(pools) == 1
+    report: dict[str, object] = {"quota": capacity if one_pool else pools, "jobs": len(jobs)}
+    knobs = msgspec.structs.replace(knobs, weights=work.weights)
     results: dict[str, object] = {}
     rows: list[tuple[str, TraceJob, float, float]] = []
     outcomes: dict[str, Outcome] = {}

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from service.cli.app import Failure, app, note, out, run
+from service.cli.eta_text import eta_words
 from service.cli.http import DEFAULT_URL, Api, Key, Url, api, error_text
 
 FINAL: Final = {
@@ -121,6 +122,7 @@ class Status(msgspec.Struct):
     state: str | None = None
     position: int | None = None
     reason: str | None = None
+    eta: str | None = None  # QUEUED: the API's estimated admission (ISO time)
     fireworks: str | None = None
     progress: float | None = None
     detail: str | None = None
@@ -132,7 +134,7 @@ class Status(msgspec.Struct):
         state = STATE_AFTER.get(type_)
         if state is not None and state != self.state:
             self.state = state
-            self.position = self.reason = None
+            self.position = self.reason = self.eta = None
             message = data.get("message") or data.get("reason")
             self.detail = message if isinstance(message, str) and message else None
         if isinstance(fireworks := data.get("fireworks_state"), str):
@@ -156,6 +158,8 @@ class Status(msgspec.Struct):
             self.state = "QUEUED"
             self.position = view.get("queue_position")
             self.reason = view.get("pending_reason")
+            eta = view.get("eta")
+            self.eta = eta if isinstance(eta, str) else None
 
     def words(self) -> str:
         """The state and what goes with it, without the bar: `QUEUED position 2: ...`."""
@@ -164,6 +168,8 @@ class Status(msgspec.Struct):
             if self.position is not None:
                 reason = f": {self.reason}" if self.reason else ""
                 parts.append(f"position {self.position}{reason}")
+            if self.eta:
+                parts.append(f"(ETA {eta_words(self.eta)})")
             if self.detail:
                 parts.append(f"({self.detail})")
         else:

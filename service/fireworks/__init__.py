@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from events.domain.job_events import Kind
+
 from .client import GPU_COUNT_HEADER, FireworksClient
 from .errors import (
     AlreadyExists,
@@ -13,7 +15,7 @@ from .errors import (
     Unauthenticated,
     classify,
 )
-from .kinds import COLLECTION, ID_PARAM, KINDS, LIST_KEY, Kind
+from .kinds import COLLECTION, ID_PARAM, KINDS, LIST_KEY
 from .models import FireworksJob, JobProgress, JobStatus, Quota
 
 __all__ = [

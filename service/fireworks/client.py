@@ -11,10 +11,11 @@ import aiohttp
 import msgspec
 import structlog
 
+from events.domain.job_events import Kind
 from service.metrics import count_fireworks_error
 
 from .errors import FireworksError, NotFound, Rejected, Transient, classify, error_kind
-from .kinds import COLLECTION, ID_PARAM, KINDS, LIST_KEY, Kind
+from .kinds import COLLECTION, ID_PARAM, KINDS, LIST_KEY
 from .models import FireworksJob, Quota
 
 log = structlog.get_logger(__name__)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final
 
-Kind = Literal["SFT", "DPO", "RFT"]
+from events.domain.job_events import Kind
 
 KINDS: Final[tuple[Kind, ...]] = ("SFT", "DPO", "RFT")
 

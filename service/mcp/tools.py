@@ -11,7 +11,8 @@ from typing import Annotated, Any, Final
 import msgspec
 from msgspec import Meta
 
-from service.api.schemas import DisplayName, GpuCount, GpuType, JobStatus, Kind, MaxRuntimeMinutes
+from events.domain.job_events import JobStatus, Kind
+from service.api.schemas import DisplayName, GpuCount, GpuType, MaxRuntimeMinutes
 from service.mcp.errors import invalid_arguments
 
 JobId = Annotated[uuid.UUID, Meta(description="The ftq job id (a uuid, from submit_job).")]

@@ -4,17 +4,18 @@ then unreadable forever; every other field, the history, replay and audit are un
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, Final
 
 import asyncpg
 import structlog
 
-from events.domain.job import JobState, decide
+from events.domain.job import JOB, JobState, decide
 from events.domain.job_commands import ShredSecrets
 from events.store.errors import StreamVersionConflict
-from projections.recorder import load_job, record_job
+from projections.recorder import load, record
+from service.clock import Clock, utcnow
 from service.secrets.vault import QUERIES
 
 log = structlog.get_logger(__name__)
@@ -23,11 +24,7 @@ ATTEMPTS: Final = 8
 RETENTION_ACTOR: Final = "retention"
 ORPHAN_AGE: Final = timedelta(hours=1)  # a submit never takes this long between key and event
 BATCH: Final = 100
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+MAX_PER_SWEEP: Final = 1000  # the sweep runs inside the leader's pass: the rest waits for the next
 
 
 async def shred(
@@ -45,10 +42,10 @@ async def shred(
         async with pool.acquire() as conn:
             try:
                 async with conn.transaction():
-                    state = await load_job(conn, job_id)
+                    state = await load(conn, JOB, job_id)
                     events = decide(ShredSecrets(at=clock(), by=by, reason=reason), state)
                     # No waker: the NOTIFY goes out with this transaction's commit.
-                    after, _ = await record_job(conn, state, events, metadata)
+                    after, _ = await record(conn, JOB, state, events, metadata)
                     await conn.execute(QUERIES["delete_key"], job_id)
             except StreamVersionConflict:
                 if attempt == ATTEMPTS:
@@ -76,7 +73,7 @@ async def shred_due(pool: asyncpg.Pool, retention_days: float, *, clock: Clock =
                 reason=f"ended more than {retention_days:g} days ago", clock=clock,
             )  # fmt: skip
             done += 1
-        if len(rows) < BATCH:
+        if len(rows) < BATCH or done >= MAX_PER_SWEEP:
             break
     await pool.execute(QUERIES["orphan_keys"], ORPHAN_AGE)
     return done

@@ -28,13 +28,8 @@ FROM users ORDER BY email;
 -- name: key_owner_email
 SELECT u.email FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.id::text = $1;
 
--- name: active_key
-SELECT u.id::text, u.email, u.role, u.cap, k.key_hash
-FROM api_keys k JOIN users u ON u.id = k.user_id
-WHERE k.key_hash = $1 AND k.revoked_at IS NULL;
-
 -- name: active_keys
--- `active_key` for several hashes at once (service.directory.KeyLookup).
+-- The active users owning these key hashes (service.directory.KeyLookup).
 SELECT u.id::text, u.email, u.role, u.cap, k.key_hash
 FROM api_keys k JOIN users u ON u.id = k.user_id
 WHERE k.key_hash = ANY($1::text[]) AND k.revoked_at IS NULL;
@@ -120,12 +115,14 @@ SELECT to_regclass('events') IS NOT NULL;
 SELECT count(*) FROM events;
 
 -- name: reconcile_progress_jobs
--- PROGRESS jobs to reconcile; $1 false: only open admissions and requested cancels.
-SELECT id::text, admission_open, cancel_requested_by IS NOT NULL, fireworks_state, progress,
-       kind
-FROM jobs
-WHERE state = 'PROGRESS' AND ($1 OR admission_open OR cancel_requested_by IS NOT NULL)
-ORDER BY created_at, id;
+-- PROGRESS jobs to reconcile; $1 false: only open admissions and requested cancels. With
+-- what is known of each on Fireworks (state, progress, accounting), so that an observation
+-- the domain calls no news is passed over without reading the job's stream.
+SELECT j.id::text, j.admission_open, j.cancel_requested_by IS NOT NULL, j.kind,
+       j.fireworks_state, j.progress, u.accelerator_seconds, u.estimated_cost
+FROM jobs j LEFT JOIN job_usage u ON u.job_id = j.id
+WHERE j.state = 'PROGRESS' AND ($1 OR j.admission_open OR j.cancel_requested_by IS NOT NULL)
+ORDER BY j.created_at, j.id;
 
 -- name: reconcile_terminal_among
 SELECT id::text FROM jobs

@@ -5,7 +5,6 @@ Another user's job is 404 for a member, exactly like GET /jobs/{id}."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from litestar import Request, get, post
@@ -54,7 +53,7 @@ async def _context(signed: Signed, job_id: str) -> dict[str, Any]:
     async with signed.runtime.pool.acquire() as conn:
         events = [history_event(e) for e in await read_stream(conn, row.id)]
         head = (await head_cursor(conn)).position
-    now = datetime.now(UTC)
+    now = signed.runtime.clock()
     timeline = [
         {"label": LABELS.get(e.type, e.type), "at": e.recorded_at, "detail": _detail(e.data)}
         for e in events

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from litestar import Request, get
@@ -126,7 +126,7 @@ async def body_context(signed: Signed) -> dict[str, Any]:
         "shown_queued": SHOWN_QUEUED,
         "running": running,
         "capacity": await _capacity(signed),
-        "now": datetime.now(UTC),
+        "now": signed.runtime.clock(),
         "age": age,
     }
 

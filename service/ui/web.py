@@ -4,11 +4,12 @@ form), the CSRF check of forms, and the page context."""
 from __future__ import annotations
 
 import hmac
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from litestar import Request, Response
 from litestar.response import Redirect
 
+from events.domain.directory_events import Role
 from service.api.auth import Caller
 from service.api.errors import ApiError
 from service.api.runtime import Runtime, runtime_of
@@ -36,7 +37,7 @@ async def signed_in(request: Request[Any, Any, Any]) -> Signed:
     session = await sessions.lookup(runtime.pool, request.cookies.get(sessions.COOKIE))
     if session is None:
         raise SignInRequired
-    role: Literal["member", "admin"] = "admin" if session.role == "admin" else "member"
+    role: Role = "admin" if session.role == "admin" else "member"
     caller = Caller(user_id=session.user_id, email=session.email, role=role)
     return Signed(caller, session, runtime)
 

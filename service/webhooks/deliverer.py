@@ -16,7 +16,6 @@ import random
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from events.domain.aggregates import is_job_event
 from events.domain.webhooks import (
     WebhookFailing,
     address_problem,
@@ -41,6 +41,7 @@ from events.store.tail import LogWatcher
 from service import metrics
 from service.admission.leader import Leadership
 from service.api.streams import history_event
+from service.clock import utcnow
 from service.webhooks import QUERIES
 from service.webhooks.sealing import SealingError, unseal_any
 from service.webhooks.subscriptions import record_failing
@@ -253,7 +254,7 @@ class WebhookDeliverer:
     async def _owners_of(self, events: list[RecordedEvent]) -> dict[str, tuple[str, str] | None]:
         """(owner id, owner email) of each job stream among `events` (cached: no job changes
         owner)."""
-        jobs = {e.stream_id for e in events if e.type.startswith("job.")}
+        jobs = {e.stream_id for e in events if is_job_event(e.type)}
         unseen = list(jobs - self._owners.keys())
         if unseen:
             rows = await self._pool.fetch(QUERIES["webhook_job_owners"], unseen)
@@ -298,7 +299,7 @@ class WebhookDeliverer:
                 error=error,
             )  # fmt: skip
             failing = WebhookFailing(
-                at=datetime.now(UTC),
+                at=utcnow(),
                 webhook_id=sub.id,
                 position=event.position,
                 attempts=attempts,

@@ -20,11 +20,12 @@ import uvicorn
 from litestar import Litestar
 from prometheus_client.parser import text_string_to_metric_families
 
+from events.domain.job import JOB
 from events.domain.job_commands import ConfirmAdmission, ObserveFireworks, StartAdmission, SubmitJob
 from events.domain.job_events import AdmissionReason
 from service.api.runtime import Runtime
 from service.api.streams import HEARTBEAT_STATE_KEY
-from service.commands import run_job_command
+from service.commands import run_command
 from tests.api.conftest import META, SFT_PAYLOAD, Users, bearer, make_user
 
 SECRET = "wandb-secret-value-123"
@@ -96,7 +97,7 @@ async def admit(pool: asyncpg.Pool, job_id: str) -> None:
     command = StartAdmission(
         at=now, fireworks_job_id=job_id[:8], fireworks_job_name=name, reason=REASON
     )
-    await run_job_command(pool, job_id, command, META)
+    await run_command(pool, JOB, job_id, command, META)
 
 
 def _now() -> datetime:
@@ -221,14 +222,14 @@ async def test_job_stream_goes_live_and_resumes_with_last_event_id(
         live = await frames.event()
         assert live["type"] == "job.admission_started" and live["version"] == 2
     # Appended while nobody listens; the reconnect must give exactly this, then go live.
-    await run_job_command(pool, job_id, ConfirmAdmission(at=_now()), META)
+    await run_command(pool, JOB, job_id, ConfirmAdmission(at=_now()), META)
     resume = {"Last-Event-ID": str(live["position"])}
     async with open_stream(http, path, people.alice, **resume) as frames:
         missed = await frames.event()
         assert missed["type"] == "job.admitted" and missed["version"] == 3
         assert await frames.quiet(0.5) == []  # nothing repeated
         observe = ObserveFireworks(at=_now(), fireworks_state="JOB_STATE_RUNNING", progress=10)
-        await run_job_command(pool, job_id, observe, META)
+        await run_command(pool, JOB, job_id, observe, META)
         observed = await frames.event()
         assert observed["type"] == "job.fireworks_state_observed"
         assert observed["data"]["progress"] == 10
@@ -413,7 +414,7 @@ async def test_a_stalled_client_is_cleaned_up_on_disconnect(
             gpu_count=1,
             fireworks_payload=big,
         )
-        await run_job_command(pool, job_id, command, META)
+        await run_command(pool, JOB, job_id, command, META)
     clients = await stream_clients(http)
     async with http.get("/events/stream", headers=bearer(people.admin)) as resp:
         assert resp.status == 200

@@ -13,9 +13,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from events.domain.job import JOB
 from events.domain.job_commands import StartAdmission
 from events.domain.job_events import AdmissionReason
-from service.commands import run_job_command
+from service.commands import run_command
 from tests.api.conftest import (
     DPO_PAYLOAD,
     META,
@@ -316,7 +317,7 @@ async def _start_admission(pool: asyncpg.Pool, job_id: str) -> None:
         fireworks_job_name=f"accounts/ftq/supervisedFineTuningJobs/{job_id}",
         reason=reason,
     )
-    await run_job_command(pool, job_id, command, META)
+    await run_command(pool, JOB, job_id, command, META)
 
 
 async def test_cancel_progress_with_open_admission_is_202(
@@ -338,7 +339,7 @@ async def test_cancel_progress_carried_out_is_200(
     await _start_admission(pool, job_id)
     from events.domain.job_commands import ConfirmAdmission  # noqa: PLC0415
 
-    await run_job_command(pool, job_id, ConfirmAdmission(at=datetime.now(UTC)), META)
+    await run_command(pool, JOB, job_id, ConfirmAdmission(at=datetime.now(UTC)), META)
     r = await app_client.delete(f"/jobs/{job_id}", headers=bearer(users.alice))
     assert r.status_code == 200, r.text
     assert r.json() == {"id": job_id, "state": "CANCELLED"}

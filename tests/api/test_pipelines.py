@@ -14,9 +14,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from events.domain.job import JOB
 from events.domain.job_commands import ConfirmAdmission, ObserveFireworks, StartAdmission
 from events.domain.job_events import AdmissionReason
-from service.commands import run_job_command
+from service.commands import run_command
 from tests.api.conftest import DPO_PAYLOAD, META, Users, bearer, count_events, sft
 
 Client = AsyncTestClient[Litestar]
@@ -31,12 +32,12 @@ def dpo_after(*after: str, **over: Any) -> dict[str, Any]:
 async def succeed(pool: asyncpg.Pool, job_id: str) -> None:
     reason = AdmissionReason(policy="t", quota=8, in_use=0, available=8, queue_position=1)
     now = datetime.now(UTC)
-    await run_job_command(pool, job_id, StartAdmission(
+    await run_command(pool, JOB, job_id, StartAdmission(
         at=now, fireworks_job_id=job_id, fireworks_job_name=f"a/{job_id}", reason=reason
     ), META)  # fmt: skip
-    await run_job_command(pool, job_id, ConfirmAdmission(at=now), META)
+    await run_command(pool, JOB, job_id, ConfirmAdmission(at=now), META)
     observed = ObserveFireworks(at=now, fireworks_state="JOB_STATE_COMPLETED")
-    await run_job_command(pool, job_id, observed, META)
+    await run_command(pool, JOB, job_id, observed, META)
 
 
 async def post(client: Client, key: str, body: Any) -> Any:

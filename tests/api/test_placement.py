@@ -13,13 +13,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from events.domain.job import JOB
 from events.domain.job_commands import StartAdmission
 from events.domain.job_events import AdmissionReason
 from events.domain.scheduling import Job, Limits, Pass, Policy
 from service.api import views
 from service.api.runtime import runtime_of
 from service.api.views import PlanSnapshot
-from service.commands import run_job_command
+from service.commands import run_command
 from tests.api.conftest import META, Users, bearer, sft
 
 Client = AsyncTestClient[Litestar]
@@ -107,7 +108,7 @@ async def _admit_every_queued_job(pool: asyncpg.Pool) -> None:
             at=datetime.now(UTC), fireworks_job_id=job_id, fireworks_job_name=f"x/{job_id}",
             reason=reason,
         )  # fmt: skip
-        await run_job_command(pool, job_id, start, META)
+        await run_command(pool, JOB, job_id, start, META)
 
 
 @pytest.mark.parametrize("warm", [False, True])

@@ -66,3 +66,25 @@ async def test_a_201_names_the_new_job_in_location(
         assert made.headers["Location"] == f"{prefix}/jobs/{made.json()['id']}"
         shown = await app_client.get(made.headers["Location"], headers=bearer(users.alice))
         assert shown.json()["id"] == made.json()["id"]
+
+
+async def test_post_jobs_documents_its_body_as_before_its_strict_decoding(
+    app_client: AsyncTestClient[Litestar], users: Users
+) -> None:
+    """POST /jobs decodes its body once, strictly (service.api.common.StrictDTO); the
+    OpenAPI document still gives the body as the JobSubmission schema, and a value Litestar's
+    lenient path would coerce ("4" for 4) or an empty body are 400s in the error shape."""
+    schema = (await app_client.get("/schema/openapi.json")).json()
+    body = schema["paths"]["/jobs"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/JobSubmission"
+    }
+    assert body["required"] is True
+    headers = {**bearer(users.alice), "Content-Type": "application/json"}
+    for raw, field in ((b"", "body"), (b'{"kind": "SFT", "fireworks_payload": {}, "x": 1}', "x")):
+        resp = await app_client.post("/jobs", headers=headers, content=raw)
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"]["details"][0]["field"] == field
+    good = await app_client.post("/jobs", headers=bearer(users.alice), json=sft(gpu_count=2))
+    assert good.status_code == 201, good.text
+    assert good.json()["gpu_count"] == 2

@@ -11,9 +11,9 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from events.domain.directory import SetUserMaxPriority
+from events.domain.directory import USER, SetUserMaxPriority
 from service.api.runtime import runtime_of
-from service.commands import run_user_command
+from service.commands import run_command
 from tests.api.conftest import Users, bearer, sft
 from tests.api.test_jobs import assert_error
 
@@ -46,8 +46,8 @@ async def test_priority_a_member_may_only_lower_unless_raised(
     high = await app_client.post("/jobs", json=sft(priority=60), headers=alice)
     assert_error(high, 403, "FORBIDDEN")
     assert "50" in high.json()["error"]["message"]
-    await run_user_command(
-        pool, "alice@example.com", SetUserMaxPriority(at=_now(), max_priority=70), {}
+    await run_command(
+        pool, USER, "alice@example.com", SetUserMaxPriority(at=_now(), max_priority=70), {}
     )
     raised = await app_client.post("/jobs", json=sft(priority=70), headers=alice)
     assert raised.status_code == 201 and raised.json()["priority"] == 70

@@ -63,6 +63,7 @@ def _fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> Call
     return check
 
 
+@pytest.mark.timeout(900)  # every operation, many examples each: minutes on a loaded machine
 def test_api_matches_its_openapi(fuzz_app: Litestar, admin_key: str) -> None:
     loaded = schemathesis.openapi.from_asgi("/schema/openapi.json", fuzz_app)
     # The live history streams never end by themselves; they have their own tests.

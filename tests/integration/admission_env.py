@@ -13,12 +13,13 @@ import aiohttp
 import asyncpg
 import pytest
 
+from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
 from events.store import locks
 from service.admission.admit import Checkpoint
 from service.admission.loop import AdmissionLoop
 from service.capacity import CapacityReader
-from service.commands import run_job_command
+from service.commands import run_command
 from service.fireworks import FireworksClient, Kind
 from service.fireworks.simulator import SimConfig, Simulator, run_simulator
 from service.settings import Settings
@@ -117,7 +118,7 @@ class Env:
             gpu_type=gpu_type,
             priority=priority,
         )
-        await run_job_command(self.pool, job_id, command, META)
+        await run_command(self.pool, JOB, job_id, command, META)
         return job_id
 
     async def row(self, job_id: str) -> asyncpg.Record:

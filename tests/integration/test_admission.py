@@ -7,12 +7,15 @@ import uuid
 
 import msgspec
 
+from events.domain.directory import SCHEDULER
+from events.domain.directory_events import SCHEDULER_STREAM
+from events.domain.job import JOB
 from events.domain.job_commands import ConfirmCancelled, RequestCancel
 from events.store.log import Cursor, read_all
 from projections.audit import audit
 from projections.recorder import hold_admission_gate
 from service.capacity import CapacityReader
-from service.commands import run_job_command
+from service.commands import run_command
 from service.directory import add_user, set_cap
 from service.settings import Settings
 from tests.integration.admission_env import (
@@ -200,12 +203,13 @@ async def test_lost_create_response_admits_once(env: Env) -> None:
 
 async def test_paused_scheduler_reconciles_but_admits_nothing(env: Env) -> None:
     from events.domain.directory import PauseScheduler  # noqa: PLC0415
-    from service.commands import run_scheduler_command  # noqa: PLC0415
 
     running = await env.submit(gpus=2)
     loop = env.loop()
     await loop.tick()
-    await run_scheduler_command(env.pool, PauseScheduler(at=env.clock(), by="ops"), META)
+    await run_command(
+        env.pool, SCHEDULER, SCHEDULER_STREAM, PauseScheduler(at=env.clock(), by="ops"), META
+    )
     queued = await env.submit(gpus=2)
     env.sim.set_outcome(running, "JOB_STATE_COMPLETED")
     await loop.tick()
@@ -268,8 +272,8 @@ async def test_a_slot_freed_by_a_cancel_during_a_pass_counts_for_the_rest_of_it(
 
     async def cancel_alices_running_job(step: str, job_id: str) -> None:
         if step == "admission_started" and job_id == bobs:  # mid-pass, from outside
-            await run_job_command(env.pool, running, RequestCancel(at=env.clock(), by="x"), META)
-            await run_job_command(env.pool, running, ConfirmCancelled(at=env.clock()), META)
+            await run_command(env.pool, JOB, running, RequestCancel(at=env.clock(), by="x"), META)
+            await run_command(env.pool, JOB, running, ConfirmCancelled(at=env.clock()), META)
 
     await env.loop(checkpoint=cancel_alices_running_job).tick()
     assert await env.states(running, waiting, bobs, carols) == [
@@ -315,14 +319,14 @@ async def test_the_admission_gate_holds_back_only_what_frees_a_slot(env: Env) ->
     async with env.pool.acquire() as conn, conn.transaction():
         await hold_admission_gate(conn)
         free_slot = asyncio.create_task(
-            run_job_command(env.pool, running, RequestCancel(at=env.clock(), by="x"), META)
+            run_command(env.pool, JOB, running, RequestCancel(at=env.clock(), by="x"), META)
         )
         await free_slot  # a cancel *request* frees nothing: the job is still in PROGRESS
         confirm = asyncio.create_task(
-            run_job_command(env.pool, running, ConfirmCancelled(at=env.clock()), META)
+            run_command(env.pool, JOB, running, ConfirmCancelled(at=env.clock()), META)
         )
         cap = asyncio.create_task(set_cap(env.pool, "cap@example.com", 3, META))
-        other = run_job_command(env.pool, queued, RequestCancel(at=env.clock(), by="x"), META)
+        other = run_command(env.pool, JOB, queued, RequestCancel(at=env.clock(), by="x"), META)
         await asyncio.wait_for(other, 5)  # QUEUED -> CANCELLED: not held back
         await wait_for_gate_waiters(env.pool, 2)  # the slot-freeing cancel and the cap change
         assert not confirm.done() and not cap.done()

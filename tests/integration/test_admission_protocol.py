@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from events.domain.job import JOB
 from events.store.tail import LogWatcher
 from service.admission.admit import STEPS
 from service.admission.loop import AdmissionLoop
@@ -116,9 +117,9 @@ async def test_orphan_fireworks_job_of_a_finished_ftq_job_is_cancelled(env: Env)
     other = await env.submit(gpus=2)
     env.sim.state.create("SFT", other, {"dataset": "d", "baseModel": "m"}, 2)
     from events.domain.job_commands import RequestCancel  # noqa: PLC0415
-    from service.commands import run_job_command  # noqa: PLC0415
+    from service.commands import run_command  # noqa: PLC0415
 
-    await run_job_command(env.pool, other, RequestCancel(at=env.clock(), by="a"), META)
+    await run_command(env.pool, JOB, other, RequestCancel(at=env.clock(), by="a"), META)
     await loop.tick()  # other is CANCELLED in ftq but its Fireworks job still runs
     states = {j["id"]: j["state"] for j in env.sim.snapshot()["jobs"]}
     assert states[other] == "JOB_STATE_CANCELLING"

@@ -15,7 +15,6 @@ from events.store.log import (
     NewEvent,
     RecordedEvent,
     append,
-    append_and_notify,
     cursor_at_position,
     head_cursor,
     notify_appended,
@@ -24,6 +23,19 @@ from events.store.log import (
     woken_streams,
 )
 from events.store.tail import LogTail, LogWatcher, tail
+
+
+async def append_and_notify(
+    conn: asyncpg.Connection,
+    stream_id: str,
+    expected_version: int,
+    events: list[NewEvent],
+    metadata: dict[str, str],
+) -> list[RecordedEvent]:
+    """Append (committed on its own), then NOTIFY: two round trips."""
+    recorded = await append(conn, stream_id, expected_version, events, metadata)
+    await notify_appended(conn, [stream_id])
+    return recorded
 
 
 def ev(n: int, type_: str = "test.happened") -> NewEvent:

@@ -8,6 +8,7 @@ import pytest
 
 from events.store.migrations import MigrationEdited, apply_migrations, discover
 from events.store.sql import QUERIES
+from projections.writers import JOB_COLUMNS
 from service.database import MIGRATION_SOURCES, is_migrated, migrate
 from tests.integration.schema_snapshot import SNAPSHOT, describe, migrated_schema
 
@@ -35,6 +36,11 @@ async def test_migrations_apply_once_on_an_empty_database(empty_db_url: str) -> 
             ("metadata", "jsonb", "NO"),
             ("recorded_at", "timestamp with time zone", "NO"),
         ]
+        jobs = await conn.fetch(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = 'jobs' ORDER BY ordinal_position"
+        )
+        assert tuple(c[0] for c in jobs) == JOB_COLUMNS
     finally:
         await conn.close()
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from events.domain.job import JOB
 from events.domain.job_commands import RequestCancel, SubmitJob
 from projections.rebuild import verify
-from service.commands import run_job_command
+from service.commands import run_command
 from tests.integration.admission_env import META, PAYLOAD, Env, env
 from tests.integration.test_admission import _audited
 
@@ -37,7 +38,7 @@ async def submit(
         fireworks_payload=payload,
         after=after,
     )
-    await run_job_command(env.pool, job_id, command, META)
+    await run_command(env.pool, JOB, job_id, command, META)
     return job_id
 
 
@@ -105,7 +106,7 @@ async def test_a_cancelled_dependency_fails_its_dependent(env: Env) -> None:
     loop = env.loop()
     await loop.tick()
     assert await env.states(blocker, a, b) == ["PROGRESS", "QUEUED", "QUEUED"]
-    await run_job_command(env.pool, a, RequestCancel(at=env.clock(), by="u@example.com"), META)
+    await run_command(env.pool, JOB, a, RequestCancel(at=env.clock(), by="u@example.com"), META)
     await loop.tick()
     assert await env.states(a, b) == ["CANCELLED", "FAIL"]
     assert "ended CANCELLED" in (await env.row(b))["error"]

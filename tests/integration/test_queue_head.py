@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from events.domain.directory import PauseScheduler, SetUserCap, SetUserShare
+from events.domain.directory import SCHEDULER, USER, PauseScheduler, SetUserCap, SetUserShare
+from events.domain.directory_events import SCHEDULER_STREAM
+from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
 from events.domain.scheduling import Admission
 from service.admission import queue as queue_module
@@ -22,7 +24,7 @@ from service.admission.queue import (
     load_queue,
     pass_inputs,
 )
-from service.commands import run_job_command, run_scheduler_command, run_user_command
+from service.commands import run_command
 from service.directory import add_user
 from service.settings import load_settings
 
@@ -44,7 +46,7 @@ async def test_chunked_head_admits_like_the_whole_queue(
             user_email="u@x.io", kind="SFT", display_name=None, gpu_count=rng.randint(1, 6),
             fireworks_payload={"dataset": "d"}, gpu_type=rng.choice(["h200", "b200"]),
         )  # fmt: skip
-        await run_job_command(pool, job, submit, {})
+        await run_command(pool, JOB, job, submit, {})
     settings = load_settings({"FTQ_POLICY": policy, "FTQ_BIG_JOB_GPUS": "5"}, None)
     history = SchedulingHistory(120, 168)
     async with pool.acquire() as conn:
@@ -80,8 +82,8 @@ async def test_planner_inputs_caps_per_class_shares_and_pause(pool: asyncpg.Pool
         ("both@x.io", SetUserCap(at=T0, cap=None, size_class="big", unlimited=True)),
         ("both@x.io", SetUserShare(at=T0, share=2.5)),
     ):
-        await run_user_command(pool, email, command, {})
-    await run_scheduler_command(pool, PauseScheduler(at=T0, by="admin@x.io"), {})
+        await run_command(pool, USER, email, command, {})
+    await run_command(pool, SCHEDULER, SCHEDULER_STREAM, PauseScheduler(at=T0, by="admin@x.io"), {})
     async with pool.acquire() as conn:
         inputs = await load_planner_inputs(conn)
     assert inputs.paused is True

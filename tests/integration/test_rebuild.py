@@ -11,6 +11,7 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from events.domain.job import JOB
 from events.domain.job_commands import (
     ConfirmAdmission,
     ConfirmCancelled,
@@ -26,7 +27,7 @@ from events.domain.job_commands import (
 from events.domain.job_events import AdmissionReason
 from events.domain.rejections import CommandRejected
 from projections.rebuild import rebuild, verify
-from service.commands import run_job_command
+from service.commands import run_command
 from service.directory import add_user, issue_key, revoke_key, set_cap
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -80,8 +81,8 @@ async def test_projection_equals_rebuild_after_random_workload(
     users = [str(uuid.uuid4()) for _ in range(3)]
     for n, (kind, job, user, gpus) in enumerate(steps):
         with contextlib.suppress(CommandRejected):
-            await run_job_command(
-                pool, jobs[job], command(kind, n, jobs[job], users[user], gpus), {}
+            await run_command(
+                pool, JOB, jobs[job], command(kind, n, jobs[job], users[user], gpus), {}
             )
     async with pool.acquire() as conn:
         assert await verify(conn) == []
@@ -95,8 +96,8 @@ async def test_directory_and_jobs_verify_then_tamper_is_caught_and_repaired(
     key = await issue_key(pool, "a@x.io", "l", {})
     await revoke_key(pool, key.id, {})
     job = str(uuid.uuid4())
-    await run_job_command(pool, job, command("submit", 0, job, str(uuid.uuid4()), 2), {})
-    await run_job_command(pool, job, command("start", 1, job, "", 2), {})
+    await run_command(pool, JOB, job, command("submit", 0, job, str(uuid.uuid4()), 2), {})
+    await run_command(pool, JOB, job, command("start", 1, job, "", 2), {})
     async with pool.acquire() as conn:
         assert await verify(conn) == []
         await conn.execute("UPDATE jobs SET state = 'SUCCESS' WHERE id = $1", job)

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
 from events.store.log import Cursor, read_all
 from projections.audit import audit
 from projections.rebuild import verify
-from service.commands import run_job_command
+from service.commands import run_command
 from tests.integration.admission_env import META, PAYLOAD, Env, env
 
 __all__ = ["env"]
@@ -37,7 +38,7 @@ async def submit(env: Env, max_runtime: int | None = None, gpus: int = 2) -> str
         fireworks_payload=PAYLOAD["SFT"],
         max_runtime_minutes=max_runtime,
     )
-    await run_job_command(env.pool, job_id, command, META)
+    await run_command(env.pool, JOB, job_id, command, META)
     return job_id
 
 

@@ -16,13 +16,14 @@ import asyncpg
 import pytest
 import structlog
 
+from events.domain.job import JOB
 from events.domain.job_commands import RequestCancel, SubmitJob
 from events.store.log import Cursor, RecordedEvent, read_all
 from projections.audit import audit
 from projections.rebuild import verify
 from service.admission.loop import AdmissionLoop
 from service.capacity import CapacityReader
-from service.commands import run_job_command
+from service.commands import run_command
 from service.fireworks.simulator.state import GPU_QUOTA
 from service.secrets.keys import Keyring, MasterKey, parse_key
 from service.secrets.rotate import rotate
@@ -100,7 +101,7 @@ async def test_retention_shreds_ended_jobs_and_the_log_stays_clean(env: Env) -> 
     vault = Vault(Keyring(master()))
     ended = await submit(env, vault, secret_payload())
     queued = await submit(env, vault, secret_payload())
-    state, _ = await run_job_command(env.pool, ended, RequestCancel(at=env.clock(), by="u"), META)
+    state, _ = await run_command(env.pool, JOB, ended, RequestCancel(at=env.clock(), by="u"), META)
     assert state.completed_at is not None
     orphan = str(uuid.uuid4())  # a key whose submit never committed
     await env.pool.execute(
@@ -174,21 +175,21 @@ async def test_rotation_under_load_loses_no_job(env: Env) -> None:
 
 
 async def test_a_requeue_of_a_shredded_job_asks_for_the_secrets_again(env: Env) -> None:
-    from projections.recorder import load_job  # noqa: PLC0415
+    from projections.recorder import load  # noqa: PLC0415
     from service.secrets.requeue import SecretsNeeded, requeue_payload  # noqa: PLC0415
     from service.secrets.shred import shred  # noqa: PLC0415
 
     vault = Vault(Keyring(master()))
     payload = secret_payload()
     job_id = await submit(env, vault, payload)
-    await run_job_command(env.pool, job_id, RequestCancel(at=env.clock(), by="u"), META)
+    await run_command(env.pool, JOB, job_id, RequestCancel(at=env.clock(), by="u"), META)
     async with env.pool.acquire() as conn:
-        old = await load_job(conn, job_id)
+        old = await load(conn, JOB, job_id)
     assert await requeue_payload(vault, env.pool, old) == payload  # opened, to seal anew
     plain = dict(PAYLOAD["SFT"])
     await shred(env.pool, job_id, "u@example.com", META)
     async with env.pool.acquire() as conn:
-        old = await load_job(conn, job_id)
+        old = await load(conn, JOB, job_id)
     with pytest.raises(SecretsNeeded) as needed:
         await requeue_payload(vault, env.pool, old)
     assert needed.value.fields == ["wandbConfig.apiKey"]

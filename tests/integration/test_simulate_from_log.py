@@ -23,10 +23,11 @@ import aiohttp
 import asyncpg
 import pytest
 
+from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
 from service.admission.loop import AdmissionLoop
 from service.capacity import CapacityReader
-from service.commands import run_job_command
+from service.commands import run_command
 from service.fireworks import FireworksClient
 from service.fireworks.simulator import SimConfig, Simulator, run_simulator
 from service.settings import Settings
@@ -104,7 +105,7 @@ async def run_workload(
                 user_email="u@example.com", kind="SFT", display_name=None, gpu_count=gpus,
                 fireworks_payload=PAYLOAD["SFT"],
             )  # fmt: skip
-            await run_job_command(pool, job_id, command, META)
+            await run_command(pool, JOB, job_id, command, META)
         box.t = tick
         summary = await loop.tick(full_reconcile=True)
         assert summary.error is None
@@ -191,13 +192,13 @@ async def test_from_log_estimates_unfinished_jobs_and_leaves_out_queued_cancels(
     ids = [str(uuid.UUID(int=2000 + k)) for k in range(3)]
     for k, job_id in enumerate(ids):
         at = datetime.fromtimestamp(T0, UTC) + timedelta(seconds=k)
-        await run_job_command(pool, job_id, SubmitJob(
+        await run_command(pool, JOB, job_id, SubmitJob(
             at=at, job_id=job_id, user_id=user, user_email="u@example.com", kind="SFT",
             display_name=None, gpu_count=8, fireworks_payload=PAYLOAD["SFT"]), META)  # fmt: skip
     box.t = 10
     await loop.tick(full_reconcile=True)  # the first runs; the others queue (8 GPUs each)
     cancel = RequestCancel(at=datetime.fromtimestamp(T0 + 11, UTC), by="test")
-    await run_job_command(pool, ids[2], cancel, META)
+    await run_command(pool, JOB, ids[2], cancel, META)
     box.t = 12
     await loop.tick(full_reconcile=True)
     report, rows = simulate_log(db_url, tmp_path)

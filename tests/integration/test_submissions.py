@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events.domain.job import JobState, decide, initial_state
+from events.domain.job import JOB, JobState, decide, initial_state
 from events.domain.job_events import JobEvent
 from events.store.log import Cursor, read_all
 from projections.rebuild import verify
-from projections.recorder import load_job, new_job, record_new_jobs
+from projections.recorder import load, new_job, record_new_jobs
 from service.directory import KeyLookup, add_user, issue_key, revoke_key
 from service.submissions import Submitter
 from tests.integration.test_projections import META, submit
@@ -37,7 +37,7 @@ async def test_submits_that_arrive_together_are_one_statement_and_match_a_replay
         assert await verify(conn) == []
         events = await read_all(conn, Cursor.START, 1000)
         for job_id, state in zip(ids, states, strict=True):
-            assert await load_job(conn, job_id) == state
+            assert await load(conn, JOB, job_id) == state
     assert sorted(e.stream_id for e in events) == sorted(ids)
     positions = [e.position for e in events]
     assert positions == sorted(positions) and len(set(positions)) == len(ids)

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from events.domain.job import JOB
 from events.domain.job_commands import (
     ConfirmAdmission,
     FireworksJobGone,
@@ -30,7 +31,7 @@ from events.domain.job_events import AdmissionReason
 from events.domain.rejections import CommandRejected
 from events.domain.usage import GROUPS, summarize
 from projections.rebuild import rebuild, verify
-from service.commands import run_job_command
+from service.commands import run_command
 from service.usage import EPOCH, usage, usage_rows
 
 T0 = datetime(2026, 1, 1, 20, tzinfo=UTC)
@@ -146,8 +147,8 @@ async def test_accounting_equals_a_fold_of_the_log_after_a_random_workload(
             continue  # ended
         kind = options[choice % len(options)]
         with contextlib.suppress(CommandRejected):
-            state, _ = await run_job_command(
-                pool, jobs[job], command(kind, n, jobs[job], users[user], gpus), {}
+            state, _ = await run_command(
+                pool, JOB, jobs[job], command(kind, n, jobs[job], users[user], gpus), {}
             )
             states[job] = (state.status, state.admission_open)
     now = T0 + (len(steps) + 1) * STEP
@@ -198,7 +199,7 @@ def test_the_random_workloads_admitted_jobs() -> None:
 async def test_a_rebuild_restores_tampered_accounting(pool: asyncpg.Pool) -> None:
     job, user = str(uuid.uuid4()), str(uuid.uuid4())
     for n, kind in enumerate(["submit", "start", "confirm", "run", "end"]):
-        await run_job_command(pool, job, command(kind, n + 1, job, user, 3), {})
+        await run_command(pool, JOB, job, command(kind, n + 1, job, user, 3), {})
     row = await pool.fetchrow("SELECT gpu_count, admitted_at, completed_at FROM job_usage")
     assert row is not None and row[0] == 3 and row[1] == T0 + 3 * STEP
     assert row[2] == T0 + 5 * STEP

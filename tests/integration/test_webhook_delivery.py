@@ -17,9 +17,10 @@ import msgspec
 import pytest
 from aiohttp import web
 
+from events.domain.job import JOB
 from events.domain.job_commands import RequestCancel, SubmitJob
 from events.domain.webhooks import Scope, WebhookSubscribed
-from service.commands import run_job_command
+from service.commands import run_command
 from service.webhooks import subscriptions
 from service.webhooks.deliverer import WebhookDeliverer
 from service.webhooks.subscriptions import Webhook
@@ -129,12 +130,12 @@ async def submit(pool: asyncpg.Pool, user: str, name: str) -> str:
             "wandbConfig": {"apiKey": "wb-s3cr3t"},
         },
     )
-    await run_job_command(pool, job_id, command, META, new_stream=True)
+    await run_command(pool, JOB, job_id, command, META, new_stream=True)
     return job_id
 
 
 async def cancel(pool: asyncpg.Pool, job_id: str) -> None:
-    await run_job_command(pool, job_id, RequestCancel(at=datetime.now(UTC), by="test"), META)
+    await run_command(pool, JOB, job_id, RequestCancel(at=datetime.now(UTC), by="test"), META)
 
 
 async def make_due(pool: asyncpg.Pool) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from service.admission.admit import STEPS
-from service.admission.loop import fault_checkpoint_from_env
+from service.admission.faults import fault_checkpoint_from_env
 
 
 def test_off_by_default() -> None:

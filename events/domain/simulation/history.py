@@ -10,12 +10,10 @@ recorded on its last admission; per-user caps the ones set in the log."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import msgspec
 
 from events.domain.codec import AnyEvent
-from events.domain.directory_events import UserCapSet
+from events.domain.directory_events import UserCapSet, UserShareSet
 from events.domain.job_events import (
     AdmissionStarted,
     Cancelled,
@@ -40,6 +38,7 @@ RELEVANT = frozenset(
         "job.succeeded",
         "job.failed",
         "user.cap_set",
+        "user.share_set",
     }
 )  # the event types the fold reads; a reader may skip decoding the others
 FLOOR_S = 60.0
@@ -54,28 +53,43 @@ class LoggedJob(msgspec.Struct):
     admitted_at: float | None = None  # the last admission that started (None: queued)
     ended_at: float | None = None  # terminal event
     state: str = "QUEUED"
+    max_runtime_minutes: int | None = None
+    gpu_type: str = "h200"
+    priority: int = 50
 
 
 class History(msgspec.Struct):
     jobs: dict[str, LoggedJob] = msgspec.field(default_factory=dict)  # in submission order
-    quota: int | None = None  # as recorded by the last admission
-    policy: str | None = None
-    caps: dict[str, int | None] = msgspec.field(default_factory=dict)  # user id -> cap
+    quotas: dict[str, int] = msgspec.field(default_factory=dict)  # per GPU type, as the
+    policy: str | None = None  # last admission of that type (the last one) recorded
+    caps: dict[tuple[str, str], int | None] = msgspec.field(default_factory=dict)  # (user,
+    weights: dict[str, float] = msgspec.field(default_factory=dict)  # class) -> cap; shares
     last: float = 0.0  # the latest time of an event folded in
 
     def apply(self, stream_id: str, event: AnyEvent) -> None:
         """Fold one event of the log (in log order) into the history."""
         self.last = max(self.last, event.at.timestamp())
         if isinstance(event, UserCapSet):
-            if event.cap is None:
-                self.caps.pop(event.user_id, None)
+            key = (event.user_id, event.size_class)
+            if event.unlimited:
+                self.caps[key] = None
+            elif event.cap is None:
+                self.caps.pop(key, None)
             else:
-                self.caps[event.user_id] = event.cap
+                self.caps[key] = event.cap
+            return
+        if isinstance(event, UserShareSet):
+            if event.share is None:
+                self.weights.pop(event.user_id, None)
+            else:
+                self.weights[event.user_id] = event.share
             return
         if isinstance(event, JobSubmitted):
             self.jobs[event.job_id] = LoggedJob(
-                event.job_id, event.user_id, event.kind, event.gpu_count, event.at.timestamp()
-            )
+                event.job_id, event.user_id, event.kind, event.gpu_count, event.at.timestamp(),
+                max_runtime_minutes=event.max_runtime_minutes, gpu_type=event.gpu_type,
+                priority=event.priority,
+            )  # fmt: skip
             return
         job = self.jobs.get(stream_id)
         if job is None:
@@ -83,7 +97,8 @@ class History(msgspec.Struct):
         at = event.at.timestamp()
         if isinstance(event, AdmissionStarted):
             job.admitted_at, job.state = at, "PROGRESS"
-            self.quota, self.policy = event.reason.quota, event.reason.policy
+            self.quotas[event.reason.gpu_type] = event.reason.quota
+            self.policy = event.reason.policy
         elif isinstance(event, ReturnedToQueue):
             job.admitted_at, job.state = None, "QUEUED"
         elif isinstance(event, Succeeded):
@@ -104,7 +119,16 @@ class LogTrace(msgspec.Struct, frozen=True):
 
 
 def _planner_job(job: LoggedJob) -> Job:
-    return Job(job.job_id, job.user_id, _when(job.created_at), job.gpu_count, kind=job.kind)
+    return Job(
+        job.job_id,
+        job.user_id,
+        _when(job.created_at),
+        job.gpu_count,
+        job.gpu_type,
+        job.kind,
+        job.priority,
+        job.max_runtime_minutes,
+    )
 
 
 def log_trace(
@@ -144,7 +168,8 @@ def log_trace(
             duration, bucket = estimator.estimate(_planner_job(j)), "queued"
         counts[bucket] += 1
         trace_job = TraceJob(j.job_id, j.user_id, j.created_at, j.gpu_count, max(0.0, duration),
-                             kind=j.kind)  # fmt: skip
+                             kind=j.kind, gpu_type=j.gpu_type, priority=j.priority,
+                             max_runtime_minutes=j.max_runtime_minutes)  # fmt: skip
         jobs.append(trace_job)
         if j.admitted_at is None:
             never.append(trace_job)
@@ -153,10 +178,3 @@ def log_trace(
     recorded = Outcome(runs, [], never, [])
     return LogTrace(jobs, recorded, counts["finished"], counts["running"], counts["queued"],
                     counts["cancelled"])  # fmt: skip
-
-
-def user_caps(
-    caps: Mapping[str, int | None], classes: Sequence[str] = ("small", "big")
-) -> dict[tuple[str, str], int | None]:
-    """Per-user caps of the log as the planner's per-(user, class) overrides."""
-    return {(user, c): cap for user, cap in caps.items() for c in classes}

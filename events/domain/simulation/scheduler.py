@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import msgspec
 
 from events.domain.scheduling import (
+    DEFAULT_PRIORITY,
     DEFAULT_RUNTIME_MINUTES,
     Job,
     Limits,
@@ -67,19 +69,61 @@ class DomainPlanner:
         self.easy = policy.name in ("reserve", "fair-share")
         self.free: dict[str, int] = dict(quota)
         self.queued_users: dict[str, int] = {}  # user -> queued jobs
+        self.streams: dict[tuple[str, str], dict[str, Job]] = {}  # (user, class) -> FIFO
+        self.progress: dict[tuple[str, str], int] = {}  # (user, class) -> running jobs
+        self.caps: dict[tuple[str, str], int | None] = {}  # of each stream
+        self.open: set[tuple[str, str]] = set()  # streams under their cap by running jobs
         self.user_runs: dict[str, dict[str, Running]] = {}  # user -> running job id -> run
         self.ends: dict[str, dict[str, tuple[datetime, int]]] = {}  # type -> id -> end, gpus
         self.due: list[tuple[datetime, str]] = []  # (expected end, id): a heap, lazy deletes
+        self.learn = True  # finished runtimes feed the estimator (not in a live forecast)
+        self.fifo = True  # the queue (insertion order) is in FIFO order, all one priority
+        self.last: tuple[datetime, str] | None = None
+
+    def _job(self, job: TraceJob) -> Job:
+        gpu_type = SINGLE_POOL if self.single else job.gpu_type
+        return Job(job.job_id, job.user, at(job.submitted_at), job.gpu_count, gpu_type, job.kind,
+                   job.priority, job.max_runtime_minutes)  # fmt: skip
 
     def arrive(self, job: TraceJob, now: float) -> None:
-        gpu_type = SINGLE_POOL if self.single else job.gpu_type
-        self.state.arrive(
-            Job(job.job_id, job.user, at(job.submitted_at), job.gpu_count, gpu_type, job.kind)
-        )
+        one = self._job(job)
+        self.state.arrive(one)
+        fifo_key = (one.created_at, one.job_id)
+        if (self.last is not None and fifo_key < self.last) or one.priority != DEFAULT_PRIORITY:
+            self.fifo = False
+        self.last = fifo_key
         self.queued_users[job.user] = self.queued_users.get(job.user, 0) + 1
+        key = self._key(one)
+        self.streams.setdefault(key, {})[one.job_id] = one
+        if key not in self.caps:
+            self.caps[key] = self.state.limits.cap(*key)
+        self._reopen(key)
 
-    def _track(self, run: Running) -> None:
+    def _reopen(self, key: tuple[str, str]) -> None:
+        cap = self.caps.get(key)
+        if key in self.streams and (cap is None or self.progress.get(key, 0) < cap):
+            self.open.add(key)
+        else:
+            self.open.discard(key)
+
+    def _key(self, job: Job | Running) -> tuple[str, str]:
+        return (job.user_id, self.state.limits.size_class(job.gpu_count))
+
+    def start_running(self, job: TraceJob, started_at: float) -> None:
+        """`job` has been running since `started_at` (a forecast's initial state)."""
+        state = self.state
+        one = self._job(job)
+        state.arrive(one)
+        run = state.admit(one.job_id, at(started_at))  # expected end: start + estimate
+        self.free[one.gpu_type] = self.free.get(one.gpu_type, 0) - one.gpu_count
+        self._track(run)
+
+    def _track(self, run: Running, *, new: bool = True) -> None:
         self.user_runs.setdefault(run.user_id, {})[run.job_id] = run
+        if new:
+            key = self._key(run)
+            self.progress[key] = self.progress.get(key, 0) + 1
+            self._reopen(key)
         if self.easy:
             self.ends.setdefault(run.gpu_type, {})[run.job_id] = (run.expected_end, run.gpu_count)
             heapq.heappush(self.due, (run.expected_end, run.job_id))
@@ -98,7 +142,7 @@ class DomainPlanner:
             left = state.estimator.remaining(job, elapsed, FLOOR_S)
             run = msgspec.structs.replace(run, expected_end=moment + timedelta(seconds=left))
             state.running[job_id] = (job, run)
-            self._track(run)
+            self._track(run, new=False)
 
     def remaining(self, job_id: str, now: float) -> float:
         """A running job's expected further runtime at `now` (≥ `FLOOR_S`)."""
@@ -113,18 +157,36 @@ class DomainPlanner:
             self.refresh(moment)
         if not state.queue:
             return []
-        runs = [r for u in self.queued_users for r in self.user_runs.get(u, {}).values()]
-        usage = state.usage.at(moment, runs) if state.policy.name == "fair-share" else None
-        pass_ = Pass(runs, self.free, state.limits, state.policy, moment,
+        usage = None
+        if state.policy.name == "fair-share":  # the users with a queued job are the ones read
+            runs = [r for u in self.queued_users for r in self.user_runs.get(u, {}).values()]
+            usage = state.usage.at(moment, runs)
+        pass_ = Pass((), self.free, state.limits, state.policy, moment,
                      estimate=state.estimator.estimate, usage=usage)  # fmt: skip
-        if self.easy:  # every running job's end (each one is past `moment` after refresh)
+        # What `Pass` would count from every running job, kept up to date instead: the
+        # (user, class) slots they hold and (reserve, fair-share) when their GPUs free up,
+        # each end past `moment` after `refresh`.
+        pass_.progress = self.progress
+        pass_.slots = dict(self.progress)
+        if self.easy:
             pass_.ends = {t: list(ends.values()) for t, ends in self.ends.items()}
-        order = policy_order(list(state.queue.values()), state.policy, moment, usage or {})
+        order: Sequence[Job]
+        if self.fifo and state.policy.name != "fair-share":
+            # the pass only iterates its order (and stops early): no list of a long queue
+            order = cast(Sequence[Job], self._fifo_order(pass_.slots))
+        else:
+            order = policy_order(list(state.queue.values()), state.policy, moment, usage or {})
         done = pass_.plan(order, explain=False)
         for admission in done.admit:
             job = admission.job
             run = state.admit(job.job_id, moment)
             self.free[job.gpu_type] = self.free.get(job.gpu_type, 0) - job.gpu_count
+            key = self._key(job)
+            stream = self.streams[key]
+            del stream[job.job_id]
+            if not stream:
+                del self.streams[key]
+                del self.caps[key]
             left = self.queued_users[job.user_id] - 1
             if left:
                 self.queued_users[job.user_id] = left
@@ -133,6 +195,42 @@ class DomainPlanner:
             self._track(run)
         return [a.job.job_id for a in done.admit]
 
+    def _fifo_order(self, slots: Mapping[tuple[str, str], int]) -> Iterator[Job]:
+        """The queue in FIFO order (`policy_order` of a FIFO queue of one priority) less
+        jobs the pass would only skip for their user's class cap (no slot, no block, no
+        reservation: its admissions are the same): read lazily while the pass steps, with
+        `slots` the pass's live slot counts. With few (user, class) streams for the queue's
+        length, a stream is merged in only while its user has a free slot; else the queue
+        is read whole, capped jobs left out."""
+        queue, caps = self.state.queue, self.caps
+
+        def full(key: tuple[str, str]) -> bool:
+            cap = caps[key]
+            return cap is not None and slots.get(key, 0) >= cap
+
+        if len(self.streams) * 4 >= len(queue):
+            key_of = self._key
+            return (j for j in queue.values() if not full(key_of(j)))
+        return self._merged(full)
+
+    def _merged(self, full: Callable[[tuple[str, str]], bool]) -> Iterator[Job]:
+        heap: list[tuple[datetime, str, Job, Iterator[Job], tuple[str, str]]] = []
+        for key in self.open:
+            if not full(key):
+                it = iter(self.streams[key].values())
+                first = next(it)
+                heap.append((first.created_at, first.job_id, first, it, key))
+        heapq.heapify(heap)
+        while heap:
+            _, _, job, it, key = heap[0]
+            yield job  # the pass steps it; `full` then sees the slot it took
+            following = next(it, None)
+            if following is None or full(key):
+                heapq.heappop(heap)
+            else:
+                entry = (following.created_at, following.job_id, following, it, key)
+                heapq.heapreplace(heap, entry)
+
     def finish(self, job_id: str, now: float, runtime: float) -> None:
         moment = at(now)
         state = self.state
@@ -140,8 +238,11 @@ class DomainPlanner:
         if (moment - usage.epoch).total_seconds() > REBASE_HALF_LIVES * usage.half_life_s:
             usage.rebase(moment)
         _, run = state.running[job_id]
-        state.finish(job_id, moment)
+        state.finish(job_id, moment, observed=self.learn)
         self.free[run.gpu_type] += run.gpu_count
+        key = self._key(run)
+        self.progress[key] -= 1
+        self._reopen(key)
         runs = self.user_runs[run.user_id]
         del runs[job_id]
         if not runs:

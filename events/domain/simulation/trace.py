@@ -28,6 +28,8 @@ class TraceJob(msgspec.Struct, frozen=True, gc=False):
     duration_s: float
     kind: str = DEFAULT_KIND
     gpu_type: str = DEFAULT_GPU_TYPE
+    max_runtime_minutes: int | None = None  # a live job's own limit (caps its estimate)
+    priority: int = 50  # a live job's priority (a trace's jobs all have the default)
 
 
 class TraceError(ValueError):

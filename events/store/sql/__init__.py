@@ -8,7 +8,6 @@ from types import MappingProxyType
 from typing import Final
 
 SQL_DIR: Final = Path(__file__).parent
-MIGRATIONS_DIR: Final = SQL_DIR / "migrations"
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 

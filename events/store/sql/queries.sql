@@ -8,18 +8,6 @@ INSERT INTO events (stream_id, stream_version, type, schema_version, data, metad
 VALUES ($1, 1, $2, $3, $4::jsonb, $5::jsonb)
 RETURNING position, transaction_id, recorded_at;
 
--- name: append_new_streams
--- The first event of each of several new streams, in one statement (a group commit): $1
--- stream ids, $2 types, $3 schema versions, $4 data, $5 metadata, one element per stream.
--- If any stream exists, the whole statement raises a unique violation and appends nothing.
--- (projections.recorder.NEW_JOBS embeds it, and joins its row source to a lock taken first.)
-INSERT INTO events (stream_id, stream_version, type, schema_version, data, metadata)
-SELECT new.stream_id, 1, new.type, new.schema_version, new.data::jsonb, new.metadata::jsonb
-FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::text[])
-        WITH ORDINALITY AS new (stream_id, type, schema_version, data, metadata, n)
-ORDER BY new.n
-RETURNING stream_id, position, transaction_id, recorded_at;
-
 -- name: append
 -- Appends $3..$5 to stream $1 at versions $2+1.. only if the stream is at version $2:
 -- version $2 must exist (else no row is inserted: the stream is behind), and version $2+1

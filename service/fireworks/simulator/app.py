@@ -8,7 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from service.fireworks.kinds import ID_PARAM, KIND_BY_COLLECTION, LIST_KEY, Kind
+from events.domain.job_events import Kind
+from service.fireworks.kinds import ID_PARAM, KIND_BY_COLLECTION, LIST_KEY
 
 from .control import add_control_routes
 from .pages import page

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from service.fireworks.kinds import COLLECTION, Kind
+from events.domain.job_events import Kind
+from service.fireworks.kinds import COLLECTION
 
 TERMINAL_STATES = frozenset(
     {

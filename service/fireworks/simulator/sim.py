@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from service.fireworks.kinds import Kind
+from events.domain.job_events import Kind
 
 from .faults import Faults
 from .jobs import rfc3339

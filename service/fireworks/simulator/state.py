@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.fireworks.kinds import Kind
+from events.domain.job_events import Kind
 
 from .jobs import RESUMABLE_STATES, TERMINAL_STATES, Override, SimJob, rfc3339
 

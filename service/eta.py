@@ -1,0 +1,198 @@
+"""Live ETAs: when each QUEUED job is expected to be admitted, rebuilt in the background.
+
+A forward simulation (`events.domain.simulation.live_etas`) of the current state under the
+live policy and caps: ftq's PROGRESS jobs end after the runtime estimator's remaining time
+for a job that has run that long (never sooner than a floor from now), the queue is
+admitted by the same planner the simulator drives, on ftq's share of the quota (the quota
+less what runs outside ftq). The estimator learns the runtimes of finished jobs as they
+finish (read incrementally). Rebuilt after events (debounced) and at least every
+`INTERVAL_S`; requests only read the last result (`EtaForecaster.eta`), never wait for one.
+A paused scheduler gives no ETAs, nor does a job waiting for others (`after`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Final, TypeVar
+
+import asyncpg
+import msgspec
+import structlog
+
+from events.domain.scheduling import Job, RuntimeEstimator, UsageLedger
+from events.domain.simulation.live import LiveJob, live_etas
+from events.store.log import Connection
+from events.store.tail import LogWatcher, Subscription
+from service.admission.dependencies import load_waits
+from service.admission.queue import PlannerInputs, RunningRow, load_planner_inputs, load_queue
+from service.api.schemas import JobView, QueueEntry
+from service.capacity import CapacityReader
+from service.clock import Clock, utcnow
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+INTERVAL_S: Final = 10.0  # rebuilt at least this often
+DEBOUNCE_S: Final = 0.5  # after an event, wait this long for the rest of a burst
+FINISHED_PAGE: Final = 5000
+
+_FINISHED = """
+SELECT user_id::text, kind, gpu_count, started_at, completed_at, id::text, state
+FROM jobs
+WHERE state IN ('SUCCESS', 'FAIL') AND started_at IS NOT NULL AND completed_at IS NOT NULL
+  AND (completed_at, id) > ($1, $2::uuid)
+ORDER BY completed_at, id
+LIMIT $3
+"""  # SUCCESS and FAIL: the index's rows; only successes feed the estimator, as in the loop
+_EPOCH: Final = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+_NIL: Final = "00000000-0000-0000-0000-000000000000"
+
+
+class Forecast(msgspec.Struct, frozen=True):
+    etas: dict[str, datetime]  # QUEUED job id -> estimated admission
+    built_at: datetime
+    queued: int
+    build_s: float
+
+
+class EtaForecaster:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        capacity: CapacityReader,
+        watcher: LogWatcher | None,
+        *,
+        clock: Clock = utcnow,
+        ledger: Callable[[], UsageLedger | None] = lambda: None,
+        interval_s: float = INTERVAL_S,
+        debounce_s: float = DEBOUNCE_S,
+    ) -> None:
+        self._pool, self._settings, self._capacity = pool, settings, capacity
+        self._watcher, self._clock, self._ledger = watcher, clock, ledger
+        self._interval_s, self._debounce_s = interval_s, debounce_s
+        self._estimator = RuntimeEstimator()
+        self._seen: tuple[datetime, str] = (_EPOCH, _NIL)  # finished jobs read up to here
+        self._subscription: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.forecast: Forecast | None = None
+
+    def eta(self, job_id: str) -> datetime | None:
+        """The last forecast's ETA of a QUEUED job (None: none yet, or not admissible)."""
+        forecast = self.forecast
+        return None if forecast is None else forecast.etas.get(job_id)
+
+    async def start(self) -> None:
+        if self._task is None:
+            if self._watcher is not None:
+                self._subscription = self._watcher.subscribe()
+            self._task = asyncio.create_task(self._run(), name="ftq-eta-forecaster")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+
+    async def _run(self) -> None:
+        while True:
+            woken = self._subscription.event if self._subscription is not None else None
+            if woken is not None:
+                woken.clear()
+            try:
+                await self.rebuild()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("eta.rebuild_failed", error=f"{type(exc).__name__}: {exc}")
+            if woken is None:
+                await asyncio.sleep(self._interval_s)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval_s):
+                    await woken.wait()
+            await asyncio.sleep(self._debounce_s)
+
+    async def rebuild(self) -> Forecast:
+        """One forecast from the projections now; kept as `forecast` and returned."""
+        t0 = time.perf_counter()
+        async with self._pool.acquire() as conn:
+            await self._learn(conn)
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                queue = await load_queue(conn)
+                inputs = await load_planner_inputs(conn)
+                waits = await load_waits(conn)
+        if waits.after:  # jobs waiting for others (`after`) get no ETA
+            queue, _ = waits.split(queue)
+        now = self._clock()
+        etas: dict[str, datetime] = {}
+        gpus = self._gpus(inputs)
+        if gpus and not inputs.paused and queue:
+            settings = self._settings
+            policy = settings.scheduling_policy(inputs.weights)
+            ledger = self._ledger() if policy.name == "fair-share" else None
+            found = await asyncio.to_thread(
+                live_etas, [_queued(j) for j in queue], [_running(r) for r in inputs.running],
+                gpus, settings.limits(inputs.user_caps), policy, self._estimator,
+                now.timestamp(), ledger=ledger,
+            )  # fmt: skip
+            etas = {job_id: _EPOCH + timedelta(seconds=at) for job_id, at in found.items()}
+        forecast = Forecast(etas, now, len(queue), time.perf_counter() - t0)
+        self.forecast = forecast
+        return forecast
+
+    def _gpus(self, inputs: PlannerInputs) -> dict[str, int]:
+        """ftq's GPUs per type: each type's quota less what runs outside ftq (the capacity
+        cache's last reading: never waits on Fireworks)."""
+        capacity = self._capacity.peek(inputs.gpus_by_type())
+        return {
+            t: max(0, pool.quota - max(0, pool.in_use - pool.ftq_in_use))
+            for t, pool in capacity.pools.items()
+        }
+
+    async def _learn(self, conn: Connection) -> None:
+        """Feed the estimator the runtimes of jobs finished since the last rebuild."""
+        while True:
+            rows = await conn.fetch(_FINISHED, self._seen[0], self._seen[1], FINISHED_PAGE)
+            for user_id, kind, gpus, started, completed, _, state in rows:
+                if state == "SUCCESS":
+                    seconds = (completed - started).total_seconds()
+                    self._estimator.observe(user_id, kind, gpus, seconds)
+            if rows:
+                self._seen = (rows[-1][4], rows[-1][5])
+            if len(rows) < FINISHED_PAGE:
+                return
+
+
+def _queued(job: Job) -> LiveJob:
+    return LiveJob(job.job_id, job.user_id, job.gpu_count, job.created_at.timestamp(),
+                   kind=job.kind, max_runtime_minutes=job.max_runtime_minutes,
+                   gpu_type=job.gpu_type, priority=job.priority)  # fmt: skip
+
+
+def _running(row: RunningRow) -> LiveJob:
+    started = None if row.started_at is None else row.started_at.timestamp()
+    return LiveJob(row.job_id, row.user_id, row.gpu_count, started or 0.0, started,
+                   kind=row.kind, max_runtime_minutes=row.max_runtime_minutes,
+                   gpu_type=row.gpu_type)  # fmt: skip
+
+
+View = TypeVar("View", JobView, QueueEntry)
+
+
+def with_etas(forecaster: EtaForecaster | None, views: list[View]) -> list[View]:
+    """`views` with the last forecast's `eta` on each QUEUED one (a dict read per view)."""
+    if forecaster is None or forecaster.forecast is None:
+        return views
+    etas = forecaster.forecast.etas
+    out: list[View] = []
+    for view in views:
+        at = etas.get(view.id)
+        queued = isinstance(view, QueueEntry) or view.state == "QUEUED"
+        out.append(msgspec.structs.replace(view, eta=at) if at is not None and queued else view)
+    return out
