@@ -8,32 +8,16 @@ SELECT id::text, kind, state, display_name, gpu_count, created_at, started_at, c
        idempotency_key
 FROM jobs WHERE user_id = $1::uuid AND idempotency_key = ANY($2::text[]);
 
--- name: queued_of_user
-SELECT count(*) FROM jobs WHERE user_id = $1::uuid AND state = 'QUEUED';
-
--- name: take_submit_tokens
--- The submit-rate token bucket of user $1: capacity $2 (one minute of submits), refilled at
--- $4 tokens per second, takes $3 tokens if at least least($3, $2) are there (a batch larger
--- than the capacity needs a full bucket and leaves it in debt). One statement: the row lock
--- of ON CONFLICT serialises the replicas (run it on its own: now() is the statement's time).
--- No row returned: refused, nothing changed.
-INSERT INTO submit_buckets AS b (user_id, tokens, updated_at)
-VALUES ($1::uuid, $2::float8 - $3::float8, now())
-ON CONFLICT (user_id) DO UPDATE
-SET tokens = least($2::float8, b.tokens
-                 + greatest(0, extract(epoch FROM now() - b.updated_at)::float8) * $4::float8)
-             - $3::float8,
-    updated_at = greatest(b.updated_at, now())
-WHERE least($2::float8, b.tokens
-            + greatest(0, extract(epoch FROM now() - b.updated_at)::float8) * $4::float8)
-      >= least($3::float8, $2::float8)
-RETURNING b.tokens;
-
--- name: submit_tokens
--- The tokens in user $1's bucket now (capacity $2, refill $3 per second); NULL: no bucket yet.
-SELECT least($2::float8, tokens
-             + greatest(0, extract(epoch FROM now() - updated_at)::float8) * $3::float8)
-FROM submit_buckets WHERE user_id = $1::uuid;
+-- name: flood_counts
+-- User $1's QUEUED jobs, the jobs they submitted in the last minute and the oldest of those
+-- (the submit rate is computed from the jobs projection, so every replica sees the same
+-- figures: one read, no write), and the database's now.
+SELECT count(*) FILTER (WHERE state = 'QUEUED')::int,
+       count(*) FILTER (WHERE created_at > now() - interval '1 minute')::int,
+       min(created_at) FILTER (WHERE created_at > now() - interval '1 minute'),
+       now()
+FROM jobs
+WHERE user_id = $1::uuid AND (state = 'QUEUED' OR created_at > now() - interval '1 minute');
 
 -- name: owners_and_states
 -- Owner and state of the jobs a submit names in `after`.
