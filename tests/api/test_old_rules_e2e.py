@@ -99,5 +99,11 @@ async def test_the_old_services_rules_through_the_api_and_the_simulator(
 
 
 async def _log(pool: asyncpg.Pool) -> list[Any]:
-    async with pool.acquire() as conn:
-        return await read_all(conn, Cursor.START, 100_000)
+    """The whole log, as `ftq audit` reads it (gap-free: it holds back events while an older
+    transaction anywhere on the server is open, so wait until it returns all of them)."""
+    async with pool.acquire() as conn, asyncio.timeout(60):
+        while True:
+            rows = await read_all(conn, Cursor.START, 100_000)
+            if len(rows) == await conn.fetchval("SELECT count(*) FROM events"):
+                return rows
+            await asyncio.sleep(0.1)
