@@ -33,6 +33,10 @@ def redact_event(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutab
     return cleaned
 
 
+def _stdout_logger(*_args: Any) -> structlog.WriteLogger:
+    return structlog.WriteLogger(sys.stdout)
+
+
 def configure_logging(settings: Settings) -> None:
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
     renderer: Any = (
@@ -50,7 +54,9 @@ def configure_logging(settings: Settings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        # sys.stdout as it is when a line is written, not when logging was configured (a
+        # stream swapped since, e.g. by a test's output capture, may have been closed)
+        logger_factory=_stdout_logger,
         cache_logger_on_first_use=False,
     )
 
