@@ -12,6 +12,7 @@ from typing import Any, Final
 from litestar import Request, get
 from litestar.response import Template
 
+from events.domain.scheduling.model import DEFAULT_GPU_TYPE
 from events.store.log import head_cursor
 from service.api import views
 from service.api.views import placements
@@ -22,14 +23,23 @@ MAX_PLAN_AGE_S: Final = 10.0
 DB_TIMEOUT_S: Final = 2.0
 SHOWN_QUEUED: Final = 100  # the head of the queue, plus every job of the caller's own
 _QUEUED: Final = """
-SELECT id::text, user_id::text, user_email, kind, gpu_count, display_name, created_at
-FROM jobs WHERE state = 'QUEUED' ORDER BY created_at, id
+SELECT j.id::text, j.user_id::text, j.user_email, j.kind, j.gpu_count, j.display_name,
+       j.created_at, coalesce(s.gpu_type, $1)
+FROM jobs j LEFT JOIN job_scheduling s ON s.job_id = j.id
+WHERE j.state = 'QUEUED' ORDER BY j.created_at, j.id
 """
 _PROGRESS: Final = """
 SELECT id::text, user_id::text, user_email, kind, gpu_count, display_name, started_at,
        fireworks_state, progress
 FROM jobs WHERE state = 'PROGRESS' ORDER BY started_at NULLS LAST, id
 """
+
+
+def eta_text(at: datetime, now: datetime) -> str:
+    """`in 25m (14:05 UTC)`: how long until the forecast admission, and when."""
+    left = (at - now).total_seconds()
+    when = at.strftime("%H:%M UTC") if left < 86400 else at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"in {age(now, at)} ({when})" if left > 0 else f"any moment ({when})"
 
 
 def age(at: datetime | None, now: datetime) -> str:
@@ -74,8 +84,10 @@ async def _placement(signed: Signed, rows: list[Any]) -> views.Placement:
 async def queued(signed: Signed) -> tuple[list[dict[str, Any]], int]:
     """The head of the queue and the caller's own queued jobs in admission order (others'
     anonymised as GET /queue shows them), and how many are queued in all."""
-    rows = await signed.runtime.pool.fetch(_QUEUED)
+    rows = await signed.runtime.pool.fetch(_QUEUED, DEFAULT_GPU_TYPE)  # no row: the default
     placement = await _placement(signed, rows)
+    forecaster = signed.runtime.eta  # service.eta: the background forecast, never made here
+    etas = forecaster.forecast.etas if forecaster is not None and forecaster.forecast else {}
     entries = []
     for r in rows:
         if r[0] not in placement:
@@ -96,6 +108,8 @@ async def queued(signed: Signed) -> tuple[list[dict[str, Any]], int]:
                 "created_at": r[6],
                 "queue_position": position,
                 "pending_reason": reason,
+                "gpu_type": r[7],
+                "eta": etas.get(r[0]),
             }
         )
     entries.sort(key=lambda e: int(e["queue_position"]))
@@ -128,6 +142,7 @@ async def body_context(signed: Signed) -> dict[str, Any]:
         "capacity": await _capacity(signed),
         "now": signed.runtime.clock(),
         "age": age,
+        "eta_text": eta_text,
     }
 
 

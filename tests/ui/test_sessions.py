@@ -4,8 +4,10 @@ the error shape that change nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -211,3 +213,24 @@ async def test_jobs_page_filters_in_the_url_and_cursor_pages_newest_first(
     assert found == [ids[7]]
     assert re.findall(r'data-job="([^"]+)"', await web.text(f"/ui/jobs?q={ids[3]}")) == [ids[3]]
     assert re.findall(r'data-job="([^"]+)"', await web.text("/ui/jobs?kind=DPO")) == []
+
+
+async def test_the_queue_page_shows_each_queued_jobs_eta(
+    web: Browserish, server: str, users: Users
+) -> None:
+    await _api(server, users.alice, "POST", "/jobs", SFT)
+    second = await _api(server, users.alice, "POST", "/jobs", SFT)  # behind her first: cap 1
+    await web.sign_in(users.alice)
+    row = re.compile(rf'data-job="{second["id"]}".*?</tr>', re.DOTALL)
+    for _ in range(100):  # the forecast is rebuilt in the background after events
+        queue = await _api(server, users.alice, "GET", "/queue")
+        eta = next((e.get("eta") for e in queue if e["id"] == second["id"]), None)
+        if eta:
+            break
+        await asyncio.sleep(0.2)
+    assert eta, queue
+    found = row.search(await web.text("/ui/queue/body"))
+    assert found is not None
+    shown = re.search(r'<time datetime="([^"]+)">in ', found.group(0))
+    assert shown is not None, found.group(0)
+    assert datetime.fromisoformat(shown.group(1)) == datetime.fromisoformat(eta)
