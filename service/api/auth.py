@@ -31,6 +31,11 @@ class Caller(msgspec.Struct, frozen=True):
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    def may_see(self, owner_id: str) -> bool:
+        """Whether a job of `owner_id` is visible to this caller (its owner, or an admin);
+        the routes answer 404 otherwise, never 403, so existence is not leaked."""
+        return owner_id == self.user_id or self.is_admin
+
 
 def _unauthenticated(message: str) -> ApiError:
     return ApiError(401, "UNAUTHENTICATED", message, headers={"WWW-Authenticate": "Bearer"})

@@ -58,12 +58,12 @@ def _position(value: str | None, name: str) -> int | None:
     return int(text)
 
 
-async def _visible_job(runtime: Runtime, caller: Caller, job_id: str) -> tuple[str, str | None]:
+async def _visible_history(runtime: Runtime, caller: Caller, job_id: str) -> tuple[str, str | None]:
     """The canonical id of a job the caller may see, and its owner's email for an admin
     (None for a member); 404 otherwise (never 403)."""
     canonical = checked_uuid(job_id)
     owner = await runtime.pool.fetchrow(QUERIES["history_job_owner"], canonical)
-    if owner is None or (owner[0] != caller.user_id and not caller.is_admin):
+    if owner is None or not caller.may_see(owner[0]):
         raise not_found("no such job")
     return canonical, (str(owner[1]) if caller.is_admin else None)
 
@@ -75,7 +75,7 @@ async def _visible_job(runtime: Runtime, caller: Caller, job_id: str) -> tuple[s
     dependencies={**CALLER, **RUNTIME},
 )
 async def job_events(id: str, caller: Caller, runtime: Runtime) -> list[HistoryEvent]:
-    job_id, user = await _visible_job(runtime, caller, id)
+    job_id, user = await _visible_history(runtime, caller, id)
     async with runtime.pool.acquire() as conn:
         rows = await read_stream(conn, job_id)
     return [history_event(r, user) for r in rows]
@@ -98,7 +98,7 @@ async def job_event_stream(
     last_event_id: LastEventId = None,
 ) -> Stream:
     after = _position(last_event_id, "Last-Event-ID") or 0
-    job_id, user = await _visible_job(runtime, caller, id)
+    job_id, user = await _visible_history(runtime, caller, id)
     source = JobSource(runtime.pool, runtime.watcher, job_id, after, SSE, user)
     return stream_response(request, source, SSE)
 

@@ -53,8 +53,8 @@ async def _visible_job(runtime: Runtime, caller: Caller, job_id: str) -> JobRow:
     if record is None:
         raise not_found("no such job")
     row = job_row(record)
-    if row.user_id != caller.user_id and not caller.is_admin:
-        raise not_found("no such job")  # never 403: existence is not leaked
+    if not caller.may_see(row.user_id):
+        raise not_found("no such job")
     return row
 
 
