@@ -24,6 +24,7 @@ from service.api.errors import ApiError, invalid
 from service.api.runtime import Runtime
 from service.api.schemas import JobSubmission
 from service.api.validation import payload_problems
+from service.redaction import redact
 from service.secrets.envelope import posing_as_sealed
 from service.sql import INTAKE, QUERIES
 
@@ -37,8 +38,12 @@ _LATER_FIELDS: Final = ("after", "priority", "max_runtime_minutes")
 
 
 def fingerprint(data: JobSubmission) -> str:
-    """SHA-256 of the canonical body (sorted keys, defaults filled in)."""
+    """SHA-256 of the canonical body (sorted keys, defaults filled in) with its payload
+    secrets masked: the fingerprint is recorded in the log, and a hash of a short secret
+    could be guessed offline. So a retry that differs only in a secret's value counts as the
+    same request (it gets the job made first)."""
     fields = msgspec.to_builtins(data)
+    fields["fireworks_payload"] = redact(fields["fireworks_payload"])
     for name in _LATER_FIELDS:
         if fields.get(name) is None:
             fields.pop(name, None)

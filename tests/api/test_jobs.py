@@ -3,12 +3,14 @@ pagination and cancel."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -223,6 +225,38 @@ async def test_idempotent_retry_and_conflict(
     )
     assert bob.status_code == 201 and bob.json()["id"] != first.json()["id"]
     assert await pool.fetchval("SELECT count(*) FROM jobs") == 2
+
+
+async def test_the_recorded_fingerprint_reveals_no_secret(
+    app_client: Client, users: Users, pool: asyncpg.Pool
+) -> None:
+    """The fingerprint is in the log: it is taken with payload secrets masked, so a short
+    secret cannot be found by hashing guesses; a retry differing only in one is the same."""
+    headers = {**bearer(users.alice), "Idempotency-Key": "secret-1"}
+    payload = {**SFT_PAYLOAD, "wandbConfig": {"apiKey": "1234", "project": "p"}}
+    first = await app_client.post("/jobs", json=sft(fireworks_payload=payload), headers=headers)
+    assert first.status_code == 201, first.text
+    recorded = await pool.fetchval(
+        "SELECT data->>'request_fingerprint' FROM events WHERE type = 'job.submitted'"
+    )
+    body = {"kind": "SFT", "fireworks_payload": payload, "gpu_count": 4, "display_name": None}
+    for guess in ("1234", "***"):
+        guessed = {
+            **body,
+            "fireworks_payload": {**payload, "wandbConfig": {"apiKey": guess, "project": "p"}},
+        }
+        plain = hashlib.sha256(msgspec.json.encode(guessed, order="sorted")).hexdigest()
+        assert recorded != plain
+    other_secret = {**payload, "wandbConfig": {"apiKey": "5678", "project": "p"}}
+    again = await app_client.post(
+        "/jobs", json=sft(fireworks_payload=other_secret), headers=headers
+    )
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    other_project = {**payload, "wandbConfig": {"apiKey": "1234", "project": "q"}}
+    conflict = await app_client.post(
+        "/jobs", json=sft(fireworks_payload=other_project), headers=headers
+    )
+    assert_error(conflict, 409, "IDEMPOTENCY_CONFLICT")
 
 
 async def test_concurrent_idempotent_submits_make_one_job(
