@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -27,13 +27,15 @@ async def test_commands_say_which_database_they_opened_never_its_password(
     env: Env, db_url: str
 ) -> None:
     parts = urlsplit(db_url)
-    assert parts.password is None  # the test server trusts local connections
-    netloc = f"{parts.username}:s3cret@{parts.hostname}:{parts.port}"
+    assert not parts.password  # the test servers (local or embedded) trust local connections
+    netloc = f"{parts.username}:s3cret@{parts.netloc.rpartition('@')[2]}"
     secret_url = urlunsplit(parts._replace(netloc=netloc))
+    socket = parse_qs(parts.query).get("host", [None])[0]  # the embedded server's socket
+    where = f"socket {socket}" if parts.hostname is None else f"{parts.hostname}:{parts.port}"
+    said = f"database {parts.path.lstrip('/')} on {where}"
     for args in (("users", "list"), ("replay",), ("audit",), ("migrate",)):
         result = await env.with_(DATABASE_URL=secret_url).run(*args)
         assert result.code == 0, result.err
-        said = f"database {parts.path.lstrip('/')} on {parts.hostname}:{parts.port}"
         assert f"using {said} as {parts.username} (DATABASE_URL)" in result.err, result.err
         assert "s3cret" not in result.err + result.out
     fallback = await env.run("users", "list")
