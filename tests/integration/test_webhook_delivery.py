@@ -265,8 +265,10 @@ async def test_a_deliverer_cut_off_mid_delivery_hands_over_without_losing_it(
     receiver.hang.set()
     first, second = deliverer(), deliverer()
     await first.start()
+    await until(lambda: len(receiver.requests) == 1)  # the first leads and is mid-delivery
     await second.start()  # waits: one deliverer per database
-    await until(lambda: len(receiver.requests) == 1)
+    await asyncio.sleep(0.2)
+    assert len(receiver.requests) == 1
     await first.stop()  # dies mid-delivery: no 2xx reached it
     receiver.hang.clear()
     receiver.release.set()
