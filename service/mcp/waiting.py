@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from service.cli.app import Failure
-from service.cli.watch import DROPPED, FINAL, events
+from service.cli.watch import DROPPED, FINAL, STATE_AFTER, events
 from service.mcp.client import Ftq
 from service.mcp.errors import ToolFailure
 from service.mcp.progress import JobProgress, Report
@@ -42,6 +42,14 @@ async def wait_for_job(ftq: Ftq, job_id: str, timeout_s: float, report: Reporter
 
 async def _follow(ftq: Ftq, job_id: str, progress: JobProgress, report: Reporter) -> None:
     history: list[dict[str, Any]] = (await ftq.call("GET", f"/jobs/{job_id}/events")).body
+    # What happened between the GET and this read (e.g. the admission) is reported too: the
+    # events after the one that put the job in the state the GET showed.
+    caught_up = False
+    for event in history:
+        if not caught_up:
+            caught_up = STATE_AFTER.get(event["type"]) == progress.state
+            continue
+        await _send(report, progress.observe(event["type"], event.get("data") or {}))
     if any(event["type"] in FINAL for event in history):
         return
     last_id: int | None = history[-1]["position"] if history else None
