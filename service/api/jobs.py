@@ -22,7 +22,8 @@ from service.api.intake import (
     submit_command,
 )
 from service.api.limits import check_flood_limits
-from service.api.pagination import decode_cursor, encode_cursor, next_link
+from service.api.openapi_exact import NO_NUL
+from service.api.pagination import CURSOR, MAX_CURSOR, decode_cursor, encode_cursor, next_link
 from service.api.runtime import Runtime
 from service.api.schemas import CancelResult, JobSubmission, JobView
 from service.api.views import JobRow, job_row, job_views, row_of_state
@@ -142,10 +143,18 @@ async def list_jobs(
     job_state: Annotated[JobStatus | None, QueryParameter(name="state")] = None,
     kind: Annotated[Kind | None, QueryParameter()] = None,
     user: Annotated[
-        str | None, QueryParameter(description="admins: a user's email or id", max_length=320)
+        str | None,
+        QueryParameter(description="admins: a user's email or id", max_length=320, pattern=NO_NUL),
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    cursor: Annotated[
+        str | None,
+        QueryParameter(
+            description="opaque: the `cursor` of the previous page's `Link` header",
+            pattern=CURSOR,
+            max_length=MAX_CURSOR,
+        ),
+    ] = None,
 ) -> Response[list[JobView]]:
     if (
         user is not None

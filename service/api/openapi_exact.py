@@ -16,12 +16,15 @@ import msgspec
 from litestar._openapi.plugin import OpenAPIPlugin
 
 from service.api import schemas as api_schemas
+from service.api.batch import MAX_ITEMS, NDJSON
+from service.api.intake import IDEMPOTENCY_KEY, MAX_IDEMPOTENCY_KEY
 from service.api.validation import (
     _INTEGERS,
     _NUMBERS,
     _OBJECTS,
     _STRINGS,
 )
+from service.api.webhooks import URL, WebhookRequest
 
 Doc = dict[str, Any]
 
@@ -65,10 +68,22 @@ def _strict_structs() -> dict[str, type[msgspec.Struct]]:
     """The request structs that refuse unknown fields (`forbid_unknown_fields=True`)."""
     return {
         name: value
-        for name, value in vars(api_schemas).items()
+        for name, value in [*vars(api_schemas).items(), ("WebhookRequest", WebhookRequest)]
         if inspect.isclass(value)
         and issubclass(value, msgspec.Struct)
         and value.__struct_config__.forbid_unknown_fields
+    }
+
+
+def _webhook_request(schemas: Doc) -> None:
+    """The URL's form, and `user` not with `all: true` (checked by the route)."""
+    schema = schemas.get("WebhookRequest")
+    if schema is None:
+        return
+    schema["properties"]["url"]["pattern"] = URL
+    schema["not"] = {
+        "required": ["user", "all"],
+        "properties": {"user": {"type": "string"}, "all": {"const": True}},
     }
 
 
@@ -210,6 +225,48 @@ def _per_kind(schemas: Doc) -> None:
     }
 
 
+BATCH: Final = ("/jobs/batch", "post")
+
+
+def _batch_body(schemas: Doc, paths: Doc) -> None:
+    """`POST /jobs/batch` reads its body by hand (a JSON array or NDJSON): its items are
+    `POST /jobs` bodies, each with an optional `idempotency_key`."""
+    operation = paths.get(BATCH[0], {}).get(BATCH[1])
+    union = schemas.get("JobSubmission", {})
+    if operation is None or "discriminator" not in union:
+        return
+    refs = {}
+    for kind, ref in union["discriminator"]["mapping"].items():
+        item = copy.deepcopy(schemas[ref.rsplit("/", 1)[1]])
+        item["title"] = f"{kind}BatchItem"
+        item["properties"]["idempotency_key"] = {
+            "type": "string",
+            "maxLength": MAX_IDEMPOTENCY_KEY,
+            "pattern": IDEMPOTENCY_KEY,
+            "description": "as the Idempotency-Key header of POST /jobs",
+        }
+        schemas[item["title"]] = item
+        refs[kind] = f"#/components/schemas/{item['title']}"
+    schemas["BatchItem"] = {
+        "title": "BatchItem",
+        "oneOf": [{"$ref": ref} for ref in refs.values()],
+        "discriminator": {"propertyName": "kind", "mapping": refs},
+    }
+    array = {
+        "type": "array",
+        "maxItems": MAX_ITEMS,
+        "items": {"$ref": "#/components/schemas/BatchItem"},
+    }
+    operation["requestBody"] = {
+        "required": True,
+        "description": f"A JSON array (or NDJSON, `Content-Type: {NDJSON}`, one item a line) "
+        f"of at most {MAX_ITEMS} items. Without `atomic`, an item that is not a valid "
+        "`BatchItem` is answered in its own result (its error); with `atomic=true`, it "
+        "refuses the batch (400).",
+        "content": {"application/json": {"schema": array}},
+    }
+
+
 def _optional_bodies(paths: Doc) -> None:
     for path, method in OPTIONAL_BODIES:
         body = paths.get(path, {}).get(method, {}).get("requestBody")
@@ -266,6 +323,8 @@ def make_exact(doc: Doc) -> Doc:
             _no_nul_strings(schemas[name])
     schemas["StorableJson"] = copy.deepcopy(STORABLE_JSON)
     _per_kind(schemas)
+    _webhook_request(schemas)
+    _batch_body(schemas, doc.get("paths", {}))
     _optional_bodies(doc.get("paths", {}))
     _links(doc.get("paths", {}))
     return doc

@@ -3,23 +3,36 @@ Members see their own jobs' usage, admins everyone's."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Final
 
 from litestar import get
-from litestar.params import Parameter as QueryParameter
+from litestar.params import QueryParameter
 
-from events.domain.usage import GROUPS, Group, HourBucket, UsageRow
+from events.domain.usage import Group, HourBucket, UsageRow
 from service.api.auth import CallerDep
 from service.api.common import RuntimeDep, errors
 from service.api.errors import invalid
+from service.api.instants import INSTANT, MAX_INSTANT, parse_instant
 from service.usage import EPOCH, usage, usage_by_hour
 
 MAX_HOURS: Final = 24 * 366
+WINDOW: Final = "`to` must not precede `from`"
 Instant = Annotated[
     str | None,
     QueryParameter(
-        description="RFC 3339 time or YYYY-MM-DD (UTC when no offset is given)", max_length=64
+        description="RFC 3339 time or YYYY-MM-DD (UTC when no offset is given); " + WINDOW,
+        max_length=MAX_INSTANT,
+        pattern=INSTANT,
+    ),
+]
+From = Annotated[
+    str | None,
+    QueryParameter(
+        name="from",
+        description="RFC 3339 time or YYYY-MM-DD (UTC when no offset is given)",
+        max_length=MAX_INSTANT,
+        pattern=INSTANT,
     ),
 ]
 
@@ -27,13 +40,12 @@ Instant = Annotated[
 def _instant(value: str | None, name: str, default: datetime) -> datetime:
     if value is None:
         return default
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
+    parsed = parse_instant(value)
+    if parsed is None:
         raise invalid(
             f"{name} is not a time", [{"field": name, "problem": "expected RFC 3339 or YYYY-MM-DD"}]
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+        )
+    return parsed
 
 
 def _window(
@@ -49,15 +61,10 @@ def _window(
 async def get_usage(
     caller: CallerDep,
     runtime: RuntimeDep,
-    from_: Annotated[str | None, QueryParameter(query="from", max_length=64)] = None,
+    from_: From = None,
     to: Instant = None,
-    group: Annotated[str, QueryParameter(description="user, kind or day")] = "user",
+    group: Annotated[Group, QueryParameter(description="user, kind or day")] = "user",
 ) -> list[UsageRow]:
-    if group not in GROUPS:
-        raise invalid(
-            "group must be user, kind or day", [{"field": "group", "problem": "user|kind|day"}]
-        )
-    grouped: Group = group
     now = runtime.clock()
     start, stop = _window(from_, to, EPOCH, now)
     return await usage(
@@ -65,16 +72,21 @@ async def get_usage(
         start=start,
         stop=stop,
         now=now,
-        group=grouped,
+        group=group,
         user_id=None if caller.is_admin else caller.user_id,
     )
 
 
-@get("/usage/hourly", summary="GPU time per hour (GPUs in use over time)", responses=errors(400))
+@get(
+    "/usage/hourly",
+    summary="GPU time per hour (GPUs in use over time)",
+    description=f"At most {MAX_HOURS} hours per request; {WINDOW}.",
+    responses=errors(400),
+)
 async def get_usage_hourly(
     caller: CallerDep,
     runtime: RuntimeDep,
-    from_: Annotated[str | None, QueryParameter(query="from", max_length=64)] = None,
+    from_: From = None,
     to: Instant = None,
 ) -> list[HourBucket]:
     now = runtime.clock()

@@ -6,13 +6,15 @@ given and shown once, in the 201."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import uuid
-from typing import Annotated, Any, Final
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import delete, get, post
+from litestar.params import JSONBody
 from msgspec import Meta
 
 from events.domain.webhooks import (
@@ -25,7 +27,7 @@ from events.domain.webhooks import (
 )
 from service import directory
 from service.api.auth import Caller, CallerDep
-from service.api.common import RuntimeDep, checked_uuid, errors, metadata, strict_body
+from service.api.common import RuntimeDep, StrictDTO, checked_uuid, errors, metadata
 from service.api.errors import ApiError, invalid, not_found
 from service.api.runtime import Runtime
 from service.webhooks import subscriptions
@@ -35,14 +37,41 @@ from service.webhooks.subscriptions import Webhook
 MAX_PER_OWNER: Final = 100
 RESOLVE_TIMEOUT_S: Final = 3.0
 Secret = Annotated[str, Meta(min_length=16, max_length=256)]
+
+
+_PORT: Final = (
+    "(?::(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])?)?"
+)
+# What `url_problem` takes (http or https, a host, no credentials, a valid port), host
+# names in ASCII: the OpenAPI document's `url` pattern.
+_H16: Final = "[0-9A-Fa-f]{1,4}"
+_OCTET: Final = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_LS32: Final = f"(?:{_H16}:{_H16}|{_OCTET}(?:\\.{_OCTET}){{3}})"
+_IPV6: Final = "|".join(  # RFC 3986's IPv6address
+    [
+        f"(?:{_H16}:){{6}}{_LS32}",
+        f"::(?:{_H16}:){{5}}{_LS32}",
+        f"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+        *(f"(?:(?:{_H16}:){{0,{n - 1}}}{_H16})?::(?:{_H16}:){{{4 - n}}}{_LS32}" for n in (2, 3)),
+        f"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+        f"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+        f"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+        f"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+    ]
+)
+_HOST: Final = f"(?:[A-Za-z0-9._~%!$&'()*+,;=-]+|\\[(?:{_IPV6})\\])"
+URL: Final = f"^[Hh][Tt][Tt][Pp][Ss]?://{_HOST}{_PORT}(?:[/?#][^\\x00\\n]*)?$"
+_URL: Final = re.compile(URL)
 Url = Annotated[str, Meta(max_length=2048)]
+EventType = Literal[JOB_EVENT_TYPES]  # type: ignore[valid-type]
 
 
 class WebhookRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Body of POST /webhooks."""
+    """Body of POST /webhooks. `user` (admins) is a user's email or id; `user` and
+    `all: true` are not given together."""
 
     url: Url
-    types: list[str] | None = None
+    types: Annotated[list[EventType], Meta(min_length=1)] | None = None
     secret: Secret | None = None
     user: str | None = None
     all: bool = False
@@ -77,6 +106,8 @@ async def _target_problem(url: str, allow_private: bool) -> str | None:
     deliverer checks the resolved addresses again at each delivery."""
     if problem := url_problem(url):
         return problem
+    if not _URL.fullmatch(url):
+        return "not a valid URL (an http or https URL with an ASCII host name)"
     if allow_private:
         return None
     parts = urlsplit(url)
@@ -137,11 +168,13 @@ def _visible(caller: Caller, webhook: Webhook | None) -> Webhook:
     summary="Subscribe a URL to job events (signed deliveries from the log)",
     status_code=201,
     responses=errors(403, 409),
+    dto=StrictDTO[WebhookRequest],
+    return_dto=None,
 )
 async def create_webhook(
-    caller: CallerDep, runtime: RuntimeDep, request: Request[Any, Any, Any]
+    caller: CallerDep, runtime: RuntimeDep, data: JSONBody[WebhookRequest]
 ) -> CreatedWebhook:
-    body = await strict_body(request, WebhookRequest)
+    body = data
     key = _key(runtime)
     if problem := await _target_problem(body.url, runtime.settings.webhook_allow_private):
         raise invalid(f"url refused: {problem}", [{"field": "url", "problem": problem}])
