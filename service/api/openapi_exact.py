@@ -272,12 +272,7 @@ def _optional_bodies(paths: Doc) -> None:
         body = paths.get(path, {}).get(method, {}).get("requestBody")
         if body is None:
             continue
-        body["required"] = False
-        for media in body.get("content", {}).values():
-            alternatives = media.get("schema", {}).get("oneOf", [])
-            refs = [a for a in alternatives if a.get("type") != "null"]
-            if len(refs) == 1:  # "no body" is said by required: false, not by a JSON null
-                media["schema"] = refs[0]
+        body["required"] = False  # no body at all; a JSON `null` is taken too (oneOf)
 
 
 def _links(paths: Doc) -> None:

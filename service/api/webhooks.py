@@ -118,7 +118,7 @@ async def _target_problem(url: str, allow_private: bool) -> str | None:
             found = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, UnicodeError):  # UnicodeError: an empty or long label
         return f"{host} does not resolve"
     for *_, address in found:
         if problem := address_problem(str(address[0])):

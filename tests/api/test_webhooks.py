@@ -145,6 +145,21 @@ async def test_private_targets_are_refused_unless_allowed(
             assert "address" in refused.json()["error"]["message"], refused.text
 
 
+@pytest.mark.parametrize("url", ["http://a..b/x", f"http://{'a' * 64}.example/x"])
+async def test_host_names_the_resolver_cannot_encode_are_400(
+    db_url: str, tmp_path: Path, users: Users, url: str
+) -> None:
+    """An empty or over-long label makes the resolver raise UnicodeError (it was a 500)."""
+    settings = Settings(
+        database_url=db_url, fireworks_base_url="simulator", data_dir=tmp_path,
+        log_level="warning", secret_key=SECRET_KEY,
+    )  # fmt: skip
+    async with AsyncTestClient(app=create_app(settings, run_scheduler=False)) as client:
+        refused = await client.post("/webhooks", json={"url": url}, headers=bearer(users.alice))
+    assert refused.status_code == 400, refused.text
+    assert "does not resolve" in refused.json()["error"]["message"]
+
+
 async def test_without_a_secret_key_the_data_dirs_key_file_seals_them(
     db_url: str, tmp_path: Path, users: Users, pool: asyncpg.Pool
 ) -> None:
