@@ -32,7 +32,7 @@ from events.domain.scheduling.model import (
     Running,
     SizeClass,
 )
-from events.domain.scheduling.order import effective_priority, overdue, policy_order, usage_key
+from events.domain.scheduling.order import FairKey, fair_keys, policy_order_keyed, usage_key
 
 Estimate = Callable[[Job], float]  # seconds a job is expected to run
 _DEFAULT: Final[Any] = object()  # no per-user cap: the class's default
@@ -91,11 +91,17 @@ class Pass:
         self._classes_on = limits.big_job_gpus > 0
         self._cap_reasons: dict[tuple[str, str], str] = {}
         self._wait_reasons: dict[str, str] = {}  # gpu type -> "waiting for a reservation ..."
+        self._ends_at: dict[float, datetime] = {}  # estimate (s) -> now + estimate
+        self._behind: dict[str, str] = {}  # gpu type -> "behind job ..." (its strict blocker)
         self._exhausted: bool | None = None  # cached `exhausted()`; None: to be computed
         # fair share: (band, band's first position, first position of this usage key, usage key)
         self._band: tuple[int, int, int, float] | None = None
 
     def step(self, job: Job) -> Admission | Pending:
+        return self._step(job, None)
+
+    def _step(self, job: Job, fair_key: FairKey | None) -> Admission | Pending:
+        """`step`, with the job's fair-share key when the order computed it already."""
         self.position = position = self.position + 1
         limits = self.limits
         # (inlined: Limits.size_class and Limits.cap, on the hot path of a 100k-job pass)
@@ -105,18 +111,22 @@ class Pass:
         held = self.slots.get(key, 0)
         cap = limits.user_caps.get(key, _DEFAULT)
         cap = self._class_caps[size_class] if cap is _DEFAULT else cap
-        ahead = self._less_usage_ahead(job, position) if self._fair else 0
+        ahead = self._less_usage_ahead(job, position, fair_key) if self._fair else 0
         if cap is not None and held >= cap:
-            return Pending(job, position, self._cap_reason(key, cap))
+            text = self._cap_reasons.get(key)
+            return Pending(job, position, self._cap_reason(key, cap) if text is None else text)
         if self.paused:
             return Pending(job, position, reasons.PAUSED_REASON)
         gpu_type = job.gpu_type
         blocker = self.stopped.get(gpu_type)
         if blocker is not None:
-            return Pending(job, position, reasons.behind(blocker))
+            text = self._behind.get(gpu_type)
+            if text is None:
+                text = self._behind[gpu_type] = reasons.behind(blocker)
+            return Pending(job, position, text)
         free = self.budget.get(gpu_type, 0)
         gpus = job.gpu_count
-        reserve = limits.reserve_for(size_class)
+        reserve = limits.big_job_reserve if size_class == "big" else 0
         if size_class == "big" and free - gpus < reserve:
             # (with reserve 0 too: as in the old service, a big job that does not fit is
             # skipped, never stopping a strict pass)
@@ -139,7 +149,7 @@ class Pass:
         if reservation is not None:
             estimate_s = self.estimate(job)
             spare_before = self.spare[gpu_type]
-            ends_before = self.now + timedelta(seconds=estimate_s) <= reservation.at
+            ends_before = self._end_of(estimate_s) <= reservation.at
             if not ends_before:
                 if gpus > spare_before:
                     text = self._waiting(reservation)
@@ -172,8 +182,15 @@ class Pass:
         if self._easy:
             assert admission.estimate_s is not None
             ends = self.ends.setdefault(job.gpu_type, [])
-            ends.append((self.now + timedelta(seconds=admission.estimate_s), job.gpu_count))
+            ends.append((self._end_of(admission.estimate_s), job.gpu_count))
         self.admitted += 1
+
+    def _end_of(self, seconds: float) -> datetime:
+        """`now` + `seconds` (a job's expected end), memoized: estimates repeat."""
+        at = self._ends_at.get(seconds)
+        if at is None:
+            at = self._ends_at[seconds] = self.now + timedelta(seconds=seconds)
+        return at
 
     def _blocked(
         self, job: Job, position: int, key: tuple[str, str], need: int, base: str, ahead: int
@@ -216,18 +233,20 @@ class Pass:
             self._cap_reasons[key] = text
         return text
 
-    def _less_usage_ahead(self, job: Job, position: int) -> int:
+    def _less_usage_ahead(self, job: Job, position: int, fair_key: FairKey | None) -> int:
         """Fair share: how many jobs ahead of this one, in its band (same effective priority,
         not overdue), belong to users with less usage. The band is sorted by usage, so they
-        are the jobs from the band's start to the first job with this job's usage."""
+        are the jobs from the band's start to the first job with this job's usage.
+        `fair_key`: the job's key in the fair-share order (`fair_keys`), if computed."""
         if self.policy.name != "fair-share":
             return 0
-        policy = self.policy
-        if overdue(job, self.now, policy.max_wait_hours):
+        if fair_key is None:
+            fair_key = fair_keys([job], self.policy, self.now, self.usage)[0]
+        neg_prio, not_late, share = fair_key[0], fair_key[1], fair_key[2]
+        if not not_late:
             self._band = None
             return 0
-        band_id = effective_priority(job, self.now, policy.aging_hours)
-        share = usage_key(job.user_id, self.usage, policy)
+        band_id = -neg_prio
         band = self._band
         if band is None or band[0] != band_id:
             self._band = band = (band_id, position, position, share)
@@ -235,15 +254,25 @@ class Pass:
             self._band = band = (band_id, band[1], position, share)
         return band[2] - band[1]
 
-    def plan(self, ordered: Sequence[Job], *, explain: bool = True) -> Plan:
+    def plan(
+        self,
+        ordered: Sequence[Job],
+        *,
+        explain: bool = True,
+        keys: Sequence[FairKey] | None = None,
+    ) -> Plan:
+        """Step every job of `ordered` (the policy's order); `keys`: their fair-share keys
+        (`fair_keys`, aligned with `ordered`) when the order computed them."""
         admit: list[Admission] = []
         pending: list[Pending] = []
-        for job in ordered:
-            entry = self.step(job)
-            if isinstance(entry, Admission):
-                admit.append(entry)
+        add_admit, add_pending, step = admit.append, pending.append, self._step
+        fair = keys if self._fair and keys is not None else None
+        for n, job in enumerate(ordered):
+            entry = step(job, None if fair is None else fair[n])
+            if type(entry) is Admission:
+                add_admit(entry)
             elif explain:
-                pending.append(entry)
+                add_pending(entry)  # type: ignore[arg-type]  # not an Admission: a Pending
             elif self.exhausted():
                 break
         return Plan(
@@ -288,4 +317,5 @@ def plan(
     pass_ = Pass(
         running, headroom, limits, policy, now, estimate=estimate, usage=usage, paused=paused
     )
-    return pass_.plan(policy_order(queue, policy, now, usage or {}), explain=explain)
+    ordered, keys = policy_order_keyed(queue, policy, now, usage or {})
+    return pass_.plan(ordered, explain=explain, keys=keys)
