@@ -84,6 +84,7 @@ class Pass:
         self.spare: dict[str, int] = {}
         self.admitted = 0
         self.position = 0
+        self.version = 0  # bumped by every change a later job's entry may depend on
         self._easy = policy.name in ("reserve", "fair-share")
         self._strict = policy.name == "strict-fifo"
         self._fair = policy.name == "fair-share"
@@ -138,6 +139,7 @@ class Pass:
             base = reasons.no_fit(gpus, free)
             if self._strict:
                 self.stopped[gpu_type] = job.job_id
+                self.version += 1
                 self._exhausted = None
                 return Pending(job, position, base)
             if self._easy:
@@ -177,6 +179,7 @@ class Pass:
         """Count an admission against its type's GPUs, its user's slot and the ends."""
         job = admission.job
         self.budget[job.gpu_type] = admission.available_before - job.gpu_count
+        self.version += 1
         self._exhausted = None
         self.slots[key] = admission.user_load + 1
         if self._easy:
@@ -206,6 +209,7 @@ class Pass:
         if found is None:
             return Pending(job, position, reasons.never_fits(need, gpu_type))
         self.reservations[gpu_type] = found
+        self.version += 1
         self.spare[gpu_type] = found.spare
         self.slots[key] = self.slots.get(key, 0) + 1
         return Pending(job, position, reasons.less_usage(reasons.reserved(base, found.at), ahead))
@@ -265,16 +269,8 @@ class Pass:
         (`fair_keys`, aligned with `ordered`) when the order computed them."""
         admit: list[Admission] = []
         pending: list[Pending] = []
-        add_admit, add_pending, step = admit.append, pending.append, self._step
         fair = keys if self._fair and keys is not None else None
-        for n, job in enumerate(ordered):
-            entry = step(job, None if fair is None else fair[n])
-            if type(entry) is Admission:
-                add_admit(entry)
-            elif explain:
-                add_pending(entry)  # type: ignore[arg-type]  # not an Admission: a Pending
-            elif self.exhausted():
-                break
+        self._walk(ordered, fair, admit.append, pending.append if explain else None)
         return Plan(
             admit=admit,
             pending=pending,
@@ -283,6 +279,129 @@ class Pass:
             available_after=dict(self.budget),
             policy=self.policy.name,
         )
+
+    def _walk(
+        self,
+        ordered: Sequence[Job],
+        keys: Sequence[FairKey] | None,
+        add_admit: Callable[[Admission], None],
+        add_pending: Callable[[Pending], None] | None,
+    ) -> None:
+        """`step` each job of `ordered` in turn (without `add_pending`: until the pass is
+        exhausted), without `step`'s work for the jobs whose entry cannot change the pass
+        (most of a long queue): their reason depends only on their user's slot in their
+        class (held or not) and their GPU type and count, both memoized until the pass
+        changes (`version`). Any other job goes through `_step`."""
+        big = self.limits.big_job_gpus
+        fair, paused = self._fair, self.paused
+        capped: dict[tuple[str, str], str | None] = {}  # (user, class) -> cap text or None
+        # (type, GPUs) -> base text, or None, or the reservation it waits for unless it ends
+        # before it (it fits now, but not in the reservation's spare GPUs)
+        by_type: dict[tuple[str, int], str | Reservation | None] = {}
+        version = self.version
+        done = self.exhausted()
+        position = self.position
+        for n, job in enumerate(ordered):
+            size_class: SizeClass = "big" if big and job.gpu_count >= big else "small"
+            key = (job.user_id, size_class)
+            text = capped.get(key, _DEFAULT)
+            if text is _DEFAULT:
+                text = capped[key] = self._held_by_cap(key, size_class)
+            if text is None and not paused:
+                text = self._type_text(job, size_class, by_type)
+                if text is None:  # may change the pass: step it
+                    self.position = position
+                    entry = self._step(job, None if keys is None else keys[n])
+                    position = self.position
+                    if self.version != version:
+                        version = self.version
+                        capped.clear()
+                        by_type.clear()
+                        done = self.exhausted()
+                    if type(entry) is Admission:
+                        add_admit(entry)
+                    elif add_pending is not None:
+                        add_pending(entry)  # type: ignore[arg-type]  # not an Admission
+                    elif done:
+                        break
+                    continue
+                if fair:
+                    position += 1
+                    ahead = self._less_usage_ahead(job, position, None if keys is None else keys[n])
+                    if add_pending is not None:
+                        add_pending(Pending(job, position, reasons.less_usage(text, ahead)))
+                    elif done:
+                        break
+                    continue
+            elif text is None:
+                text = reasons.PAUSED_REASON
+            position += 1
+            if fair:
+                self._less_usage_ahead(job, position, None if keys is None else keys[n])
+            if add_pending is not None:
+                add_pending(Pending(job, position, text))
+            elif done:
+                break
+        self.position = position
+
+    def _held_by_cap(self, key: tuple[str, str], size_class: SizeClass) -> str | None:
+        """The cap reason when the user's slots in this class are all held, else None."""
+        cap = self.limits.user_caps.get(key, _DEFAULT)
+        cap = self._class_caps[size_class] if cap is _DEFAULT else cap
+        if cap is not None and self.slots.get(key, 0) >= cap:
+            return self._cap_reason(key, cap)
+        return None
+
+    def _type_text(
+        self,
+        job: Job,
+        size_class: SizeClass,
+        by_type: dict[tuple[str, int], str | Reservation | None],
+    ) -> str | None:
+        """`_settled_reason` for the job's type and size, memoized in `by_type`; a job that
+        fits now but not in the reservation's spare GPUs waits unless it ends before it."""
+        kind = (job.gpu_type, job.gpu_count)
+        found = by_type.get(kind, _DEFAULT)
+        if found is _DEFAULT:
+            found = by_type[kind] = self._settled_reason(job.gpu_type, job.gpu_count, size_class)
+        text: str | Reservation | None = found
+        if isinstance(text, Reservation):  # fits now, wider than the spare GPUs
+            ends_after = self._end_of(self.estimate(job)) > text.at
+            return self._waiting(text) if ends_after else None  # None: admitted
+        return text
+
+    def _settled_reason(
+        self, gpu_type: str, gpus: int, size_class: SizeClass
+    ) -> str | Reservation | None:
+        """The reason `step` gives a job of this type and size that its user's slot does not
+        hold, when that step changes nothing (fair share: before its usage suffix); None
+        when it may change the pass (stop or reserve the type, admit); the type's reservation
+        when the job fits now but not in its spare GPUs (it waits unless it ends before)."""
+        blocker = self.stopped.get(gpu_type)
+        if blocker is not None:
+            text = self._behind.get(gpu_type)
+            if text is None:
+                text = self._behind[gpu_type] = reasons.behind(blocker)
+            return text
+        free = self.budget.get(gpu_type, 0)
+        reserve = self.limits.big_job_reserve if size_class == "big" else 0
+        if size_class == "big" and free - gpus < reserve:
+            base = reasons.big_reserve(gpus, free, reserve)
+        elif gpus > free:
+            base = reasons.no_fit(gpus, free)
+            if self._strict:
+                return None
+        else:
+            current = self.reservations.get(gpu_type)
+            if current is not None and gpus > self.spare[gpu_type]:
+                return current
+            return None
+        if not self._easy:
+            return base
+        current = self.reservations.get(gpu_type)
+        if current is None:
+            return None
+        return f"{base}; {self._waiting(current)}"
 
     def exhausted(self) -> bool:
         """No further job of any known type can be admitted in this pass."""
