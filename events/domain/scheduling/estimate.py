@@ -29,9 +29,13 @@ class RuntimeEstimator:
         self.default_s = default_minutes * 60.0
         self._by_user: dict[tuple[str, str, int], list[float]] = {}
         self._by_kind: dict[tuple[str, int], list[float]] = {}
+        # `typical` per (user, kind, gpu_count) since the last observation: a pass over a
+        # long queue estimates the same few figures again and again
+        self._typical: dict[tuple[str, str, int], float] = {}
 
     def observe(self, user_id: str, kind: str, gpu_count: int, seconds: float) -> None:
         seconds = max(0.0, seconds)
+        self._typical.clear()
         insort(self._by_user.setdefault((user_id, kind, gpu_count), []), seconds)
         insort(self._by_kind.setdefault((kind, gpu_count), []), seconds)
 
@@ -46,7 +50,10 @@ class RuntimeEstimator:
         return self.default_s
 
     def estimate(self, job: Job) -> float:
-        seconds = self.typical(job.user_id, job.kind, job.gpu_count)
+        key = (job.user_id, job.kind, job.gpu_count)
+        seconds = self._typical.get(key)
+        if seconds is None:
+            seconds = self._typical[key] = self.typical(*key)
         if job.max_runtime_minutes is not None:
             seconds = min(seconds, job.max_runtime_minutes * 60.0)
         return seconds

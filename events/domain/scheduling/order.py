@@ -51,26 +51,56 @@ _CREATED: Final = operator.attrgetter("created_at")
 _PRIORITY: Final = operator.attrgetter("priority")
 
 
+FairKey = tuple[int, int, float, datetime, str]  # (-priority, overdue ? 0 : 1, usage, created, id)
+
+
+def fair_keys(
+    queue: Sequence[Job], policy: Policy, now: datetime, usage: Mapping[str, float]
+) -> list[FairKey]:
+    """Each job's key in the fair-share order: effective priority (higher first), overdue
+    jobs first, then the user's usage / weight (`usage_key`; 0 for an overdue job), then
+    FIFO. The same figures as `effective_priority`, `overdue` and `usage_key`, the job's wait
+    computed once."""
+    aging = policy.aging_hours
+    max_wait = policy.max_wait_hours
+    late_s = max_wait * 3600
+    shares: dict[str, float] = {}
+    out: list[FairKey] = []
+    add = out.append
+    for job in queue:
+        waited = (now - job.created_at).total_seconds()
+        prio = job.priority
+        if aging > 0:
+            prio = min(MAX_PRIORITY, prio + int(max(0.0, waited) / 3600.0 // aging))
+        if max_wait > 0 and waited > late_s:
+            add((-prio, 0, 0.0, job.created_at, job.job_id))
+            continue
+        user = job.user_id
+        share = shares.get(user)
+        if share is None:
+            share = shares[user] = usage_key(user, usage, policy)
+        add((-prio, 1, share, job.created_at, job.job_id))
+    return out
+
+
+def policy_order_keyed(
+    queue: Sequence[Job], policy: Policy, now: datetime, usage: Mapping[str, float]
+) -> tuple[list[Job], list[FairKey] | None]:
+    """`policy_order`, and under fair share each ordered job's key (`fair_keys`)."""
+    if policy.name != "fair-share":
+        return policy_order(queue, policy, now, usage), None
+    keys = fair_keys(queue, policy, now, usage)
+    index = sorted(range(len(keys)), key=keys.__getitem__)
+    return [queue[i] for i in index], [keys[i] for i in index]
+
+
 def policy_order(
     queue: Sequence[Job], policy: Policy, now: datetime, usage: Mapping[str, float]
 ) -> list[Job]:
     """`queue` in the policy's order (any input order)."""
     aging = policy.aging_hours
     if policy.name == "fair-share":
-        max_wait = policy.max_wait_hours
-        keys: dict[str, float] = {}
-
-        def fair_key(job: Job) -> tuple[int, int, float, datetime, str]:
-            late = overdue(job, now, max_wait)
-            share = 0.0
-            if not late:
-                share = keys.get(job.user_id, -1.0)
-                if share < 0:
-                    share = keys[job.user_id] = usage_key(job.user_id, usage, policy)
-            prio = effective_priority(job, now, aging)
-            return (-prio, 0 if late else 1, share, job.created_at, job.job_id)
-
-        return sorted(queue, key=fair_key)
+        return policy_order_keyed(queue, policy, now, usage)[0]
     if all(p == DEFAULT_PRIORITY for p in set(map(_PRIORITY, queue))):
         # same priority: aging keeps FIFO order, so no key per job is needed
         return list(queue) if _is_fifo(queue) else fifo_sorted(queue)
