@@ -86,7 +86,7 @@ def within_window(case: Any) -> None:
 def without_unknown_jobs(case: Any) -> None:
     """`after` must name the caller's existing jobs, which no schema can say: a valid body's
     random job ids would be refused (400) for a reason outside the document, so they are
-    left out of valid bodies (`after` has its own tests, tests/api/test_dependencies*)."""
+    left out of valid bodies (`after` has its own tests, tests/api/test_pipelines.py)."""
     valid = case.meta is not None and case.meta.generation.mode.is_positive
     if valid and isinstance(case.body, dict) and case.operation.label == "POST /jobs":
         case.body.pop("after", None)
@@ -189,7 +189,7 @@ def test_stateful_sequences_pass_every_check(
 
 # Operations whose document is exact for every check, positive and negative data included:
 # every operation but the two live history streams (SSE/NDJSON answers that never end by
-# themselves; tests/api/test_streams*.py test them).
+# themselves; tests/api/test_history.py tests them).
 EXACT = r"^/(?!.*stream$)"
 
 
