@@ -218,8 +218,13 @@ def _per_kind(schemas: Doc) -> None:
         variant["additionalProperties"] = False
         schemas[variant["title"]] = variant
         refs[kind] = f"#/components/schemas/{variant['title']}"
-    schemas["JobSubmission"] = {
-        "title": "JobSubmission",
+    schemas["JobSubmission"] = _by_kind("JobSubmission", refs)
+
+
+def _by_kind(title: str, refs: dict[str, str]) -> Doc:
+    """One of `refs` (kind -> schema ref), told apart by `kind`."""
+    return {
+        "title": title,
         "oneOf": [{"$ref": ref} for ref in refs.values()],
         "discriminator": {"propertyName": "kind", "mapping": refs},
     }
@@ -247,11 +252,7 @@ def _batch_body(schemas: Doc, paths: Doc) -> None:
         }
         schemas[item["title"]] = item
         refs[kind] = f"#/components/schemas/{item['title']}"
-    schemas["BatchItem"] = {
-        "title": "BatchItem",
-        "oneOf": [{"$ref": ref} for ref in refs.values()],
-        "discriminator": {"propertyName": "kind", "mapping": refs},
-    }
+    schemas["BatchItem"] = _by_kind("BatchItem", refs)
     array = {
         "type": "array",
         "maxItems": MAX_ITEMS,

@@ -126,14 +126,19 @@ async def test_bad_subscriptions_are_refused_and_change_nothing(
     assert await count_events(pool) == before
 
 
-async def test_private_targets_are_refused_unless_allowed(
-    db_url: str, tmp_path: Path, users: Users
-) -> None:
+def targets_checked_app(db_url: str, tmp_path: Path) -> Litestar:
+    """The app with its default `FTQ_WEBHOOK_ALLOW_PRIVATE` (false): targets are checked."""
     settings = Settings(
         database_url=db_url, fireworks_base_url="simulator", data_dir=tmp_path,
         log_level="warning", secret_key=SECRET_KEY,
     )  # fmt: skip
-    async with AsyncTestClient(app=create_app(settings, run_scheduler=False)) as client:
+    return create_app(settings, run_scheduler=False)
+
+
+async def test_private_targets_are_refused_unless_allowed(
+    db_url: str, tmp_path: Path, users: Users
+) -> None:
+    async with AsyncTestClient(app=targets_checked_app(db_url, tmp_path)) as client:
         for url in (
             "http://127.0.0.1:8080/x",
             "http://10.1.2.3/x",
@@ -150,11 +155,7 @@ async def test_host_names_the_resolver_cannot_encode_are_400(
     db_url: str, tmp_path: Path, users: Users, url: str
 ) -> None:
     """An empty or over-long label makes the resolver raise UnicodeError (it was a 500)."""
-    settings = Settings(
-        database_url=db_url, fireworks_base_url="simulator", data_dir=tmp_path,
-        log_level="warning", secret_key=SECRET_KEY,
-    )  # fmt: skip
-    async with AsyncTestClient(app=create_app(settings, run_scheduler=False)) as client:
+    async with AsyncTestClient(app=targets_checked_app(db_url, tmp_path)) as client:
         refused = await client.post("/webhooks", json={"url": url}, headers=bearer(users.alice))
     assert refused.status_code == 400, refused.text
     assert "does not resolve" in refused.json()["error"]["message"]

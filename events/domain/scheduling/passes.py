@@ -114,17 +114,13 @@ class Pass:
         cap = self._class_caps[size_class] if cap is _DEFAULT else cap
         ahead = self._less_usage_ahead(job, position, fair_key) if self._fair else 0
         if cap is not None and held >= cap:
-            text = self._cap_reasons.get(key)
-            return Pending(job, position, self._cap_reason(key, cap) if text is None else text)
+            return Pending(job, position, self._cap_reason(key, cap))
         if self.paused:
             return Pending(job, position, reasons.PAUSED_REASON)
         gpu_type = job.gpu_type
         blocker = self.stopped.get(gpu_type)
         if blocker is not None:
-            text = self._behind.get(gpu_type)
-            if text is None:
-                text = self._behind[gpu_type] = reasons.behind(blocker)
-            return Pending(job, position, text)
+            return Pending(job, position, self._behind_text(gpu_type, blocker))
         free = self.budget.get(gpu_type, 0)
         gpus = job.gpu_count
         reserve = limits.big_job_reserve if size_class == "big" else 0
@@ -228,6 +224,13 @@ class Pass:
             if free >= need:
                 return Reservation(job.job_id, job.gpu_type, at, free - need)
         return None
+
+    def _behind_text(self, gpu_type: str, blocker: str) -> str:
+        """The "behind job <blocker>" text, the same for every job of a stopped type."""
+        text = self._behind.get(gpu_type)
+        if text is None:
+            text = self._behind[gpu_type] = reasons.behind(blocker)
+        return text
 
     def _cap_reason(self, key: tuple[str, str], cap: int) -> str:
         text = self._cap_reasons.get(key)
@@ -379,10 +382,7 @@ class Pass:
         when the job fits now but not in its spare GPUs (it waits unless it ends before)."""
         blocker = self.stopped.get(gpu_type)
         if blocker is not None:
-            text = self._behind.get(gpu_type)
-            if text is None:
-                text = self._behind[gpu_type] = reasons.behind(blocker)
-            return text
+            return self._behind_text(gpu_type, blocker)
         free = self.budget.get(gpu_type, 0)
         reserve = self.limits.big_job_reserve if size_class == "big" else 0
         if size_class == "big" and free - gpus < reserve:
