@@ -8,8 +8,10 @@ database, take turns under wrk at 32 connections, `SIDE_ROUNDS` times each, alte
 that the shared machine's load drifts over both alike. The ratio of their best rates is the
 verdict (target >= 0.85: the median of the rounds' ratios), each round's pair is reported
 too, with ftq's flood limits off (one user posts thousands of jobs a second here) and, in a
-third server per round, on at values never reached (their cost); then `ftq serve` again paced at
-half of its rate (target p99 < 25 ms).
+third server per round, on at values never reached (their cost). A fourth server per round is
+the same app without its fast path (`service.api.fast_submit`): every POST through
+Litestar's route, what that path saves. Then `ftq serve` again paced at half of its rate
+(target p99 < 25 ms).
 
 The other rows:
 
@@ -74,6 +76,7 @@ CONNECTIONS = (8, 32, 64)
 WORKERS = (1, 2)
 PACED_CONNECTIONS = 16
 FTQ_APP = "bench.http_api:app_from_env"
+ROUTE_ONLY_APP = "bench.http_api:route_only_from_env"
 MINIMAL_APP = "bench.minimal_app:create"
 RAW_APP = "bench.minimal_app:create_raw"
 TARGET_RATIO = 0.40
@@ -109,7 +112,16 @@ end
 
 def app_from_env() -> Litestar:
     """The uvicorn factory of the server subprocess (settings from FTQ_BENCH_* variables)."""
-    settings = Settings(
+    return create_app(_settings_from_env(), run_scheduler=False)
+
+
+def route_only_from_env() -> Litestar:
+    """`app_from_env` without the fast path: every POST /jobs through Litestar's route."""
+    return create_app(_settings_from_env(), run_scheduler=False, fast_submit=False)
+
+
+def _settings_from_env() -> Settings:
+    return Settings(
         database_url=os.environ["FTQ_BENCH_DATABASE_URL"],
         fireworks_base_url="simulator",
         fireworks_gpu_quota=8,
@@ -118,7 +130,6 @@ def app_from_env() -> Litestar:
         max_queued_per_user=0,  # the benchmark is the flood
         submit_rate_per_minute=0,
     )
-    return create_app(settings, run_scheduler=False)
 
 
 def _free_port() -> int:
@@ -355,6 +366,10 @@ def _bare(db_url: str) -> contextlib.AbstractAsyncContextManager[str]:
     return _server(db_url, app=MINIMAL_APP)
 
 
+def _route_only(db_url: str) -> contextlib.AbstractAsyncContextManager[str]:
+    return _server(db_url, app=ROUTE_ONLY_APP)
+
+
 def _ftq_limits_on(db_url: str) -> contextlib.AbstractAsyncContextManager[str]:
     return _ftq_serve(db_url, limits=UNREACHED_LIMITS)
 
@@ -369,6 +384,7 @@ async def side_by_side(server_url: str, seconds: int) -> list[dict[str, object]]
         ftq = await _post_once(server_url, _ftq_serve, SIDE_CONNECTIONS, seconds)
         bare = await _post_once(server_url, _bare, SIDE_CONNECTIONS, seconds)
         limited = await _post_once(server_url, _ftq_limits_on, SIDE_CONNECTIONS, seconds)
+        route = await _post_once(server_url, _route_only, SIDE_CONNECTIONS, seconds)
         ratios.append(ftq["rps"] / bare["rps"])
         cpu_ratios.append(bare["cpu_us"] / ftq["cpu_us"])
         ftq_best = max(ftq_best, ftq["rps"])
@@ -383,6 +399,8 @@ async def side_by_side(server_url: str, seconds: int) -> list[dict[str, object]]
             "with_limits_rps": round(limited["rps"], 1),
             "with_limits_cpu_us": round(limited["cpu_us"]),
             "with_limits_non_2xx": int(limited["non_2xx"]),
+            "route_only_rps": round(route["rps"], 1),
+            "route_only_cpu_us": round(route["cpu_us"]),
         }
         rows.append(row)
     ratio = statistics.median(ratios)

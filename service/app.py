@@ -5,6 +5,7 @@ simulator), the capacity reader and the admission loop, and tears them down in r
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -42,6 +43,7 @@ from service.api.batch import BATCH_ROUTES
 from service.api.common import RUNTIME
 from service.api.docs import docs_routers, openapi_config
 from service.api.errors import EXCEPTION_HANDLERS
+from service.api.fast_submit import FastSubmit
 from service.api.jobs import JOB_ROUTES
 from service.api.openapi_exact import use_exact_document
 from service.api.ops import OPS_ROUTES
@@ -55,7 +57,7 @@ from service.database import create_pool, describe_url, migrate, resolve_databas
 from service.directory import KeyLookup
 from service.eta import EtaForecaster
 from service.fireworks import FireworksClient
-from service.logging import RequestContext, configure_logging
+from service.logging import RequestContext, configure_logging, log_level
 from service.secrets.keys import keyring_of
 from service.secrets.vault import Vault
 from service.settings import Settings
@@ -231,8 +233,12 @@ def lifespan_for(
     return lifespan
 
 
-def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
-    """The ftq HTTP app; nothing connects until the lifespan starts."""
+def create_app(
+    settings: Settings, *, run_scheduler: bool = True, fast_submit: bool = True
+) -> Litestar:
+    """The ftq HTTP app; nothing connects until the lifespan starts. `fast_submit`: the plain
+    `POST /jobs` answered in front of Litestar (service.api.fast_submit; off, for the tests
+    that compare both paths)."""
     settings.check_production()  # refuse at once rather than at the first request
     configure_logging(settings)
     vault = Vault(keyring_of(settings))  # a malformed FTQ_SECRET_KEY refuses here
@@ -283,5 +289,9 @@ def create_app(settings: Settings, *, run_scheduler: bool = True) -> Litestar:
             logging_config=None,
         )
     use_exact_document(app.plugins.get(OpenAPIPlugin))
-    app.asgi_handler = RequestContext(app.asgi_handler)
+    handler = app.asgi_handler
+    if fast_submit:
+        paths = frozenset({"/jobs", f"{LEGACY_PREFIX}/jobs"})
+        handler = FastSubmit(app, handler, paths, settings.max_body_bytes)
+    app.asgi_handler = RequestContext(handler, access_log=log_level(settings) <= logging.INFO)
     return app

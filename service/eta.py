@@ -6,7 +6,8 @@ for a job that has run that long (never sooner than a floor from now), the queue
 admitted by the same planner the simulator drives, on ftq's share of the quota (the quota
 less what runs outside ftq). The estimator learns the runtimes of finished jobs as they
 finish (read incrementally). Rebuilt after events (debounced) and at least every
-`INTERVAL_S`; requests only read the last result (`EtaForecaster.eta`), never wait for one.
+`INTERVAL_S`, but never building more than a tenth of the time (`QUIET_FACTOR`); requests
+only read the last result (`EtaForecaster.eta`), never wait for one.
 A paused scheduler gives no ETAs, nor does a job waiting for others (`after`)."""
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ INTERVAL_S: Final = 10.0  # rebuilt at least this often
 # the forecast is rebuilt every ~2 s, not after each one (it cost 17 % of a loaded server's
 # CPU at 0.5 s; bench http_api).
 DEBOUNCE_S: Final = 2.0
+# And after a forecast, at least this many times as long as it took to build: over a long
+# queue it holds the GIL for a while, and a server under load must not spend more than about
+# a tenth of its CPU on forecasts.
+QUIET_FACTOR: Final = 10.0
 FINISHED_PAGE: Final = 5000
 
 _FINISHED = """
@@ -116,10 +121,12 @@ class EtaForecaster:
             if woken is None:
                 await asyncio.sleep(self._interval_s)
                 continue
+            built = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._interval_s):
                     await woken.wait()
-            await asyncio.sleep(self._debounce_s)
+            quiet = QUIET_FACTOR * (self.forecast.build_s if self.forecast is not None else 0.0)
+            await asyncio.sleep(max(self._debounce_s, quiet - (time.monotonic() - built)))
 
     async def rebuild(self) -> Forecast:
         """One forecast from the projections now; kept as `forecast` and returned."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from service.secret_fields import is_secret_key, is_secret_path
+from service.secret_fields import is_secret_key, is_secret_place
 
 MASK: Final = "***"
 
@@ -26,7 +26,7 @@ def _redact(value: Any, path: tuple[str, ...]) -> Any:
         out: dict[Any, Any] = {}
         for key, item in value.items():
             here = (*path, key) if isinstance(key, str) else path
-            if isinstance(key, str) and item is not None and _secret(here):
+            if isinstance(key, str) and item is not None and is_secret_place(here):
                 out[key] = MASK
             else:
                 out[key] = _redact(item, here)
@@ -34,9 +34,3 @@ def _redact(value: Any, path: tuple[str, ...]) -> Any:
     if isinstance(value, list | tuple):
         return [_redact(item, path) for item in value]
     return value
-
-
-def _secret(path: tuple[str, ...]) -> bool:
-    # A payload may sit anywhere in what is redacted (an event's `fireworks_payload`, a log
-    # line's field): a Fireworks path matches at any depth.
-    return any(is_secret_path(path[i:]) for i in range(len(path)))

@@ -8,6 +8,7 @@ last word decides: `token`, `secret`, `password`, `credential(s)` hide it, and s
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -59,3 +60,11 @@ def is_secret_path(path: Sequence[str]) -> bool:
     if not path:
         return False
     return ".".join(path) in SECRET_PATHS or is_secret_key(path[-1])
+
+
+@functools.lru_cache(maxsize=4096)  # payloads repeat their keys: asked on every submit and view
+def is_secret_place(path: tuple[str, ...]) -> bool:
+    """Whether the value at `path` is a secret wherever in a larger document its payload
+    sits (an event's `fireworks_payload`, a log line's field): a Fireworks path matches at
+    any depth."""
+    return any(is_secret_path(path[i:]) for i in range(len(path)))

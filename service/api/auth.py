@@ -59,6 +59,12 @@ async def _session_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Cal
     return Caller(user_id=session.user_id, email=session.email, role=role)
 
 
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (None: another form)."""
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 async def authenticate_connection(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     """The caller of this connection (cached on the connection's scope state)."""
     cached = connection.scope.get("state", {}).get(_STATE_KEY)
@@ -70,10 +76,10 @@ async def authenticate_connection(connection: ASGIConnection[Any, Any, Any, Any]
         return caller
     if not header:
         raise _unauthenticated("missing Authorization header")
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(header)
+    if token is None:
         raise _unauthenticated("Authorization must be 'Bearer sftq_<token>'")
-    user = await runtime_of(connection.app.state).keys.authenticate(token.strip())
+    user = await runtime_of(connection.app.state).keys.authenticate(token)
     if user is None:
         raise _unauthenticated("unknown or revoked API key")
     caller = Caller(user_id=user.id, email=user.email, role=user.role)

@@ -9,6 +9,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
+from events.domain.job_commands import SubmitJob
 from events.domain.job_events import JobStatus, Kind
 from service.api.auth import Caller, CallerDep
 from service.api.common import RuntimeDep, StrictDTO, checked_uuid, errors, metadata, ok
@@ -116,7 +117,8 @@ async def submit_job(
         waiting = check_after(data, caller, await known_jobs(runtime, [data]))
     await check_flood_limits(runtime, caller, 1)
     try:
-        state = await runtime.submitter.submit(command, metadata(caller))
+        path = request.url.path
+        view, location = await record_submission(runtime, caller, command, path, waiting)
     except asyncpg.UniqueViolationError:
         # A concurrent request with the same key won; our append rolled back.
         assert idempotency_key is not None and fp is not None
@@ -124,10 +126,19 @@ async def submit_job(
         if earlier is None:
             raise
         return earlier
+    return Response(view, status_code=201, headers={"Location": location})
+
+
+async def record_submission(
+    runtime: Runtime, caller: Caller, command: SubmitJob, path: str, waiting: str | None = None
+) -> tuple[JobView, str]:
+    """Record the checked submission `command` of `caller`: the new job's view and its
+    `Location` (under `path`, the alias too). `waiting`: why it waits for others (`after`).
+    The route and `service.api.fast_submit` both end here."""
+    state = await runtime.submitter.submit(command, metadata(caller))
     _wake(runtime)
     (view,) = await job_views(runtime, [row_of_state(state)], {state.job_id: waiting})
-    location = f"{request.url.path.rstrip('/')}/{view.id}"  # under the alias too
-    return Response(view, status_code=201, headers={"Location": location})
+    return view, f"{path.rstrip('/')}/{view.id}"
 
 
 @get(

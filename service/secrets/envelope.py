@@ -22,7 +22,7 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from service.secret_fields import is_secret_path
+from service.secret_fields import is_secret_place
 
 MARK: Final = "$ftq_enc"
 VERSION: Final = "v1"
@@ -63,15 +63,20 @@ def _key_aad(job_id: str) -> bytes:
     return b"ftq-data-key\x00" + job_id.encode()
 
 
+@functools.lru_cache(maxsize=8)  # master keys only (a process holds one or two): one per submit
+def _master_aead(master: bytes) -> AESGCM:
+    return AESGCM(master)
+
+
 def wrap(master: bytes, job_id: str, data_key: bytes, random: Random = os.urandom) -> bytes:
     """The data key sealed by the master key: nonce || ciphertext+tag."""
     nonce = random(NONCE_BYTES)
-    return nonce + AESGCM(master).encrypt(nonce, data_key, _key_aad(job_id))
+    return nonce + _master_aead(master).encrypt(nonce, data_key, _key_aad(job_id))
 
 
 def unwrap(master: bytes, job_id: str, wrapped: bytes) -> bytes:
     try:
-        return AESGCM(master).decrypt(
+        return _master_aead(master).decrypt(
             wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _key_aad(job_id)
         )
     except (InvalidTag, ValueError) as exc:
@@ -99,7 +104,7 @@ def _walk(value: Any, path: tuple[str, ...], where: str, visit: Visit) -> Any:
                 out[key] = _walk(item, path, where, visit)
                 continue
             here, at = (*path, key), f"{where}.{key}" if where else key
-            if item is not None and _secret(here):
+            if item is not None and is_secret_place(here):
                 out[key] = visit(item, at)
             else:
                 out[key] = _walk(item, here, at, visit)
@@ -109,58 +114,78 @@ def _walk(value: Any, path: tuple[str, ...], where: str, visit: Visit) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=4096)  # payloads repeat their keys: the walk is on every submit
-def _secret(path: tuple[str, ...]) -> bool:
-    return any(is_secret_path(path[i:]) for i in range(len(path)))
+def _places(value: Any, path: tuple[str, ...], where: str, found: list[tuple[Any, str]]) -> None:
+    """Append to `found` every secret value of `value` with its place: `_walk`'s fields,
+    read without copying anything."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                _places(item, path, where, found)
+                continue
+            here, at = (*path, key), f"{where}.{key}" if where else key
+            if item is not None and is_secret_place(here):
+                found.append((item, at))
+            else:
+                _places(item, here, at, found)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _places(item, path, f"{where}[{i}]", found)
+
+
+def _secrets(payload: Mapping[str, Any]) -> list[tuple[Any, str]]:
+    found: list[tuple[Any, str]] = []
+    _places(payload, (), "", found)
+    return found
 
 
 def secret_fields(payload: Mapping[str, Any]) -> list[str]:
     """The places (`wandbConfig.apiKey`, `a.b[0].token`) of the payload's secret values."""
-    found: list[str] = []
-
-    def visit(value: Any, where: str) -> Any:
-        found.append(where)
-        return value
-
-    _walk(payload, (), "", visit)
-    return found
+    return [where for _, where in _secrets(payload)]
 
 
 def plain_fields(payload: Mapping[str, Any]) -> list[str]:
     """The places of secret values stored in plain text (not sealed, not redacted)."""
-    found: list[str] = []
-
-    def visit(value: Any, where: str) -> Any:
-        if not is_marker(value):
-            found.append(where)
-        return value
-
-    _walk(payload, (), "", visit)
-    return found
+    return [where for value, where in _secrets(payload) if not is_marker(value)]
 
 
 def sealed_fields(payload: Mapping[str, Any]) -> list[str]:
     """The places of sealed (or redacted) secret values: what a job needs a data key for."""
-    found: list[str] = []
-
-    def visit(value: Any, where: str) -> Any:
-        if is_marker(value):
-            found.append(where)
-        return value
-
-    _walk(payload, (), "", visit)
-    return found
+    return [where for value, where in _secrets(payload) if is_marker(value)]
 
 
 def seal(
     payload: Mapping[str, Any], job_id: str, data_key: bytes, random: Random = os.urandom
 ) -> dict[str, Any]:
     """A copy of `payload` with every secret value sealed under `data_key`."""
-    aead = AESGCM(data_key)
+    return _seal(payload, job_id, lambda: data_key, random)
+
+
+def seal_under_new_key(
+    payload: Mapping[str, Any], job_id: str, random: Random = os.urandom
+) -> tuple[dict[str, Any], bytes] | None:
+    """`seal` under a data key made at the first secret met, in one walk: the sealed copy
+    and the key; None when the payload has no secret."""
+    made: list[bytes] = []
+
+    def key() -> bytes:
+        made.append(new_data_key(random))
+        return made[0]
+
+    sealed = _seal(payload, job_id, key, random)
+    return (sealed, made[0]) if made else None
+
+
+def _seal(
+    payload: Mapping[str, Any], job_id: str, key: Callable[[], bytes], random: Random
+) -> dict[str, Any]:
+    aead: AESGCM | None = None  # made at the first secret
 
     def visit(value: Any, where: str) -> Any:
+        nonlocal aead
         if is_marker(value):  # never seal twice, never accept a forged marker as ours
             raise ValueError(f"{where}: a secret value may not be a {MARK!r} object")
+        if aead is None:
+            aead = AESGCM(key())
         nonce = random(NONCE_BYTES)
         sealed = aead.encrypt(nonce, _json.encode(value), _aad(job_id, where))
         return {MARK: VERSION, "n": _b64(nonce), "c": _b64(sealed)}

@@ -34,10 +34,10 @@ class Vault:
         key's row (wrapped by the current master key) to `store` before the job's event is
         appended. A payload with no secret comes back as it is, with no row. ValueError: a
         secret field's value poses as a sealed value."""
-        if not envelope.secret_fields(payload):
+        found = envelope.seal_under_new_key(payload, job_id)
+        if found is None:
             return payload, None
-        data_key = envelope.new_data_key()
-        sealed = envelope.seal(payload, job_id, data_key)
+        sealed, data_key = found
         current = self.keyring.current
         return sealed, (job_id, current.kid, envelope.wrap(current.key, job_id, data_key))
 
