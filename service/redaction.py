@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from service.secret_fields import is_secret_key, is_secret_place
+from service.secret_fields import LEAVES, is_secret_key, is_secret_place
 
 MASK: Final = "***"
 
@@ -28,6 +28,8 @@ def _redact(value: Any, path: tuple[str, ...]) -> Any:
             here = (*path, key) if isinstance(key, str) else path
             if isinstance(key, str) and item is not None and is_secret_place(here):
                 out[key] = MASK
+            elif isinstance(item, LEAVES):
+                out[key] = item  # nothing below it to hide
             else:
                 out[key] = _redact(item, here)
         return out

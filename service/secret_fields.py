@@ -34,6 +34,10 @@ KEY_QUALIFIERS: Final = frozenset({"api", "private", "access", "secret", "accoun
 # Whole names that are secrets whatever their words (headers, DSN-like strings).
 SECRET_NAMES: Final = frozenset({"connectionstring", "apikey", "privatekey", "accesskey"})
 
+# Values with nothing inside: a walk looking for secrets stops at them without asking
+# whether they are a Mapping (an ABC check, slow for the many values that are not).
+LEAVES: Final = (str, int, float, type(None))
+
 _WORD: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 

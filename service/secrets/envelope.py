@@ -22,7 +22,7 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from service.secret_fields import is_secret_place
+from service.secret_fields import LEAVES, is_secret_place
 
 MARK: Final = "$ftq_enc"
 VERSION: Final = "v1"
@@ -103,11 +103,13 @@ def _walk(value: Any, path: tuple[str, ...], where: str, visit: Visit) -> Any:
             if not isinstance(key, str):
                 out[key] = _walk(item, path, where, visit)
                 continue
-            here, at = (*path, key), f"{where}.{key}" if where else key
+            here = (*path, key)
             if item is not None and is_secret_place(here):
-                out[key] = visit(item, at)
+                out[key] = visit(item, f"{where}.{key}" if where else key)
+            elif isinstance(item, LEAVES):
+                out[key] = item  # nothing below it to look at
             else:
-                out[key] = _walk(item, here, at, visit)
+                out[key] = _walk(item, here, f"{where}.{key}" if where else key, visit)
         return out
     if isinstance(value, list | tuple):
         return [_walk(item, path, f"{where}[{i}]", visit) for i, item in enumerate(value)]
@@ -122,11 +124,11 @@ def _places(value: Any, path: tuple[str, ...], where: str, found: list[tuple[Any
             if not isinstance(key, str):
                 _places(item, path, where, found)
                 continue
-            here, at = (*path, key), f"{where}.{key}" if where else key
+            here = (*path, key)
             if item is not None and is_secret_place(here):
-                found.append((item, at))
-            else:
-                _places(item, here, at, found)
+                found.append((item, f"{where}.{key}" if where else key))
+            elif not isinstance(item, LEAVES):
+                _places(item, here, f"{where}.{key}" if where else key, found)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
             _places(item, path, f"{where}[{i}]", found)
