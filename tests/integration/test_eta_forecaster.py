@@ -37,3 +37,33 @@ async def test_rebuilt_at_least_every_interval_without_events(pool: asyncpg.Pool
         assert eta.forecast is not None and eta.forecast.queued == 1
     finally:
         await eta.stop()
+
+
+async def test_a_long_queue_is_forecast_in_a_process_to_the_same_etas(pool: asyncpg.Pool) -> None:
+    """A queue at least `process_at` long is simulated in a process of its own (off the
+    GIL); the ETAs are the ones the thread path gives."""
+    settings = Settings(fireworks_gpu_quota=8)
+    at = datetime.now(UTC)
+    for n in range(6):  # 6 jobs of 4 GPUs from 3 users on 8 GPUs: some wait for others
+        job_id = str(uuid.uuid4())
+        command = SubmitJob(
+            at=at, job_id=job_id, user_id=f"00000000-0000-0000-0000-00000000000{n % 3}",
+            user_email="u@example.com", kind="SFT", display_name=None, gpu_count=4,
+            fireworks_payload=PAYLOAD["SFT"],
+        )  # fmt: skip
+        await run_command(pool, JOB, job_id, command, META)
+    fixed = lambda: at  # noqa: E731 - one time for both forecasts
+    capacity = CapacityReader(None, settings)
+    threaded = EtaForecaster(pool, settings, capacity, None, clock=fixed, process_at=10**9)
+    separate = EtaForecaster(pool, settings, capacity, None, clock=fixed, process_at=1)
+    try:
+        in_thread = await threaded.rebuild()
+        in_process = await separate.rebuild()
+        assert separate._process is not None  # it did run in a process
+        assert threaded._process is None
+    finally:
+        await threaded.stop()
+        await separate.stop()
+    assert separate._process is None  # stopped with the forecaster
+    assert len(in_thread.etas) == 6 and in_process.etas == in_thread.etas
+    assert len(set(in_thread.etas.values())) > 1  # not all at once: the forecast ran
