@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.redaction import MASK, redact
+from service.secret_fields import is_secret_place
 from service.secrets import envelope
 from service.secrets.envelope import SecretsUnreadable
 from service.secrets.keys import KEY_FILE, load_keyring, parse_key
@@ -111,6 +112,65 @@ def test_any_json_secret_round_trips_exactly(secret: Any, other: Any) -> None:
     key = envelope.new_data_key()
     opened = envelope.unseal(envelope.seal(payload, JOB, key), JOB, key)
     assert msgspec.json.encode(opened) == msgspec.json.encode(payload)
+
+
+# Keys that are secrets by name or by Fireworks path, and keys that are not.
+keys = st.sampled_from(
+    ["apiKey", "hfToken", "password", "maxOutputTokens", "wandbConfig", "awsS3Config",
+     "credentialsSecret", "project", "items", "secretAccessKey", "tokenizerName"]
+) | st.text(max_size=4)  # fmt: skip
+payloads = st.dictionaries(
+    keys,
+    st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+        max_leaves=12,
+    ),
+    max_size=4,
+)
+
+
+def _reference_places(value: Any, path: tuple[str, ...] = (), where: str = "") -> list[str]:
+    """The places of secrets straight from the rules, the plainest way (an oracle)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here, at = (*path, key), f"{where}.{key}" if where else key
+            if item is not None and is_secret_place(here):
+                found.append(at)
+            else:
+                found += _reference_places(item, here, at)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += _reference_places(item, path, f"{where}[{i}]")
+    return found
+
+
+@given(payload=payloads)
+def test_the_three_walks_agree_on_every_payload(payload: dict[str, Any]) -> None:
+    """Sealing (a copying walk), finding (`secret_fields`, a walk that copies nothing) and
+    redaction meet the same places: what `secret_fields` names is exactly what `seal` sealed
+    and what `redact` masks, and sealing in one walk under a new key opens to the same
+    payload."""
+    places = envelope.secret_fields(payload)
+    assert places == _reference_places(payload)
+    key = envelope.new_data_key()
+    sealed = envelope.seal(payload, JOB, key)
+    assert envelope.sealed_fields(sealed) == places
+    assert envelope.plain_fields(sealed) == []
+    assert envelope.plain_fields(payload) == places  # nothing in a fresh payload is sealed
+    masked = redact(payload)
+    assert envelope.secret_fields(masked) == places  # masks sit at the same places
+    assert all(value == MASK for value, _ in envelope._secrets(masked))
+    found = envelope.seal_under_new_key(payload, JOB)
+    if not places:
+        assert found is None
+    else:
+        assert found is not None
+        again, new_key = found
+        assert envelope.sealed_fields(again) == places
+        opened = envelope.unseal(again, JOB, new_key)
+        assert msgspec.json.encode(opened) == msgspec.json.encode(payload)
 
 
 def test_master_key_from_the_setting_or_a_0600_key_file(tmp_path: Path) -> None:
