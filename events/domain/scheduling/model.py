@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final, Literal
 
@@ -120,7 +120,7 @@ class Plan(msgspec.Struct, frozen=True):
     `order` is every queued job's id in the policy's order (position = index + 1)."""
 
     admit: list[Admission]
-    pending: list[Pending]
+    pending: Sequence[Pending]  # built when read (`explain.Explained`)
     order: list[str]
     reservations: dict[str, Reservation]
     available_after: dict[str, int]

@@ -1,0 +1,102 @@
+"""A pass's explanations, decided in the pass and built into `Pending`s when read.
+
+A pass over a long queue gives most jobs one of a few reasons (the same cap, "behind job",
+"needs N GPUs" text): it records, per job of its order, that shared text (or None for an
+admission), and under fair share a `Suffixed` base for the reasons that end in "behind N
+jobs of users with less recent usage", N being the job's count in `FairOrder.aheads`.
+`Explained` is the pass's `Plan.pending`: a sequence of `Pending` (position = index in the
+order + 1) built on first read, equal to the list of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+from events.domain.scheduling import reasons as texts
+from events.domain.scheduling.model import Job, Pending
+
+
+class Suffixed:
+    """A reason's base text, to be followed by the job's "behind N jobs ..." count."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+
+Reason = str | Suffixed | None  # None: admitted
+
+
+class Explained(Sequence[Pending]):
+    """The `Pending` of every job of `jobs` whose reason is not None, its position
+    `start` + index + 1; `aheads` (aligned with `jobs`) completes the `Suffixed` ones."""
+
+    __slots__ = ("_aheads", "_built", "_jobs", "_reasons", "_start")
+
+    def __init__(
+        self,
+        jobs: Sequence[Job],
+        reasons: list[Reason],
+        aheads: Sequence[int] | None,
+        start: int,
+    ) -> None:
+        self._jobs = jobs
+        self._reasons = reasons
+        self._aheads = aheads
+        self._start = start
+        self._built: list[Pending] | None = None
+
+    def _list(self) -> list[Pending]:
+        built = self._built
+        if built is None:
+            built = self._built = self._build()
+        return built
+
+    def _build(self) -> list[Pending]:
+        out: list[Pending] = []
+        add = out.append
+        aheads = self._aheads
+        position = self._start
+        for n, (job, reason) in enumerate(zip(self._jobs, self._reasons, strict=False)):
+            position += 1
+            if reason is None:
+                continue
+            if type(reason) is Suffixed:
+                assert aheads is not None
+                add(Pending(job, position, texts.less_usage(reason.base, aheads[n])))
+            else:
+                add(Pending(job, position, reason))  # type: ignore[arg-type]  # a str
+        return out
+
+    def __len__(self) -> int:
+        if self._built is None:
+            return len(self._reasons) - self._reasons.count(None)
+        return len(self._built)
+
+    @overload
+    def __getitem__(self, index: int) -> Pending: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Pending]: ...
+
+    def __getitem__(self, index: int | slice) -> Pending | list[Pending]:
+        return self._list()[index]
+
+    def __iter__(self) -> Iterator[Pending]:
+        return iter(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Explained):
+            return self._list() == other._list()
+        if isinstance(other, list):
+            return self._list() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-like, as a list
+
+    def __repr__(self) -> str:
+        return repr(self._list())
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled / copied as the list it stands for
+        return (list, (self._list(),))
