@@ -7,6 +7,7 @@ else the default; capped by the job's `max_runtime_minutes`."""
 from __future__ import annotations
 
 from bisect import bisect_right, insort
+from collections.abc import Callable
 
 from events.domain.scheduling.model import Job
 
@@ -78,3 +79,29 @@ class RuntimeEstimator:
         return max(floor_s, left)
 
     __call__ = estimate
+
+
+class ConstantEstimate:
+    """The same estimate for every job, capped by its `max_runtime_minutes`."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, job: Job) -> float:
+        if job.max_runtime_minutes is not None:
+            return min(self.seconds, job.max_runtime_minutes * 60.0)
+        return self.seconds
+
+
+def by_shape(estimate: Callable[[Job], float]) -> bool:
+    """Whether `estimate` is known to depend only on a job's user, kind, GPU count and
+    `max_runtime_minutes` (a `RuntimeEstimator`'s, a `ConstantEstimate`): a pass may then
+    reuse one job's estimate for the next job of the same figures."""
+    if isinstance(estimate, RuntimeEstimator | ConstantEstimate):
+        return type(estimate).__call__ in (RuntimeEstimator.estimate, ConstantEstimate.__call__)
+    func = getattr(estimate, "__func__", None)
+    return func is RuntimeEstimator.estimate and isinstance(
+        getattr(estimate, "__self__", None), RuntimeEstimator
+    )

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from events.domain.scheduling import reasons
+from events.domain.scheduling.estimate import ConstantEstimate
 from events.domain.scheduling.explain import Explained
 from events.domain.scheduling.fair_order import FairOrder, fair_order, keyed_order
 from events.domain.scheduling.keys import fair_keys, usage_key
@@ -46,13 +47,7 @@ _JOB_ID: Final = operator.attrgetter("job_id")
 
 def constant_estimate(seconds: float = 7200.0) -> Estimate:
     """The same estimate for every job, capped by its `max_runtime_minutes`."""
-
-    def estimate(job: Job) -> float:
-        if job.max_runtime_minutes is not None:
-            return min(seconds, job.max_runtime_minutes * 60.0)
-        return seconds
-
-    return estimate
+    return ConstantEstimate(seconds)
 
 
 class Pass:
@@ -78,12 +73,18 @@ class Pass:
         self.estimate = estimate or constant_estimate()
         self.usage = usage or {}
         self.budget: dict[str, int] = {t: max(0, n) for t, n in headroom.items()}
+        self._easy = policy.name in ("reserve", "fair-share")
         self.progress: dict[tuple[str, str], int] = {}
-        self.ends: dict[str, list[tuple[datetime, int]]] = {}
+        self.ends: dict[str, list[tuple[datetime, int]]] = {}  # (reserve, fair-share only)
+        big = limits.big_job_gpus
+        progress = self.progress
         for r in running:
-            key = (r.user_id, limits.size_class(r.gpu_count))
-            self.progress[key] = self.progress.get(key, 0) + 1
-            self.ends.setdefault(r.gpu_type, []).append((max(r.expected_end, now), r.gpu_count))
+            key = (r.user_id, "big" if big and r.gpu_count >= big else "small")
+            progress[key] = progress.get(key, 0) + 1
+        if self._easy:
+            for r in running:
+                end = now if now > r.expected_end else r.expected_end  # (max(end, now))
+                self.ends.setdefault(r.gpu_type, []).append((end, r.gpu_count))
         self.slots = dict(self.progress)
         self.stopped: dict[str, str] = {}  # gpu type -> the strict blocker's job id
         self.reservations: dict[str, Reservation] = {}
@@ -91,12 +92,12 @@ class Pass:
         self.admitted = 0
         self.position = 0
         self.version = 0  # bumped by every change a later job's entry may depend on
-        self._easy = policy.name in ("reserve", "fair-share")
         self._strict = policy.name == "strict-fifo"
         self._fair = policy.name == "fair-share"
         self._class_caps = {"small": limits.cap_small, "big": limits.cap_big}
         self._classes_on = limits.big_job_gpus > 0
         self._cap_reasons: dict[tuple[str, str], str] = {}
+        self._cap_texts: dict[tuple[int, int, str], str] = {}  # the same text, shared
         self._wait_reasons: dict[str, str] = {}  # gpu type -> "waiting for a reservation ..."
         self._ends_at: dict[float, datetime] = {}  # estimate (s) -> now + estimate
         self._behind: dict[str, str] = {}  # gpu type -> "behind job ..." (its strict blocker)
@@ -243,9 +244,15 @@ class Pass:
     def _cap_reason(self, key: tuple[str, str], cap: int) -> str:
         text = self._cap_reasons.get(key)
         if text is None:
-            in_progress = self.progress.get(key, 0)
-            text = reasons.cap_reason(cap, in_progress, key[1], self._classes_on)
-            self._cap_reasons[key] = text
+            text = self._cap_reasons[key] = self._cap_text(cap, self.progress.get(key, 0), key[1])
+        return text
+
+    def _cap_text(self, cap: int, in_progress: int, size_class: str) -> str:
+        """`reasons.cap_reason`, memoized: most capped users share one text."""
+        figures = (cap, in_progress, size_class)
+        text = self._cap_texts.get(figures)
+        if text is None:
+            text = self._cap_texts[figures] = reasons.cap_reason(*figures, self._classes_on)
         return text
 
     def _less_usage_ahead(self, job: Job, position: int) -> int:

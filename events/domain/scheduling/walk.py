@@ -8,11 +8,13 @@ changes (`Pass.version`). Any other job goes through `Pass._step`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from events.domain.scheduling import reasons
+from events.domain.scheduling.estimate import by_shape
 from events.domain.scheduling.explain import Reason, Suffixed
 from events.domain.scheduling.model import Admission, Job, Reservation, SizeClass
 
@@ -22,9 +24,11 @@ if TYPE_CHECKING:
 _STEP: Final[object] = object()  # the job may change the pass: step it
 _DEFAULT: Final[Any] = object()  # no per-user cap: the class's default
 
-# per (user, GPUs, type): a settled reason, or (the reservation's time, the reason unless it
-# ends before), or _STEP
-Memo = dict[tuple[str, int, str], "str | Suffixed | tuple[datetime, Reason] | object"]
+# per (user, GPUs, type[, kind, max runtime]): a settled reason, or (the reservation's time,
+# the reason unless it ends before), or _STEP
+Memo = dict[tuple[Any, ...], "str | Suffixed | tuple[datetime, Reason] | object"]
+_SHAPE: Final = ("user_id", "gpu_count", "gpu_type")
+_SHAPE_AND_RUNTIME: Final = (*_SHAPE, "kind", "max_runtime_minutes")
 
 
 def walk(
@@ -45,23 +49,22 @@ def walk(
     version = pass_.version
     done = pass_.exhausted()
     start = pass_.position
-    walked = 0
-    for n, job in enumerate(ordered):
-        walked = n + 1
-        k = (job.user_id, job.gpu_count, job.gpu_type)
-        found = memo.get(k)
+    n = -1
+    for n, memoized in enumerate(map(memo.get, resolve.keys(ordered))):  # (the memo as it is)
+        found = memoized
         if found is None:
-            found = memo[k] = resolve(job)
-        kind = type(found)
+            found = memo[resolve.key(ordered[n])] = resolve(ordered[n])
+        kind = found.__class__
         if kind is tuple:  # fits now, wider than the reservation's spare GPUs
-            found = resolve.unless_ends_before(job, found)  # type: ignore[arg-type]
-            kind = type(found)
+            found = resolve.unless_ends_before(ordered[n], found)  # type: ignore[arg-type]
+            kind = found.__class__
         if kind is str or kind is Suffixed:
             if explain:
                 add(found)  # type: ignore[arg-type]  # a str or a Suffixed
             elif done:
                 break
             continue
+        job = ordered[n]
         pass_.position = start + n
         entry = pass_._step(job, None if aheads is None else aheads[n])
         if pass_.version != version:
@@ -77,6 +80,7 @@ def walk(
             add(entry.reason)  # type: ignore[union-attr]  # a Pending
         elif done:
             break
+    walked = n + 1
     pass_.position = start + walked
     return out, walked
 
@@ -87,20 +91,31 @@ class _Resolver:
     def __init__(self, pass_: Pass) -> None:
         self.pass_ = pass_
         self.big = pass_.limits.big_job_gpus
+        self.user_caps = pass_.limits.user_caps
+        self.class_caps = pass_._class_caps
+        # with an estimate of the job's figures only (`by_shape`), the memo keeps the
+        # figures it depends on and whether the job ends before the reservation with them
+        self.shaped = pass_._easy and by_shape(pass_.estimate)
+        fields = _SHAPE_AND_RUNTIME if self.shaped else _SHAPE
+        self.key = operator.attrgetter(*fields)
+        self._fields = [operator.attrgetter(f) for f in fields]
         self.by_type: dict[tuple[str, int], str | Reservation | None] = {}
         self.suffixed: dict[str, Suffixed] = {}
         self.ends_after: dict[float, bool] = {}  # estimate (s) -> ends after the reservation
-        self.estimate = pass_.estimate
+
+    def keys(self, ordered: Sequence[Job]) -> Iterator[tuple[Any, ...]]:
+        """`key` of each job of `ordered` (at C speed)."""
+        return zip(*(map(field, ordered) for field in self._fields), strict=True)
 
     def clear(self) -> None:
         self.by_type.clear()
         self.ends_after.clear()
 
     def unless_ends_before(self, job: Job, waiting: tuple[datetime, Reason]) -> Reason | object:
-        """The reason of a job that fits now but not in the reservation's spare GPUs: it
-        waits unless its estimate ends before the reservation (then: step it)."""
+        """A job that fits now but not in the reservation's spare GPUs (its estimate not
+        memoized by its figures): `waiting`'s reason unless it ends before (then _STEP)."""
         at, text = waiting
-        seconds = self.estimate(job)
+        seconds = self.pass_.estimate(job)
         after = self.ends_after.get(seconds)
         if after is None:
             after = self.ends_after[seconds] = self.pass_._end_of(seconds) > at
@@ -118,33 +133,27 @@ class _Resolver:
     def __call__(self, job: Job) -> str | Suffixed | tuple[datetime, Reason] | object:
         pass_ = self.pass_
         big = self.big
-        size_class: SizeClass = "big" if big and job.gpu_count >= big else "small"
-        text = held_by_cap(pass_, (job.user_id, size_class), size_class)
-        if text is not None:
-            return text
+        gpus = job.gpu_count
+        size_class: SizeClass = "big" if big and gpus >= big else "small"
+        key = (job.user_id, size_class)
+        cap = self.user_caps.get(key, _DEFAULT) if self.user_caps else _DEFAULT
+        cap = self.class_caps[size_class] if cap is _DEFAULT else cap
+        if cap is not None and pass_.slots.get(key, 0) >= cap:
+            return pass_._cap_text(cap, pass_.progress.get(key, 0), size_class)
         if pass_.paused:
             return reasons.PAUSED_REASON
-        kind = (job.gpu_type, job.gpu_count)
+        kind = (job.gpu_type, gpus)
         found: str | Reservation | None = self.by_type.get(kind, _DEFAULT)
         if found is _DEFAULT:
-            found = self.by_type[kind] = settled_reason(
-                pass_, job.gpu_type, job.gpu_count, size_class
-            )
+            found = self.by_type[kind] = settled_reason(pass_, job.gpu_type, gpus, size_class)
         if found is None:
             return _STEP
         if isinstance(found, Reservation):
-            return (found.at, self._wrap(pass_._waiting(found)))
-        assert isinstance(found, str)
+            text = self._wrap(pass_._waiting(found))
+            if not self.shaped:
+                return (found.at, text)
+            return text if pass_._end_of(pass_.estimate(job)) > found.at else _STEP
         return self._wrap(found)
-
-
-def held_by_cap(pass_: Pass, key: tuple[str, str], size_class: SizeClass) -> str | None:
-    """The cap reason when the user's slots in this class are all held, else None."""
-    cap = pass_.limits.user_caps.get(key, _DEFAULT)
-    cap = pass_._class_caps[size_class] if cap is _DEFAULT else cap
-    if cap is not None and pass_.slots.get(key, 0) >= cap:
-        return pass_._cap_reason(key, cap)
-    return None
 
 
 def settled_reason(
