@@ -33,10 +33,12 @@ class RuntimeEstimator:
         # `typical` per (user, kind, gpu_count) since the last observation: a pass over a
         # long queue estimates the same few figures again and again
         self._typical: dict[tuple[str, str, int], float] = {}
+        self._least_s = self.default_s  # no estimate is shorter (before max runtimes)
 
     def observe(self, user_id: str, kind: str, gpu_count: int, seconds: float) -> None:
         seconds = max(0.0, seconds)
         self._typical.clear()
+        self._least_s = min(self._least_s, seconds)
         insort(self._by_user.setdefault((user_id, kind, gpu_count), []), seconds)
         insort(self._by_kind.setdefault((kind, gpu_count), []), seconds)
 
@@ -80,6 +82,11 @@ class RuntimeEstimator:
 
     __call__ = estimate
 
+    def least(self) -> float:
+        """No `typical` figure is shorter: the default, or a median of observed runtimes
+        (none shorter than the shortest observed)."""
+        return self._least_s
+
 
 class ConstantEstimate:
     """The same estimate for every job, capped by its `max_runtime_minutes`."""
@@ -105,3 +112,15 @@ def by_shape(estimate: Callable[[Job], float]) -> bool:
     return func is RuntimeEstimator.estimate and isinstance(
         getattr(estimate, "__self__", None), RuntimeEstimator
     )
+
+
+def least_estimate(estimate: Callable[[Job], float]) -> float | None:
+    """A figure no job's estimate is below before its `max_runtime_minutes` cap, for the
+    estimates `by_shape` knows (else None)."""
+    if not by_shape(estimate):
+        return None
+    owner = getattr(estimate, "__self__", estimate)
+    if isinstance(owner, RuntimeEstimator):
+        return owner.least()
+    assert isinstance(owner, ConstantEstimate)
+    return owner.seconds

@@ -9,7 +9,7 @@ order + 1) built on first read, equal to the list of them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
 from events.domain.scheduling import reasons as texts
@@ -30,9 +30,11 @@ Reason = str | Suffixed | None  # None: admitted
 
 class Explained(Sequence[Pending]):
     """The `Pending` of every job of `jobs` whose reason is not None, its position
-    `start` + index + 1; `aheads` (aligned with `jobs`) completes the `Suffixed` ones."""
+    `start` + index + 1; `aheads` (aligned with `jobs`) completes the `Suffixed` ones.
+    `reasons` are the first jobs' (aligned with `jobs`); `tail` gives the others' (a frozen
+    pass's: `freeze.Tail.reasons`), none of them admitted."""
 
-    __slots__ = ("_aheads", "_built", "_jobs", "_reasons", "_start")
+    __slots__ = ("_aheads", "_built", "_jobs", "_reasons", "_start", "_tail")
 
     def __init__(
         self,
@@ -40,11 +42,13 @@ class Explained(Sequence[Pending]):
         reasons: list[Reason],
         aheads: Sequence[int] | None,
         start: int,
+        tail: Callable[[Sequence[Job]], list[Reason]] | None = None,
     ) -> None:
         self._jobs = jobs
         self._reasons = reasons
         self._aheads = aheads
         self._start = start
+        self._tail = tail
         self._built: list[Pending] | None = None
 
     def _list(self) -> list[Pending]:
@@ -58,7 +62,10 @@ class Explained(Sequence[Pending]):
         add = out.append
         aheads = self._aheads
         position = self._start
-        for n, (job, reason) in enumerate(zip(self._jobs, self._reasons, strict=False)):
+        reasons = self._reasons
+        if self._tail is not None:
+            reasons = [*reasons, *self._tail(self._jobs[len(reasons) :])]
+        for n, (job, reason) in enumerate(zip(self._jobs, reasons, strict=False)):
             position += 1
             if reason is None:
                 continue
@@ -71,7 +78,8 @@ class Explained(Sequence[Pending]):
 
     def __len__(self) -> int:
         if self._built is None:
-            return len(self._reasons) - self._reasons.count(None)
+            walked = len(self._jobs) if self._tail is not None else len(self._reasons)
+            return walked - self._reasons.count(None)
         return len(self._built)
 
     @overload

@@ -294,7 +294,7 @@ class Pass:
                 fair = keyed_order(list(ordered), keys)
             aheads = fair.aheads
         start = self.position
-        reasons_, walked = walk(self, ordered, aheads, admit.append, explain)
+        reasons_, tail, walked = walk(self, ordered, aheads, admit.append, explain)
         if fair is not None and walked:
             band = fair.band_at(walked - 1)
             if band is not None:
@@ -302,7 +302,9 @@ class Pass:
             self._band = band
         return Plan(
             admit=admit,
-            pending=Explained(ordered, reasons_, aheads, start) if explain else [],
+            pending=Explained(ordered, reasons_, aheads, start, tail.reasons if tail else None)
+            if explain
+            else [],
             order=list(map(_JOB_ID, ordered)) if explain else [],
             reservations=dict(self.reservations),
             available_after=dict(self.budget),

@@ -1,34 +1,26 @@
 """A pass over its whole order (`Pass.plan`), without `Pass.step`'s work for the jobs whose
-entry cannot change the pass (most of a long queue).
+entry cannot change the pass (most of a long queue): their reason is looked up by their
+figures (`settle.Settled`); any other job goes through `Pass._step`.
 
-Such a job's reason depends only on its user's slot in its class (held or not), its GPU
-type and count, and (a job that fits now but not in the reservation's spare GPUs) whether
-its estimate ends before the reservation: memoized per (user, GPUs, type) until the pass
-changes (`Pass.version`). Any other job goes through `Pass._step`."""
+Once `FREEZE_AFTER` jobs in a row changed nothing, the walk checks whether any job left can
+change the pass (`freeze.frozen`, from a few figures of the rest of the queue); if none can,
+the walk ends there: the rest are explained from a copy of the pass as it is (`freeze.Tail`,
+read by `explain.Explained`), each by the reason `Pass.step` would give it."""
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
-from events.domain.scheduling import reasons
-from events.domain.scheduling.estimate import by_shape
 from events.domain.scheduling.explain import Reason, Suffixed
-from events.domain.scheduling.model import Admission, Job, Reservation, SizeClass
+from events.domain.scheduling.freeze import Tail, frozen, may_be_frozen, snapshot
+from events.domain.scheduling.model import Admission, Job
+from events.domain.scheduling.settle import Settled
 
 if TYPE_CHECKING:
     from events.domain.scheduling.passes import Pass
 
-_STEP: Final[object] = object()  # the job may change the pass: step it
-_DEFAULT: Final[Any] = object()  # no per-user cap: the class's default
-
-# per (user, GPUs, type[, kind, max runtime]): a settled reason, or (the reservation's time,
-# the reason unless it ends before), or _STEP
-Memo = dict[tuple[Any, ...], "str | Suffixed | tuple[datetime, Reason] | object"]
-_SHAPE: Final = ("user_id", "gpu_count", "gpu_type")
-_SHAPE_AND_RUNTIME: Final = (*_SHAPE, "kind", "max_runtime_minutes")
+FREEZE_AFTER = 1024  # jobs in a row that changed nothing before checking the rest (`frozen`)
 
 
 def walk(
@@ -37,151 +29,105 @@ def walk(
     aheads: Sequence[int] | None,
     add_admit: Callable[[Admission], None],
     explain: bool,
-) -> tuple[list[Reason], int]:
+    *,
+    after: int = FREEZE_AFTER,
+) -> tuple[list[Reason], Tail | None, int]:
     """Each job of `ordered` in turn from the pass's state (without `explain`: until the pass
     is exhausted); `aheads`: their fair-share counts (`FairOrder.aheads`), if known.
-    Returns the reason per job walked (with `explain`; None for an admission, `Suffixed`
-    for a fair-share count to append) and the number of jobs walked."""
-    out: list[Reason] = []
-    add = out.append
-    memo: Memo = {}
-    resolve = _Resolver(pass_)
-    version = pass_.version
-    done = pass_.exhausted()
-    start = pass_.position
-    n = -1
-    for n, memoized in enumerate(map(memo.get, resolve.keys(ordered))):  # (the memo as it is)
-        found = memoized
-        if found is None:
-            found = memo[resolve.key(ordered[n])] = resolve(ordered[n])
-        kind = found.__class__
-        if kind is tuple:  # fits now, wider than the reservation's spare GPUs
-            found = resolve.unless_ends_before(ordered[n], found)  # type: ignore[arg-type]
-            kind = found.__class__
-        if kind is str or kind is Suffixed:
-            if explain:
-                add(found)  # type: ignore[arg-type]  # a str or a Suffixed
-            elif done:
-                break
-            continue
-        job = ordered[n]
-        pass_.position = start + n
-        entry = pass_._step(job, None if aheads is None else aheads[n])
-        if pass_.version != version:
-            version = pass_.version
-            memo.clear()
-            resolve.clear()
-            done = pass_.exhausted()
-        if type(entry) is Admission:
-            add_admit(entry)
-            if explain:
-                add(None)
-        elif explain:
-            add(entry.reason)  # type: ignore[union-attr]  # a Pending
-        elif done:
-            break
-    walked = n + 1
-    pass_.position = start + walked
-    return out, walked
+    Returns the reason per job walked one at a time (with `explain`; None for an
+    admission, `Suffixed` for a fair-share count to append), the `Tail` the rest of the
+    order is explained by (with `explain`, if frozen) and the number of jobs walked."""
+    return _Walk(pass_, aheads, add_admit, explain, after).run(ordered)
 
 
-class _Resolver:
-    """What `walk` memoizes for a job (see `Memo`), from the pass's state now."""
-
-    def __init__(self, pass_: Pass) -> None:
+class _Walk:
+    def __init__(
+        self,
+        pass_: Pass,
+        aheads: Sequence[int] | None,
+        add_admit: Callable[[Admission], None],
+        explain: bool,
+        after: int,
+    ) -> None:
         self.pass_ = pass_
-        self.big = pass_.limits.big_job_gpus
-        self.user_caps = pass_.limits.user_caps
-        self.class_caps = pass_._class_caps
-        # with an estimate of the job's figures only (`by_shape`), the memo keeps the
-        # figures it depends on and whether the job ends before the reservation with them
-        self.shaped = pass_._easy and by_shape(pass_.estimate)
-        fields = _SHAPE_AND_RUNTIME if self.shaped else _SHAPE
-        self.key = operator.attrgetter(*fields)
-        self._fields = [operator.attrgetter(f) for f in fields]
-        self.by_type: dict[tuple[str, int], str | Reservation | None] = {}
-        self.suffixed: dict[str, Suffixed] = {}
-        self.ends_after: dict[float, bool] = {}  # estimate (s) -> ends after the reservation
+        self.aheads = aheads
+        self.add_admit = add_admit
+        self.explain = explain
+        self.after = after
+        self.tail: Tail | None = None
+        self.checked = -1  # the pass's version `frozen` said no for
+        self.settled = Settled(pass_)
+        self.out: list[Reason] = []
+        self.start = pass_.position
 
-    def keys(self, ordered: Sequence[Job]) -> Iterator[tuple[Any, ...]]:
-        """`key` of each job of `ordered` (at C speed)."""
-        return zip(*(map(field, ordered) for field in self._fields), strict=True)
+    def run(self, ordered: Sequence[Job]) -> tuple[list[Reason], Tail | None, int]:
+        if not isinstance(ordered, list):  # (an iterator, say): one job after the other
+            walked, _ = self._loop(ordered, 0, -1)
+        else:
+            walked, n = 0, len(ordered)
+            while walked < n:
+                walked, stopped = self._loop(ordered[walked:], walked, self.after)
+                if stopped or walked >= n:
+                    break
+                if self._frozen(ordered, walked):
+                    if self.explain:
+                        self.tail = Tail(walked, snapshot(self.pass_))
+                    walked = n
+                    break
+        self.pass_.position = self.start + walked
+        return self.out, self.tail, walked
 
-    def clear(self) -> None:
-        self.by_type.clear()
-        self.ends_after.clear()
-
-    def unless_ends_before(self, job: Job, waiting: tuple[datetime, Reason]) -> Reason | object:
-        """A job that fits now but not in the reservation's spare GPUs (its estimate not
-        memoized by its figures): `waiting`'s reason unless it ends before (then _STEP)."""
-        at, text = waiting
-        seconds = self.pass_.estimate(job)
-        after = self.ends_after.get(seconds)
-        if after is None:
-            after = self.ends_after[seconds] = self.pass_._end_of(seconds) > at
-        return text if after else _STEP
-
-    def _wrap(self, text: str) -> Reason:
-        """`text`, followed under fair share by the job's "behind N jobs ..." count."""
-        if not self.pass_._fair:
-            return text
-        wrapped = self.suffixed.get(text)
-        if wrapped is None:
-            wrapped = self.suffixed[text] = Suffixed(text)
-        return wrapped
-
-    def __call__(self, job: Job) -> str | Suffixed | tuple[datetime, Reason] | object:
+    def _frozen(self, ordered: list[Job], first: int) -> bool:
+        """`frozen` for the jobs from `first`, read at most once per state of the pass."""
         pass_ = self.pass_
-        big = self.big
-        gpus = job.gpu_count
-        size_class: SizeClass = "big" if big and gpus >= big else "small"
-        key = (job.user_id, size_class)
-        cap = self.user_caps.get(key, _DEFAULT) if self.user_caps else _DEFAULT
-        cap = self.class_caps[size_class] if cap is _DEFAULT else cap
-        if cap is not None and pass_.slots.get(key, 0) >= cap:
-            return pass_._cap_text(cap, pass_.progress.get(key, 0), size_class)
-        if pass_.paused:
-            return reasons.PAUSED_REASON
-        kind = (job.gpu_type, gpus)
-        found: str | Reservation | None = self.by_type.get(kind, _DEFAULT)
-        if found is _DEFAULT:
-            found = self.by_type[kind] = settled_reason(pass_, job.gpu_type, gpus, size_class)
-        if found is None:
-            return _STEP
-        if isinstance(found, Reservation):
-            text = self._wrap(pass_._waiting(found))
-            if not self.shaped:
-                return (found.at, text)
-            return text if pass_._end_of(pass_.estimate(job)) > found.at else _STEP
-        return self._wrap(found)
+        if pass_.version == self.checked or not may_be_frozen(pass_):
+            return False
+        self.checked = pass_.version
+        return frozen(pass_, ordered[first:])
 
-
-def settled_reason(
-    pass_: Pass, gpu_type: str, gpus: int, size_class: SizeClass
-) -> str | Reservation | None:
-    """The reason `step` gives a job of this type and size that its user's slot does not
-    hold, when that step changes nothing (fair share: before its usage suffix); None
-    when it may change the pass (stop or reserve the type, admit); the type's reservation
-    when the job fits now but not in its spare GPUs (it waits unless it ends before)."""
-    blocker = pass_.stopped.get(gpu_type)
-    if blocker is not None:
-        return pass_._behind_text(gpu_type, blocker)
-    free = pass_.budget.get(gpu_type, 0)
-    reserve = pass_.limits.big_job_reserve if size_class == "big" else 0
-    if size_class == "big" and free - gpus < reserve:
-        base = reasons.big_reserve(gpus, free, reserve)
-    elif gpus > free:
-        base = reasons.no_fit(gpus, free)
-        if pass_._strict:
-            return None
-    else:
-        current = pass_.reservations.get(gpu_type)
-        if current is not None and gpus > pass_.spare[gpu_type]:
-            return current
-        return None
-    if not pass_._easy:
-        return base
-    current = pass_.reservations.get(gpu_type)
-    if current is None:
-        return None
-    return f"{base}; {pass_._waiting(current)}"
+    def _loop(self, jobs: Iterable[Job], first: int, limit: int) -> tuple[int, bool]:
+        """Walk `jobs` (from index `first`) until they end, the pass stops (without
+        `explain`: exhausted) or `limit` jobs in a row changed nothing (-1: no limit).
+        Returns the index after the last job walked and whether the pass stopped."""
+        pass_ = self.pass_
+        settled = self.settled
+        memo_get, key_of, lookup = settled.memo.get, settled.key, settled.lookup
+        add, explain, aheads, start = self.out.append, self.explain, self.aheads, self.start
+        version = pass_.version
+        done = pass_.exhausted()
+        quiet = 0
+        n = first - 1
+        for n, job in enumerate(jobs, first):  # (n: after the loop too)
+            key = key_of(job)
+            found = memo_get(key)
+            if found is None:
+                found = lookup(job, key)
+            kind = found.__class__
+            if kind is tuple:  # fits now, wider than the reservation's spare GPUs
+                found = settled.unless_ends_before(job, found)  # type: ignore[arg-type]
+                kind = found.__class__
+            if kind is str or kind is Suffixed:
+                if explain:
+                    add(found)  # type: ignore[arg-type]  # a str or a Suffixed
+                elif done:
+                    return n + 1, True
+                quiet += 1
+                if quiet == limit:
+                    return n + 1, False
+                continue
+            pass_.position = start + n
+            entry = pass_._step(job, None if aheads is None else aheads[n])
+            if pass_.version != version:
+                version = pass_.version
+                settled.invalidate(job)
+                done = pass_.exhausted()
+                quiet = 0
+            if type(entry) is Admission:
+                self.add_admit(entry)
+                if explain:
+                    add(None)
+            elif explain:
+                add(entry.reason)  # type: ignore[union-attr]  # a Pending
+            elif done:
+                return n + 1, True
+        return n + 1, False
