@@ -9,8 +9,11 @@ order + 1) built on first read, equal to the list of them."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, overload
+from functools import partial
+from itertools import compress
+from typing import Any, Final, overload
 
 from events.domain.scheduling import reasons as texts
 from events.domain.scheduling.model import Job, Pending
@@ -26,6 +29,7 @@ class Suffixed:
 
 
 Reason = str | Suffixed | None  # None: admitted
+_IS_REASON: Final = partial(operator.is_not, None)
 
 
 class Explained(Sequence[Pending]):
@@ -58,14 +62,26 @@ class Explained(Sequence[Pending]):
         return built
 
     def _build(self) -> list[Pending]:
+        reasons = self._reasons
+        if self._tail is not None:
+            reasons = [*reasons, *self._tail(self._jobs[len(reasons) :])]
+        jobs = self._jobs if len(reasons) == len(self._jobs) else self._jobs[: len(reasons)]
+        if self._aheads is None:  # no "behind N jobs" to complete: at C speed
+            positions = range(self._start + 1, self._start + 1 + len(reasons))
+            kept = list(map(_IS_REASON, reasons))
+            return list(
+                map(
+                    Pending,
+                    compress(jobs, kept),
+                    compress(positions, kept),
+                    compress(reasons, kept),
+                )
+            )
         out: list[Pending] = []
         add = out.append
         aheads = self._aheads
         position = self._start
-        reasons = self._reasons
-        if self._tail is not None:
-            reasons = [*reasons, *self._tail(self._jobs[len(reasons) :])]
-        for n, (job, reason) in enumerate(zip(self._jobs, reasons, strict=False)):
+        for n, (job, reason) in enumerate(zip(jobs, reasons, strict=True)):
             position += 1
             if reason is None:
                 continue

@@ -49,16 +49,38 @@ def may_be_frozen(pass_: Pass) -> bool:
     return True
 
 
-def frozen(pass_: Pass, rest: Sequence[Job]) -> bool:
-    """Whether no job of `rest` can change the pass (a sufficient condition): for each GPU
-    type among them, its jobs all stop behind its blocker (strict FIFO); or none fits now
-    (backfill; reserve and fair share: the type has its reservation, so they wait for it);
-    or (reserve, fair share) those that fit now are wider than the reservation's spare GPUs
-    and even the shortest estimate would end after it."""
-    if pass_.paused or not rest:
+class Figures:
+    """What `frozen` reads of the queue left: its GPU types, its fewest GPUs and its lowest
+    `max_runtime_minutes`. Read once from the jobs left at the first check, they hold for
+    every later check (fewer jobs left: a subset of the types, no fewer GPUs)."""
+
+    def __init__(self, rest: Sequence[Job]) -> None:
+        self.rest = rest
+        self.types = set(map(_TYPE, rest))
+        self.fewest = min(map(_GPUS, rest), default=0)
+        self._capped: list[int | None] | None = None
+
+    def least(self, pass_: Pass) -> float | None:
+        """No job left's estimate is shorter (None: the estimate does not say)."""
+        least = least_estimate(pass_.estimate)
+        if least is None:
+            return None
+        if self._capped is None:
+            self._capped = [min(filter(_SET, map(_MAX_RUNTIME, self.rest)), default=None)]
+        capped = self._capped[0]
+        return least if capped is None else min(least, capped * 60.0)
+
+
+def frozen(pass_: Pass, figures: Figures) -> bool:
+    """Whether no job left (`figures`) can change the pass (a sufficient condition): for
+    each GPU type among them, its jobs all stop behind its blocker (strict FIFO); or none
+    fits now (backfill; reserve and fair share: the type has its reservation, so they wait
+    for it); or (reserve, fair share) those that fit now are wider than the reservation's
+    spare GPUs and even the shortest estimate would end after it."""
+    if pass_.paused or not figures.types:
         return True
-    fewest = min(map(_GPUS, rest))
-    for gpu_type in set(map(_TYPE, rest)):
+    fewest = figures.fewest
+    for gpu_type in figures.types:
         if gpu_type in pass_.stopped:
             continue
         if pass_._strict:  # (a job that does not fit would stop the type)
@@ -75,18 +97,10 @@ def frozen(pass_: Pass, rest: Sequence[Job]) -> bool:
             continue
         if fewest <= pass_.spare[gpu_type]:
             return False
-        least = _least(pass_, rest)
+        least = figures.least(pass_)
         if least is None or not pass_._end_of(least) > reservation.at:
             return False
     return True
-
-
-def _least(pass_: Pass, rest: Sequence[Job]) -> float | None:
-    least = least_estimate(pass_.estimate)
-    if least is None:
-        return None
-    capped = min(filter(_SET, map(_MAX_RUNTIME, rest)), default=None)
-    return least if capped is None else min(least, capped * 60.0)
 
 
 def snapshot(pass_: Pass) -> Pass:
@@ -106,9 +120,11 @@ class Tail:
 
     __slots__ = ("_settled", "start")
 
-    def __init__(self, start: int, frozen_pass: Pass) -> None:
+    def __init__(self, start: int, frozen_pass: Pass, memo: Settled) -> None:
+        """`memo`: the walk's, as of the frozen pass (its entries hold for the copy)."""
         self.start = start
         self._settled = Settled(frozen_pass)
+        self._settled.memo = dict(memo.memo)
 
     def reasons(self, jobs: Sequence[Job]) -> list[Reason]:
         """`reason` of each of `jobs` (the memo read at C speed)."""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from events.domain.scheduling.explain import Reason, Suffixed
-from events.domain.scheduling.freeze import Tail, frozen, may_be_frozen, snapshot
+from events.domain.scheduling.freeze import Figures, Tail, frozen, may_be_frozen, snapshot
 from events.domain.scheduling.model import Admission, Job
 from events.domain.scheduling.settle import Settled
 
@@ -56,6 +56,7 @@ class _Walk:
         self.after = after
         self.tail: Tail | None = None
         self.checked = -1  # the pass's version `frozen` said no for
+        self.figures: Figures | None = None
         self.settled = Settled(pass_)
         self.out: list[Reason] = []
         self.start = pass_.position
@@ -71,7 +72,7 @@ class _Walk:
                     break
                 if self._frozen(ordered, walked):
                     if self.explain:
-                        self.tail = Tail(walked, snapshot(self.pass_))
+                        self.tail = Tail(walked, snapshot(self.pass_), self.settled)
                     walked = n
                     break
         self.pass_.position = self.start + walked
@@ -83,7 +84,9 @@ class _Walk:
         if pass_.version == self.checked or not may_be_frozen(pass_):
             return False
         self.checked = pass_.version
-        return frozen(pass_, ordered[first:])
+        if self.figures is None:
+            self.figures = Figures(ordered[first:])
+        return frozen(pass_, self.figures)
 
     def _loop(self, jobs: Iterable[Job], first: int, limit: int) -> tuple[int, bool]:
         """Walk `jobs` (from index `first`) until they end, the pass stops (without
