@@ -13,7 +13,7 @@ import operator
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from itertools import compress
-from typing import Any, Final, overload
+from typing import Any, Final, cast, overload
 
 from events.domain.scheduling import reasons as texts
 from events.domain.scheduling.model import Job, Pending
@@ -69,14 +69,8 @@ class Explained(Sequence[Pending]):
         if self._aheads is None:  # no "behind N jobs" to complete: at C speed
             positions = range(self._start + 1, self._start + 1 + len(reasons))
             kept = list(map(_IS_REASON, reasons))
-            return list(
-                map(
-                    Pending,
-                    compress(jobs, kept),
-                    compress(positions, kept),
-                    compress(reasons, kept),
-                )
-            )
+            texts_ = cast(Iterator[str], compress(reasons, kept))  # str: no Suffixed here
+            return list(map(Pending, compress(jobs, kept), compress(positions, kept), texts_))
         out: list[Pending] = []
         add = out.append
         aheads = self._aheads
