@@ -30,13 +30,14 @@ def walk(
     add_admit: Callable[[Admission], None],
     explain: bool,
     *,
-    after: int = FREEZE_AFTER,
+    after: int | None = None,
 ) -> tuple[list[Reason], Tail | None, int]:
     """Each job of `ordered` in turn from the pass's state (without `explain`: until the pass
     is exhausted); `aheads`: their fair-share counts (`FairOrder.aheads`), if known.
     Returns the reason per job walked one at a time (with `explain`; None for an
     admission, `Suffixed` for a fair-share count to append), the `Tail` the rest of the
     order is explained by (with `explain`, if frozen) and the number of jobs walked."""
+    after = FREEZE_AFTER if after is None else after
     return _Walk(pass_, aheads, add_admit, explain, after).run(ordered)
 
 
