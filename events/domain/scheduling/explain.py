@@ -34,7 +34,7 @@ _IS_REASON: Final = partial(operator.is_not, None)
 
 class Explained(Sequence[Pending]):
     """The `Pending` of every job of `jobs` whose reason is not None, its position
-    `start` + index + 1; `aheads` (aligned with `jobs`) completes the `Suffixed` ones.
+    `start` + index + 1; `aheads()` (aligned with `jobs`) completes the `Suffixed` ones.
     `reasons` are the first jobs' (aligned with `jobs`); `tail` gives the others' (a frozen
     pass's: `freeze.Tail.reasons`), none of them admitted."""
 
@@ -44,7 +44,7 @@ class Explained(Sequence[Pending]):
         self,
         jobs: Sequence[Job],
         reasons: list[Reason],
-        aheads: Sequence[int] | None,
+        aheads: Callable[[], Sequence[int]] | None,
         start: int,
         tail: Callable[[Sequence[Job]], list[Reason]] | None = None,
     ) -> None:
@@ -73,14 +73,13 @@ class Explained(Sequence[Pending]):
             return list(map(Pending, compress(jobs, kept), compress(positions, kept), texts_))
         out: list[Pending] = []
         add = out.append
-        aheads = self._aheads
+        aheads = self._aheads()
         position = self._start
         for n, (job, reason) in enumerate(zip(jobs, reasons, strict=True)):
             position += 1
             if reason is None:
                 continue
             if type(reason) is Suffixed:
-                assert aheads is not None
                 add(Pending(job, position, texts.less_usage(reason.base, aheads[n])))
             else:
                 add(Pending(job, position, reason))  # type: ignore[arg-type]  # a str

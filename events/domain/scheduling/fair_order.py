@@ -22,7 +22,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Final, NamedTuple
 
 from events.domain.scheduling.keys import (
@@ -51,13 +51,36 @@ class Run(NamedTuple):
     shares: list[float]
 
 
-class FairOrder(NamedTuple):
-    """The fair-share order (`jobs`), its bands (`runs`) and each job's count of jobs ahead
-    of it in its band with less usage (`aheads`, aligned with `jobs`; 0 for an overdue job)."""
+class FairOrder:
+    """The fair-share order (`jobs`) and its bands (`runs`, covering `jobs`): each job's
+    count of jobs ahead of it in its band with less usage is `ahead(index)`, or all of them
+    at once `aheads` (aligned with `jobs`; 0 for an overdue job; built when first read)."""
 
-    jobs: list[Job]
-    runs: list[Run]
-    aheads: list[int]
+    def __init__(self, jobs: list[Job], runs: list[Run]) -> None:
+        self.jobs = jobs
+        self.runs = runs
+        self._aheads: list[int] | None = None
+
+    @property
+    def aheads(self) -> list[int]:
+        if self._aheads is None:
+            out: list[int] = []
+            ends = [run.start for run in self.runs[1:]] + [len(self.jobs)] if self.runs else []
+            for run, end in zip(self.runs, ends, strict=True):
+                if run.late:
+                    out.extend(repeat(0, end - run.start))
+                    continue
+                for first, last in zip(run.starts, [*run.starts[1:], end], strict=True):
+                    out.extend(repeat(first - run.start, last - first))
+            self._aheads = out
+        return self._aheads
+
+    def get_aheads(self) -> list[int]:
+        return self.aheads
+
+    def ahead(self, index: int) -> int:
+        band = self.band_at(index)
+        return 0 if band is None else band[2] - band[1]
 
     def band_at(self, index: int) -> Band | None:
         """`Pass._band` after the job at `index` (0-based): None for an overdue job."""
@@ -91,16 +114,15 @@ def fair_order(
 ) -> FairOrder:
     """`queue` (any order) in the fair-share order, with its bands and counts."""
     if not queue:
-        return FairOrder([], [], [])
+        return FairOrder([], [])
     if len(set(map(_PRIORITY, queue))) != 1:
         keys = fair_keys(queue, policy, now, usage)
         index = sorted(range(len(keys)), key=keys.__getitem__)
         return keyed_order([queue[i] for i in index], [keys[i] for i in index])
     fifo = list(queue) if is_fifo(queue) else fifo_sorted(queue)
     jobs: list[Job] = []
-    aheads: list[int] = []
     runs: list[Run] = []
-    shares: dict[str, float] = {}
+    shares = _shares(set(map(_USER, fifo)), policy, usage)
     n = len(fifo)
     start = 0
     while start < n:
@@ -110,43 +132,35 @@ def fair_order(
         if not not_late:
             runs.append(Run(start, -neg_prio, True, [], []))
             jobs.extend(stretch)
-            aheads.extend(repeat(0, len(stretch)))
         else:
-            runs.append(_by_usage(stretch, start, -neg_prio, shares, policy, usage, jobs, aheads))
+            runs.append(_by_usage(stretch, start, -neg_prio, shares, jobs))
         start = end
-    return FairOrder(jobs, runs, aheads)
+    return FairOrder(jobs, runs)
+
+
+def _shares(users: set[str], policy: Policy, usage: Mapping[str, float]) -> dict[str, float]:
+    """`usage_key` of each of `users` (without weights: at C speed, the same figures)."""
+    if policy.weights:
+        return {user: usage_key(user, usage, policy) for user in users}
+    used = map(usage.get, users, repeat(0.0))
+    return dict(zip(users, map(operator.truediv, used, repeat(1.0)), strict=True))
 
 
 def _by_usage(
-    stretch: list[Job],
-    start: int,
-    band: int,
-    shares: dict[str, float],
-    policy: Policy,
-    usage: Mapping[str, float],
-    jobs: list[Job],
-    aheads: list[int],
+    stretch: list[Job], start: int, band: int, shares: dict[str, float], jobs: list[Job]
 ) -> Run:
-    """A band's jobs (FIFO) grouped by usage key, appended to `jobs` and `aheads`."""
+    """A band's jobs (FIFO) grouped by usage key, appended to `jobs`."""
     users = list(map(_USER, stretch))
     groups: dict[float, list[Job]] = {}
-    group_of: dict[str, list[Job]] = {}
-    for user in set(users):
-        share = shares.get(user)
-        if share is None:
-            share = shares[user] = usage_key(user, usage, policy)
-        group_of[user] = groups.setdefault(share, [])
+    group_of = {user: groups.setdefault(shares[user], []) for user in set(users)}
     deque(map(list.append, map(group_of.__getitem__, users), stretch), maxlen=0)
     starts: list[int] = []
-    keys: list[float] = []
+    keys = sorted(groups)
     at = start
-    for share in sorted(groups):
-        group = groups[share]
+    for share in keys:
         starts.append(at)
-        keys.append(share)
-        jobs.extend(group)
-        aheads.extend(repeat(at - start, len(group)))
-        at += len(group)
+        at += len(groups[share])
+    jobs.extend(chain.from_iterable(map(groups.__getitem__, keys)))
     return Run(start, band, False, starts, keys)
 
 
@@ -155,7 +169,6 @@ def keyed_order(jobs: list[Job], keys: Sequence[FairKey]) -> FairOrder:
     `Pass._less_usage_ahead` finds them one job after the other: a band starts where the
     effective priority or overdue changes, a usage group where the usage key changes."""
     runs: list[Run] = []
-    aheads: list[int] = []
     prev: tuple[int, int] | None = None
     share_prev = 0.0
     run: Run | None = None
@@ -170,12 +183,8 @@ def keyed_order(jobs: list[Job], keys: Sequence[FairKey]) -> FairOrder:
                 run.shares.append(key[2])
                 share_prev = key[2]
         assert run is not None
-        if run.late:
-            aheads.append(0)
-            continue
-        if key[2] != share_prev:
+        if not run.late and key[2] != share_prev:
             share_prev = key[2]
             run.starts.append(n)
             run.shares.append(key[2])
-        aheads.append(run.starts[-1] - run.start)
-    return FairOrder(jobs, runs, aheads)
+    return FairOrder(jobs, runs)

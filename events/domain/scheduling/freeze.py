@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import operator
 from collections.abc import Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from events.domain.scheduling.estimate import least_estimate
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 _TYPE: Final = operator.attrgetter("gpu_type")
 _GPUS: Final = operator.attrgetter("gpu_count")
 _MAX_RUNTIME: Final = operator.attrgetter("max_runtime_minutes")
-_SET: Final = partial(operator.is_not, None)
 
 
 def may_be_frozen(pass_: Pass) -> bool:
@@ -66,7 +64,9 @@ class Figures:
         if least is None:
             return None
         if self._capped is None:
-            self._capped = [min(filter(_SET, map(_MAX_RUNTIME, self.rest)), default=None)]
+            runtimes = set(map(_MAX_RUNTIME, self.rest))  # (few distinct: None, mostly)
+            runtimes.discard(None)
+            self._capped = [min(runtimes, default=None)]
         capped = self._capped[0]
         return least if capped is None else min(least, capped * 60.0)
 

@@ -285,16 +285,18 @@ class Pass:
         """Step every job of `ordered` (the policy's order; without `explain`, until the pass
         is exhausted); `fair`: the fair-share order `ordered` is the `jobs` of, if known."""
         admit: list[Admission] = []
-        aheads: Sequence[int] | None = None
+        ahead: Callable[[int], int] | None = None
+        aheads: Callable[[], Sequence[int]] | None = None
         if self._fair:
             if self.position or self._band is not None:  # mid-pass: each job after the last
                 return self._stepped(ordered, explain)
             if fair is None or fair.jobs is not ordered:
                 keys = fair_keys(ordered, self.policy, self.now, self.usage)
                 fair = keyed_order(list(ordered), keys)
-            aheads = fair.aheads
+            ahead = fair.ahead
+            aheads = fair.get_aheads
         start = self.position
-        reasons_, tail, walked = walk(self, ordered, aheads, admit.append, explain)
+        reasons_, tail, walked = walk(self, ordered, ahead, admit.append, explain)
         if fair is not None and walked:
             band = fair.band_at(walked - 1)
             if band is not None:

@@ -26,32 +26,32 @@ FREEZE_AFTER = 1024  # jobs in a row that changed nothing before checking the re
 def walk(
     pass_: Pass,
     ordered: Sequence[Job],
-    aheads: Sequence[int] | None,
+    ahead: Callable[[int], int] | None,
     add_admit: Callable[[Admission], None],
     explain: bool,
     *,
     after: int | None = None,
 ) -> tuple[list[Reason], Tail | None, int]:
     """Each job of `ordered` in turn from the pass's state (without `explain`: until the pass
-    is exhausted); `aheads`: their fair-share counts (`FairOrder.aheads`), if known.
+    is exhausted); `ahead`: a job's fair-share count by its index (`FairOrder.ahead`), if known.
     Returns the reason per job walked one at a time (with `explain`; None for an
     admission, `Suffixed` for a fair-share count to append), the `Tail` the rest of the
     order is explained by (with `explain`, if frozen) and the number of jobs walked."""
     after = FREEZE_AFTER if after is None else after
-    return _Walk(pass_, aheads, add_admit, explain, after).run(ordered)
+    return _Walk(pass_, ahead, add_admit, explain, after).run(ordered)
 
 
 class _Walk:
     def __init__(
         self,
         pass_: Pass,
-        aheads: Sequence[int] | None,
+        ahead: Callable[[int], int] | None,
         add_admit: Callable[[Admission], None],
         explain: bool,
         after: int,
     ) -> None:
         self.pass_ = pass_
-        self.aheads = aheads
+        self.ahead = ahead
         self.add_admit = add_admit
         self.explain = explain
         self.after = after
@@ -96,7 +96,7 @@ class _Walk:
         pass_ = self.pass_
         settled = self.settled
         memo_get, key_of, lookup = settled.memo.get, settled.key, settled.lookup
-        add, explain, aheads, start = self.out.append, self.explain, self.aheads, self.start
+        add, explain, ahead, start = self.out.append, self.explain, self.ahead, self.start
         version = pass_.version
         done = pass_.exhausted()
         quiet = 0
@@ -120,7 +120,7 @@ class _Walk:
                     return n + 1, False
                 continue
             pass_.position = start + n
-            entry = pass_._step(job, None if aheads is None else aheads[n])
+            entry = pass_._step(job, None if ahead is None else ahead(n))
             if pass_.version != version:
                 version = pass_.version
                 settled.invalidate(job)
