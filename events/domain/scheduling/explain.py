@@ -117,3 +117,51 @@ class Explained(Sequence[Pending]):
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickled / copied as the list it stands for
         return (list, (self._list(),))
+
+
+_JOB_ID: Final = operator.attrgetter("job_id")
+
+
+class Ids(Sequence[str]):
+    """`Plan.order`: the id of each of `jobs`, listed when first read (equal to the list)."""
+
+    __slots__ = ("_built", "_jobs")
+
+    def __init__(self, jobs: Sequence[Job]) -> None:
+        self._jobs = jobs
+        self._built: list[str] | None = None
+
+    def _list(self) -> list[str]:
+        if self._built is None:
+            self._built = list(map(_JOB_ID, self._jobs))
+        return self._built
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self._list()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Ids):
+            return self._list() == other._list()
+        if isinstance(other, list):
+            return self._list() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # as a list
+
+    def __repr__(self) -> str:
+        return repr(self._list())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (self._list(),))

@@ -122,7 +122,8 @@ def fair_order(
     fifo = list(queue) if is_fifo(queue) else fifo_sorted(queue)
     jobs: list[Job] = []
     runs: list[Run] = []
-    shares = _shares(set(map(_USER, fifo)), policy, usage)
+    users = list(map(_USER, fifo))
+    shares = _shares(set(users), policy, usage)
     n = len(fifo)
     start = 0
     while start < n:
@@ -133,7 +134,7 @@ def fair_order(
             runs.append(Run(start, -neg_prio, True, [], []))
             jobs.extend(stretch)
         else:
-            runs.append(_by_usage(stretch, start, -neg_prio, shares, jobs))
+            runs.append(_by_usage(stretch, users[start:end], start, -neg_prio, shares, jobs))
         start = end
     return FairOrder(jobs, runs)
 
@@ -147,10 +148,14 @@ def _shares(users: set[str], policy: Policy, usage: Mapping[str, float]) -> dict
 
 
 def _by_usage(
-    stretch: list[Job], start: int, band: int, shares: dict[str, float], jobs: list[Job]
+    stretch: list[Job],
+    users: list[str],
+    start: int,
+    band: int,
+    shares: dict[str, float],
+    jobs: list[Job],
 ) -> Run:
-    """A band's jobs (FIFO) grouped by usage key, appended to `jobs`."""
-    users = list(map(_USER, stretch))
+    """A band's jobs (FIFO; `users`: theirs) grouped by usage key, appended to `jobs`."""
     groups: dict[float, list[Job]] = {}
     group_of = {user: groups.setdefault(shares[user], []) for user in set(users)}
     deque(map(list.append, map(group_of.__getitem__, users), stretch), maxlen=0)

@@ -121,7 +121,7 @@ class Plan(msgspec.Struct, frozen=True):
 
     admit: list[Admission]
     pending: Sequence[Pending]  # built when read (`explain.Explained`)
-    order: list[str]
+    order: Sequence[str]  # listed when read (`explain.Ids`)
     reservations: dict[str, Reservation]
     available_after: dict[str, int]
     policy: PolicyName = "strict-fifo"

@@ -17,13 +17,16 @@ job that does not fit does to the jobs of its type behind it:
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
+from itertools import compress, repeat
 from typing import Any, Final
 
 from events.domain.scheduling import reasons
 from events.domain.scheduling.estimate import ConstantEstimate
-from events.domain.scheduling.explain import Explained
+from events.domain.scheduling.explain import Explained, Ids
 from events.domain.scheduling.fair_order import FairOrder, fair_order, keyed_order
 from events.domain.scheduling.keys import fair_keys, usage_key
 from events.domain.scheduling.model import (
@@ -43,6 +46,11 @@ from events.domain.scheduling.walk import walk
 Estimate = Callable[[Job], float]  # seconds a job is expected to run
 _DEFAULT: Final[Any] = object()  # no per-user cap: the class's default
 _JOB_ID: Final = operator.attrgetter("job_id")
+_USER: Final = operator.attrgetter("user_id")
+_GPUS: Final = operator.attrgetter("gpu_count")
+_TYPE: Final = operator.attrgetter("gpu_type")
+_END: Final = operator.attrgetter("expected_end")
+_CLASSES: Final[tuple[SizeClass, SizeClass]] = ("small", "big")  # by gpus >= big_job_gpus
 
 
 def constant_estimate(seconds: float = 7200.0) -> Estimate:
@@ -77,14 +85,19 @@ class Pass:
         self.progress: dict[tuple[str, str], int] = {}
         self.ends: dict[str, list[tuple[datetime, int]]] = {}  # (reserve, fair-share only)
         big = limits.big_job_gpus
-        progress = self.progress
-        for r in running:
-            key = (r.user_id, "big" if big and r.gpu_count >= big else "small")
-            progress[key] = progress.get(key, 0) + 1
+        # (at C speed: a pass over a long queue has thousands of running jobs too)
+        classes: Iterator[str] = (
+            map(_CLASSES.__getitem__, map(partial(operator.le, big), map(_GPUS, running)))
+            if big
+            else repeat("small")
+        )
+        self.progress.update(Counter(zip(map(_USER, running), classes, strict=False)))
         if self._easy:
-            for r in running:
-                end = now if now > r.expected_end else r.expected_end  # (max(end, now))
-                self.ends.setdefault(r.gpu_type, []).append((end, r.gpu_count))
+            types = list(map(_TYPE, running))
+            latest = map(max, map(_END, running), repeat(now))  # (max(expected_end, now))
+            ends = list(zip(latest, map(_GPUS, running), strict=False))
+            for gpu_type in set(types):
+                self.ends[gpu_type] = list(compress(ends, map(gpu_type.__eq__, types)))
         self.slots = dict(self.progress)
         self.stopped: dict[str, str] = {}  # gpu type -> the strict blocker's job id
         self.reservations: dict[str, Reservation] = {}
@@ -307,7 +320,7 @@ class Pass:
             pending=Explained(ordered, reasons_, aheads, start, tail.reasons if tail else None)
             if explain
             else [],
-            order=list(map(_JOB_ID, ordered)) if explain else [],
+            order=Ids(ordered) if explain else [],
             reservations=dict(self.reservations),
             available_after=dict(self.budget),
             policy=self.policy.name,
