@@ -16,6 +16,7 @@ job that does not fit does to the jobs of its type behind it:
 
 from __future__ import annotations
 
+import heapq
 import operator
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -240,8 +241,13 @@ class Pass:
         return text
 
     def _reserve(self, job: Job, need: int) -> Reservation | None:
+        """The first end (by the estimates) with enough GPUs free for `need`: the ends taken
+        earliest first from a heap (the first few of thousands of running jobs, mostly)."""
         free = self.budget.get(job.gpu_type, 0)
-        for at, gpus in sorted(self.ends.get(job.gpu_type, ())):
+        ends = list(self.ends.get(job.gpu_type, ()))
+        heapq.heapify(ends)
+        while ends:
+            at, gpus = heapq.heappop(ends)
             free += gpus
             if free >= need:
                 return Reservation(job.job_id, job.gpu_type, at, free - need)

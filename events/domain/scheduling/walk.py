@@ -10,6 +10,7 @@ read by `explain.Explained`), each by the reason `Pass.step` would give it."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from events.domain.scheduling.explain import Reason, Suffixed
@@ -68,7 +69,7 @@ class _Walk:
         else:
             walked, n = 0, len(ordered)
             while walked < n:
-                walked, stopped = self._loop(ordered[walked:], walked, self.after)
+                walked, stopped = self._loop(islice(ordered, walked, None), walked, self.after)
                 if stopped or walked >= n:
                     break
                 if self._frozen(ordered, walked):
