@@ -22,7 +22,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Final, NamedTuple
 
 from events.domain.scheduling.keys import (
@@ -163,9 +163,10 @@ def _by_usage(
     keys = sorted(groups)
     at = start
     for share in keys:
+        group = groups[share]
         starts.append(at)
-        at += len(groups[share])
-    jobs.extend(chain.from_iterable(map(groups.__getitem__, keys)))
+        at += len(group)
+        jobs += group  # (a list's extend by a list: a copy, no iteration)
     return Run(start, band, False, starts, keys)
 
 

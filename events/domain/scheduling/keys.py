@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from itertools import islice
 from typing import Final
 
 from events.domain.scheduling.model import MAX_PRIORITY, Job, Policy
@@ -36,7 +37,7 @@ def usage_key(user_id: str, usage: Mapping[str, float], policy: Policy) -> float
 
 def is_fifo(queue: Sequence[Job]) -> bool:
     times = list(map(_CREATED, queue))
-    if all(map(operator.lt, times, times[1:])):  # the usual case, at C speed
+    if all(map(operator.lt, times, islice(times, 1, None))):  # the usual case, at C speed
         return True
     prev: tuple[datetime, str] | None = None
     for job in queue:
