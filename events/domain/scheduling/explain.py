@@ -32,6 +32,13 @@ Reason = str | Suffixed | None  # None: admitted
 _IS_REASON: Final = partial(operator.is_not, None)
 
 
+def _finish(reason: Reason, ahead: int) -> str | None:
+    """A reason as read: a `Suffixed` with its "behind N jobs ..." count appended."""
+    if type(reason) is Suffixed:
+        return texts.less_usage(reason.base, ahead)
+    return reason  # type: ignore[return-value]  # a str, or None
+
+
 class Explained(Sequence[Pending]):
     """The `Pending` of every job of `jobs` whose reason is not None, its position
     `start` + index + 1; `aheads()` (aligned with `jobs`) completes the `Suffixed` ones.
@@ -66,24 +73,14 @@ class Explained(Sequence[Pending]):
         if self._tail is not None:
             reasons = [*reasons, *self._tail(self._jobs[len(reasons) :])]
         jobs = self._jobs if len(reasons) == len(self._jobs) else self._jobs[: len(reasons)]
-        if self._aheads is None:  # no "behind N jobs" to complete: at C speed
-            positions = range(self._start + 1, self._start + 1 + len(reasons))
-            kept = list(map(_IS_REASON, reasons))
-            texts_ = cast(Iterator[str], compress(reasons, kept))  # str: no Suffixed here
-            return list(map(Pending, compress(jobs, kept), compress(positions, kept), texts_))
-        out: list[Pending] = []
-        add = out.append
-        aheads = self._aheads()
-        position = self._start
-        for n, (job, reason) in enumerate(zip(jobs, reasons, strict=True)):
-            position += 1
-            if reason is None:
-                continue
-            if type(reason) is Suffixed:
-                add(Pending(job, position, texts.less_usage(reason.base, aheads[n])))
-            else:
-                add(Pending(job, position, reason))  # type: ignore[arg-type]  # a str
-        return out
+        if self._aheads is not None:  # complete the `Suffixed`, once per (reason, count)
+            pairs = list(zip(reasons, self._aheads(), strict=False))
+            done = {pair: _finish(*pair) for pair in set(pairs)}
+            reasons = list(map(done.__getitem__, pairs))
+        positions = range(self._start + 1, self._start + 1 + len(reasons))
+        kept = list(map(_IS_REASON, reasons))
+        texts_ = cast(Iterator[str], compress(reasons, kept))  # str now: none is Suffixed
+        return list(map(Pending, compress(jobs, kept), compress(positions, kept), texts_))
 
     def __len__(self) -> int:
         if self._built is None:

@@ -131,14 +131,9 @@ class Tail:
         settled = self._settled
         memo = settled.memo
         keys = list(settled.keys(jobs))
-        missing = set(keys) - memo.keys()
-        if missing:
-            for key, job in zip(keys, jobs, strict=True):
-                if key in missing:
-                    missing.discard(key)
-                    self.reason(job)
-                    if not missing:
-                        break
+        reps = dict(zip(keys, jobs, strict=True))  # a job per distinct key
+        for key in reps.keys() - memo.keys():
+            self.reason(reps[key])
         return list(map(memo.__getitem__, keys))  # type: ignore[arg-type]
 
     def reason(self, job: Job) -> Reason:

@@ -49,7 +49,6 @@ class Settled:
         self.shaped = pass_._easy and by_shape(pass_.estimate)
         fields = _SHAPE_AND_RUNTIME if self.shaped else _SHAPE
         self.key = operator.attrgetter(*fields)
-        self._fields = [operator.attrgetter(f) for f in fields]
         self.memo: dict[Key, Entry] = {}
         self.unsettled: set[Key] = set()
         self._by_type: dict[tuple[str, int], str | Reservation | None] = {}
@@ -59,7 +58,7 @@ class Settled:
 
     def keys(self, jobs: Sequence[Job]) -> Iterator[Key]:
         """`key` of each of `jobs` (at C speed)."""
-        return zip(*(map(field, jobs) for field in self._fields), strict=True)
+        return map(self.key, jobs)
 
     def lookup(self, job: Job, key: Key) -> Entry:
         """Memoize `job`'s entry (under its `key`)."""
