@@ -30,7 +30,15 @@ import structlog
 from bench.databases import fresh_database
 from events.domain.job import JOB
 from events.domain.job_commands import SubmitJob
-from events.domain.scheduling import POLICIES, Job, Limits, Policy, Running, RuntimeEstimator
+from events.domain.scheduling import (
+    POLICIES,
+    Job,
+    Limits,
+    Policy,
+    Running,
+    RuntimeEstimator,
+    pending_placements,
+)
 from events.domain.scheduling import plan as make_plan
 from events.store.ids import new_job_id
 from events.store.log import Connection
@@ -145,8 +153,8 @@ def _workload(jobs: int, users: int) -> tuple[list[Job], list[Running]]:
 def planner(jobs: int = 100_000, users: int = 10_000, repeat: int = 5) -> list[dict[str, object]]:
     """One pass per policy over `jobs` queued, explanations included (positions and reasons
     of every job), and without (what an admission decision needs); and the explained pass
-    with every explanation read into a dict (as the queue views do: `Plan.pending` builds
-    the `Pending` objects, and the reasons of a frozen pass's tail, when read)."""
+    with every job's (position, reason) read into a dict as the queue views do
+    (`Plan.pending` builds the reasons of a frozen pass's tail when read)."""
     queue, running = _workload(jobs, users)
     estimator = RuntimeEstimator(120)
     for n in range(2000):  # a history to estimate from
@@ -179,7 +187,7 @@ def planner(jobs: int = 100_000, users: int = 10_000, repeat: int = 5) -> list[d
                 queue, running, headroom, limits, policy, NOW,
                 estimate=estimator.estimate, usage=usage, explain=True,
             )  # fmt: skip
-            placed = {p.job.job_id: (p.queue_position, p.reason) for p in done.pending}
+            placed = dict(pending_placements(done.pending))  # as the queue views do
             times.append((time.perf_counter() - t0) * 1000)
         assert len(placed) + len(done.admit) == jobs
         out.append({

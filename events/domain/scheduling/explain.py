@@ -45,7 +45,7 @@ class Explained(Sequence[Pending]):
     `reasons` are the first jobs' (aligned with `jobs`); `tail` gives the others' (a frozen
     pass's: `freeze.Tail.reasons`), none of them admitted."""
 
-    __slots__ = ("_aheads", "_built", "_jobs", "_reasons", "_start", "_tail")
+    __slots__ = ("_aheads", "_built", "_jobs", "_read", "_reasons", "_start", "_tail")
 
     def __init__(
         self,
@@ -61,6 +61,7 @@ class Explained(Sequence[Pending]):
         self._start = start
         self._tail = tail
         self._built: list[Pending] | None = None
+        self._read: tuple[list[Job], list[int], list[str]] | None = None
 
     def _list(self) -> list[Pending]:
         built = self._built
@@ -69,18 +70,34 @@ class Explained(Sequence[Pending]):
         return built
 
     def _build(self) -> list[Pending]:
-        reasons = self._reasons
-        if self._tail is not None:
-            reasons = [*reasons, *self._tail(self._jobs[len(reasons) :])]
-        jobs = self._jobs if len(reasons) == len(self._jobs) else self._jobs[: len(reasons)]
-        if self._aheads is not None:  # complete the `Suffixed`, once per (reason, count)
-            pairs = list(zip(reasons, self._aheads(), strict=False))
-            done = {pair: _finish(*pair) for pair in set(pairs)}
-            reasons = list(map(done.__getitem__, pairs))
-        positions = range(self._start + 1, self._start + 1 + len(reasons))
-        kept = list(map(_IS_REASON, reasons))
-        texts_ = cast(Iterator[str], compress(reasons, kept))  # str now: none is Suffixed
-        return list(map(Pending, compress(jobs, kept), compress(positions, kept), texts_))
+        return list(map(Pending, *self._columns()))
+
+    def _columns(self) -> tuple[list[Job], list[int], list[str]]:
+        """The pending jobs, their positions and reasons (as read), aligned."""
+        columns = self._read
+        if columns is None:
+            reasons = self._reasons
+            if self._tail is not None:
+                reasons = [*reasons, *self._tail(self._jobs[len(reasons) :])]
+            jobs = self._jobs if len(reasons) == len(self._jobs) else self._jobs[: len(reasons)]
+            if self._aheads is not None:  # complete the `Suffixed`, once per (reason, count)
+                pairs = list(zip(reasons, self._aheads(), strict=False))
+                done = {pair: _finish(*pair) for pair in set(pairs)}
+                reasons = list(map(done.__getitem__, pairs))
+            positions = range(self._start + 1, self._start + 1 + len(reasons))
+            kept = list(map(_IS_REASON, reasons))
+            texts_ = cast(Iterator[str], compress(reasons, kept))  # str now: none is Suffixed
+            columns = self._read = (
+                list(compress(jobs, kept)),
+                list(compress(positions, kept)),
+                list(texts_),
+            )
+        return columns
+
+    def placements(self) -> Iterator[tuple[str, tuple[int, str]]]:
+        """(job id, (position, reason)) of each, in order, without building the `Pending`s."""
+        jobs, positions, reasons = self._columns()
+        return zip(map(_JOB_ID, jobs), zip(positions, reasons, strict=True), strict=True)
 
     def __len__(self) -> int:
         if self._built is None:
@@ -162,3 +179,11 @@ class Ids(Sequence[str]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (list, (self._list(),))
+
+
+def pending_placements(pending: Sequence[Pending]) -> Iterator[tuple[str, tuple[int, str]]]:
+    """(job id, (position, reason)) of each of a plan's `pending`, in order (an `Explained`:
+    without building its `Pending`s)."""
+    if isinstance(pending, Explained):
+        return pending.placements()
+    return ((p.job.job_id, (p.queue_position, p.reason)) for p in pending)

@@ -132,8 +132,11 @@ class Tail:
         memo = settled.memo
         keys = list(settled.keys(jobs))
         reps = dict(zip(keys, jobs, strict=True))  # a job per distinct key
+        entry = settled.entry
         for key in reps.keys() - memo.keys():
-            self.reason(reps[key])
+            found = memo[key] = entry(reps[key])[0]
+            if found.__class__ is not str and found.__class__ is not Suffixed:
+                raise AssertionError(f"job {reps[key].job_id} can change a frozen pass")
         return list(map(memo.__getitem__, keys))  # type: ignore[arg-type]
 
     def reason(self, job: Job) -> Reason:

@@ -62,7 +62,7 @@ class Settled:
 
     def lookup(self, job: Job, key: Key) -> Entry:
         """Memoize `job`'s entry (under its `key`)."""
-        entry, slot = self._entry(job)
+        entry, slot = self.entry(job)
         self.memo[key] = entry
         if slot is not None:
             self._of_type.setdefault(job.gpu_type, []).append(key)
@@ -99,7 +99,7 @@ class Settled:
             wrapped = self._suffixed[text] = Suffixed(text)
         return wrapped
 
-    def _entry(self, job: Job) -> tuple[Entry, tuple[str, str] | None]:
+    def entry(self, job: Job) -> tuple[Entry, tuple[str, str] | None]:
         """The job's entry, and its slot if the entry depends on the pass's state (None: it
         is its held slot's reason, or the pass is paused: for good)."""
         pass_ = self.pass_

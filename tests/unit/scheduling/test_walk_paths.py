@@ -31,6 +31,7 @@ from events.domain.scheduling import (
     Running,
     RuntimeEstimator,
     constant_estimate,
+    pending_placements,
     plan,
 )
 from events.domain.scheduling import walk as walk_module
@@ -132,7 +133,10 @@ def check(
     _, pending = stepped(ordered, ref, True)
     later = [Job(f"x{u}", u, T0 + timedelta(days=1), g) for u in (USERS[0], "new") for g in (1, 8)]
     assert [pass_.step(j) for j in later] == [ref.step(j) for j in later]
-    assert list(mine.pending) == pending  # read after those steps: as planned
+    placed = [(p.job.job_id, (p.queue_position, p.reason)) for p in pending]
+    assert list(pending_placements(mine.pending)) == placed  # read after those steps: as
+    assert list(mine.pending) == pending  # planned (the placements first: no Pending built)
+    assert list(pending_placements(pending)) == placed
     # the views' way: a plan of the policy's order, without the fair order's counts
     views = Pass(run, free, lim, policy, T0, estimate=estimate, usage=usage)
     again = views.plan(policy_order(queue, policy, T0, usage))
