@@ -10,6 +10,7 @@ order + 1) built on first read, equal to the list of them."""
 from __future__ import annotations
 
 import operator
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from itertools import compress
@@ -32,11 +33,17 @@ Reason = str | Suffixed | None  # None: admitted
 _IS_REASON: Final = partial(operator.is_not, None)
 
 
-def _finish(reason: Reason, ahead: int) -> str | None:
-    """A reason as read: a `Suffixed` with its "behind N jobs ..." count appended."""
-    if type(reason) is Suffixed:
-        return texts.less_usage(reason.base, ahead)
-    return reason  # type: ignore[return-value]  # a str, or None
+def _finished(reasons: list[Reason], aheads: Sequence[int]) -> list[Reason]:
+    """`reasons` as read: each `Suffixed` followed by its job's "behind N jobs ..." count
+    (`reasons.less_usage`: the base, then the count's text), at C speed: a base per distinct
+    reason, a count's text per distinct count, one concatenation per job (None: "")."""
+    distinct = set(reasons)
+    base_of = {r: r.base if type(r) is Suffixed else r or "" for r in distinct}
+    suffixed = map({r: type(r) is Suffixed for r in distinct}.__getitem__, reasons)
+    no_count: defaultdict[int, str] = defaultdict(str)  # (not Suffixed: nothing appended)
+    counts = (no_count, {a: texts.less_usage("", a) for a in set(aheads)})
+    appended = map(operator.getitem, map(counts.__getitem__, suffixed), aheads)
+    return list(map(operator.add, map(base_of.__getitem__, reasons), appended))
 
 
 class Explained(Sequence[Pending]):
@@ -80,12 +87,10 @@ class Explained(Sequence[Pending]):
             if self._tail is not None:
                 reasons = [*reasons, *self._tail(self._jobs[len(reasons) :])]
             jobs = self._jobs if len(reasons) == len(self._jobs) else self._jobs[: len(reasons)]
-            if self._aheads is not None:  # complete the `Suffixed`, once per (reason, count)
-                pairs = list(zip(reasons, self._aheads(), strict=False))
-                done = {pair: _finish(*pair) for pair in set(pairs)}
-                reasons = list(map(done.__getitem__, pairs))
             positions = range(self._start + 1, self._start + 1 + len(reasons))
             kept = list(map(_IS_REASON, reasons))
+            if self._aheads is not None:
+                reasons = _finished(reasons, self._aheads())
             texts_ = cast(Iterator[str], compress(reasons, kept))  # str now: none is Suffixed
             columns = self._read = (
                 list(compress(jobs, kept)),

@@ -57,6 +57,7 @@ class Figures:
         self.types = set(map(_TYPE, rest))
         self.fewest = min(map(_GPUS, rest), default=0)
         self._capped: list[int | None] | None = None
+        self.estimates = False  # whether `frozen` read the shortest estimate
 
     def least(self, pass_: Pass) -> float | None:
         """No job left's estimate is shorter (None: the estimate does not say)."""
@@ -97,6 +98,7 @@ def frozen(pass_: Pass, figures: Figures) -> bool:
             continue
         if fewest <= pass_.spare[gpu_type]:
             return False
+        figures.estimates = True  # (the jobs' reasons depend on their estimates)
         least = figures.least(pass_)
         if least is None or not pass_._end_of(least) > reservation.at:
             return False
@@ -120,11 +122,14 @@ class Tail:
 
     __slots__ = ("_settled", "start")
 
-    def __init__(self, start: int, frozen_pass: Pass, memo: Settled) -> None:
-        """`memo`: the walk's, as of the frozen pass (its entries hold for the copy)."""
+    def __init__(self, start: int, frozen_pass: Pass, memo: Settled, estimates: bool) -> None:
+        """`memo`: the walk's, as of the frozen pass (its entries hold for the copy);
+        `estimates`: whether the jobs left may fit now under a reservation (`frozen` read
+        their shortest estimate; else a shorter key: `Settled`)."""
         self.start = start
-        self._settled = Settled(frozen_pass)
-        self._settled.memo = dict(memo.memo)
+        self._settled = Settled(frozen_pass, estimates=estimates)
+        if self._settled.shaped == memo.shaped:
+            self._settled.memo = dict(memo.memo)
 
     def reasons(self, jobs: Sequence[Job]) -> list[Reason]:
         """`reason` of each of `jobs` (the memo read at C speed)."""

@@ -41,12 +41,14 @@ class Settled:
     """The memo (`memo`: key -> `Entry`) of one pass's walk; `unsettled`: its keys whose
     entry is not a reason (STEP, or depends on each job's estimate)."""
 
-    def __init__(self, pass_: Pass) -> None:
+    def __init__(self, pass_: Pass, *, estimates: bool = True) -> None:
+        """`estimates`: False when no job looked up can fit now under a reservation (its
+        entry never depends on its estimate: the key leaves out kind and max runtime)."""
         self.pass_ = pass_
         self.big = pass_.limits.big_job_gpus
         self.user_caps = pass_.limits.user_caps
         self.class_caps = pass_._class_caps
-        self.shaped = pass_._easy and by_shape(pass_.estimate)
+        self.shaped = estimates and pass_._easy and by_shape(pass_.estimate)
         fields = _SHAPE_AND_RUNTIME if self.shaped else _SHAPE
         self.key = operator.attrgetter(*fields)
         self.memo: dict[Key, Entry] = {}

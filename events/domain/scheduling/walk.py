@@ -74,7 +74,9 @@ class _Walk:
                     break
                 if self._frozen(ordered, walked):
                     if self.explain:
-                        self.tail = Tail(walked, snapshot(self.pass_), self.settled)
+                        figures = self.figures
+                        estimates = figures is None or figures.estimates
+                        self.tail = Tail(walked, snapshot(self.pass_), self.settled, estimates)
                     walked = n
                     break
         self.pass_.position = self.start + walked
