@@ -119,7 +119,10 @@ def fair_order(
         keys = fair_keys(queue, policy, now, usage)
         index = sorted(range(len(keys)), key=keys.__getitem__)
         return keyed_order([queue[i] for i in index], [keys[i] for i in index])
-    fifo = list(queue) if is_fifo(queue) else fifo_sorted(queue)
+    if is_fifo(queue):
+        fifo = queue if isinstance(queue, list) else list(queue)
+    else:
+        fifo = fifo_sorted(queue)
     jobs: list[Job] = []
     runs: list[Run] = []
     users = list(map(_USER, fifo))
@@ -155,12 +158,13 @@ def _by_usage(
     shares: dict[str, float],
     jobs: list[Job],
 ) -> Run:
-    """A band's jobs (FIFO; `users`: theirs) grouped by usage key, appended to `jobs`."""
+    """A band's jobs (FIFO; `users`: theirs) grouped by usage key, appended to `jobs`;
+    `shares`: the usage key of every user of the queue."""
     groups: dict[float, list[Job]] = {}
-    group_of = {user: groups.setdefault(shares[user], []) for user in set(users)}
+    group_of = {user: groups.setdefault(share, []) for user, share in shares.items()}
     deque(map(list.append, map(group_of.__getitem__, users), stretch), maxlen=0)
     starts: list[int] = []
-    keys = sorted(groups)
+    keys = [share for share in sorted(groups) if groups[share]]  # (users of other bands)
     at = start
     for share in keys:
         group = groups[share]

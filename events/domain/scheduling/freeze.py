@@ -55,9 +55,16 @@ class Figures:
     def __init__(self, rest: Sequence[Job]) -> None:
         self.rest = rest
         self.types = set(map(_TYPE, rest))
-        self.fewest = min(map(_GPUS, rest), default=0)
+        self._fewest: int | None = None
         self._capped: list[int | None] | None = None
         self.estimates = False  # whether `frozen` read the shortest estimate
+
+    @property
+    def fewest(self) -> int:
+        """The fewest GPUs of a job left (read when first needed: strict FIFO never does)."""
+        if self._fewest is None:
+            self._fewest = min(map(_GPUS, self.rest), default=0)
+        return self._fewest
 
     def least(self, pass_: Pass) -> float | None:
         """No job left's estimate is shorter (None: the estimate does not say)."""
@@ -80,7 +87,6 @@ def frozen(pass_: Pass, figures: Figures) -> bool:
     spare GPUs and even the shortest estimate would end after it."""
     if pass_.paused or not figures.types:
         return True
-    fewest = figures.fewest
     for gpu_type in figures.types:
         if gpu_type in pass_.stopped:
             continue
@@ -88,15 +94,15 @@ def frozen(pass_: Pass, figures: Figures) -> bool:
             return False
         free = pass_.budget.get(gpu_type, 0)
         if not pass_._easy:
-            if fewest > free:
+            if figures.fewest > free:
                 continue
             return False
         reservation = pass_.reservations.get(gpu_type)
         if reservation is None:  # (a job that does not fit would reserve)
             return False
-        if fewest > free:
+        if figures.fewest > free:
             continue
-        if fewest <= pass_.spare[gpu_type]:
+        if figures.fewest <= pass_.spare[gpu_type]:
             return False
         figures.estimates = True  # (the jobs' reasons depend on their estimates)
         least = figures.least(pass_)

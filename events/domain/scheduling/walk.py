@@ -21,7 +21,8 @@ from events.domain.scheduling.settle import Settled
 if TYPE_CHECKING:
     from events.domain.scheduling.passes import Pass
 
-FREEZE_AFTER = 1024  # jobs in a row that changed nothing before checking the rest (`frozen`)
+# jobs in a row that changed nothing before a check (cheap but for the first `Figures`)
+FREEZE_AFTER = 128
 
 
 def walk(
