@@ -21,6 +21,7 @@ from events.domain.scheduling import (
     Pass,
     Pending,
     Plan,
+    pending_placements,
 )
 from events.store.log import Connection
 from service.admission.dependencies import load_waits
@@ -326,8 +327,7 @@ def _plan_placed(
     out: Placement = {}
     for admission in plan.admit:
         out[admission.job.job_id] = (admission.queue_position, ADMIT_REASON)
-    for pending in plan.pending:
-        out[pending.job.job_id] = (pending.queue_position, pending.reason)
+    out.update(pending_placements(plan.pending))  # (no `Pending` objects built)
     return plan, pass_, out
 
 

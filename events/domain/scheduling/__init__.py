@@ -6,8 +6,9 @@ Types (`model`): `Job` (queued), `Running` (in PROGRESS, with its expected end),
 per-(user, class) overrides; a cap of None is no cap), `Policy` (`name` in `POLICIES`,
 `half_life_hours`, `max_wait_hours`, `aging_hours`, `weights`), and a pass's result `Plan`
 (`admit`: `Admission`s in the order to make them, each with the figures its admission event
-records; `pending`: `Pending(job, queue_position, reason)`; `order`; `reservations` per GPU
-type; `available_after` per type).
+records; `pending`: `Pending(job, queue_position, reason)`, built when read (`explain`:
+`pending_placements` reads them without building the objects); `order`; `reservations` per
+GPU type; `available_after` per type).
 
 One pass, stateless::
 
@@ -33,6 +34,7 @@ returns the rules one admission breaks, given the queue and running jobs at that
 
 from events.domain.scheduling.audit import check_admission
 from events.domain.scheduling.estimate import DEFAULT_RUNTIME_MINUTES, RuntimeEstimator
+from events.domain.scheduling.explain import pending_placements
 from events.domain.scheduling.model import (
     CLASSES,
     DEFAULT_GPU_TYPE,
@@ -86,6 +88,7 @@ __all__ = [
     "constant_estimate",
     "decayed_usage",
     "effective_priority",
+    "pending_placements",
     "plan",
     "policy_order",
 ]

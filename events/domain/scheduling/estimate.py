@@ -7,6 +7,7 @@ else the default; capped by the job's `max_runtime_minutes`."""
 from __future__ import annotations
 
 from bisect import bisect_right, insort
+from collections.abc import Callable
 
 from events.domain.scheduling.model import Job
 
@@ -32,10 +33,12 @@ class RuntimeEstimator:
         # `typical` per (user, kind, gpu_count) since the last observation: a pass over a
         # long queue estimates the same few figures again and again
         self._typical: dict[tuple[str, str, int], float] = {}
+        self._least_s = self.default_s  # no estimate is shorter (before max runtimes)
 
     def observe(self, user_id: str, kind: str, gpu_count: int, seconds: float) -> None:
         seconds = max(0.0, seconds)
         self._typical.clear()
+        self._least_s = min(self._least_s, seconds)
         insort(self._by_user.setdefault((user_id, kind, gpu_count), []), seconds)
         insort(self._by_kind.setdefault((kind, gpu_count), []), seconds)
 
@@ -78,3 +81,46 @@ class RuntimeEstimator:
         return max(floor_s, left)
 
     __call__ = estimate
+
+    def least(self) -> float:
+        """No `typical` figure is shorter: the default, or a median of observed runtimes
+        (none shorter than the shortest observed)."""
+        return self._least_s
+
+
+class ConstantEstimate:
+    """The same estimate for every job, capped by its `max_runtime_minutes`."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, job: Job) -> float:
+        if job.max_runtime_minutes is not None:
+            return min(self.seconds, job.max_runtime_minutes * 60.0)
+        return self.seconds
+
+
+def by_shape(estimate: Callable[[Job], float]) -> bool:
+    """Whether `estimate` is known to depend only on a job's user, kind, GPU count and
+    `max_runtime_minutes` (a `RuntimeEstimator`'s, a `ConstantEstimate`): a pass may then
+    reuse one job's estimate for the next job of the same figures."""
+    if isinstance(estimate, RuntimeEstimator | ConstantEstimate):
+        return type(estimate).__call__ in (RuntimeEstimator.estimate, ConstantEstimate.__call__)
+    func = getattr(estimate, "__func__", None)
+    return func is RuntimeEstimator.estimate and isinstance(
+        getattr(estimate, "__self__", None), RuntimeEstimator
+    )
+
+
+def least_estimate(estimate: Callable[[Job], float]) -> float | None:
+    """A figure no job's estimate is below before its `max_runtime_minutes` cap, for the
+    estimates `by_shape` knows (else None)."""
+    if not by_shape(estimate):
+        return None
+    owner = getattr(estimate, "__self__", estimate)
+    if isinstance(owner, RuntimeEstimator):
+        return owner.least()
+    assert isinstance(owner, ConstantEstimate)
+    return owner.seconds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final, Literal
 
@@ -120,8 +120,8 @@ class Plan(msgspec.Struct, frozen=True):
     `order` is every queued job's id in the policy's order (position = index + 1)."""
 
     admit: list[Admission]
-    pending: list[Pending]
-    order: list[str]
+    pending: Sequence[Pending]  # built when read (`explain.Explained`)
+    order: Sequence[str]  # listed when read (`explain.Ids`)
     reservations: dict[str, Reservation]
     available_after: dict[str, int]
     policy: PolicyName = "strict-fifo"

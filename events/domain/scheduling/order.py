@@ -3,7 +3,8 @@
 Effective priority = priority + whole aging periods waited (`aging_hours`), at most 100:
 an older job never falls behind a newer one of the same priority, and a low-priority job
 climbs one level per period until it gets its turn. With every job at the same priority
-and no period elapsed between them, the FIFO order is `created_at` (ties: job id)."""
+and no period elapsed between them, the FIFO order is `created_at` (ties: job id). The
+figures are in `keys`, the fair-share order in `fair_order`."""
 
 from __future__ import annotations
 
@@ -12,86 +13,30 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
-from events.domain.scheduling.model import DEFAULT_PRIORITY, MAX_PRIORITY, Job, Policy
+from events.domain.scheduling.fair_order import fair_order
+from events.domain.scheduling.keys import (
+    FairKey,
+    effective_priority,
+    fair_keys,
+    fifo_sorted,
+    is_fifo,
+    overdue,
+    usage_key,
+)
+from events.domain.scheduling.model import DEFAULT_PRIORITY, Job, Policy
 
+__all__ = [
+    "FairKey",
+    "effective_priority",
+    "fair_keys",
+    "fifo_sorted",
+    "is_fifo",
+    "overdue",
+    "policy_order",
+    "usage_key",
+]
 
-def effective_priority(job: Job, now: datetime, aging_hours: float) -> int:
-    if aging_hours <= 0:
-        return job.priority
-    waited_h = max(0.0, (now - job.created_at).total_seconds()) / 3600.0
-    return min(MAX_PRIORITY, job.priority + int(waited_h // aging_hours))
-
-
-def overdue(job: Job, now: datetime, max_wait_hours: float) -> bool:
-    """Waited longer than the fair-share policy's maximum: goes ahead of the usage order."""
-    return max_wait_hours > 0 and (now - job.created_at).total_seconds() > max_wait_hours * 3600
-
-
-def usage_key(user_id: str, usage: Mapping[str, float], policy: Policy) -> float:
-    """A user's decayed GPU-seconds divided by their share weight (lower goes first)."""
-    weight = policy.weight(user_id)
-    used = usage.get(user_id, 0.0)
-    return used / weight if weight > 0 else float("inf")
-
-
-def _is_fifo(queue: Sequence[Job]) -> bool:
-    times = list(map(_CREATED, queue))
-    if all(map(operator.lt, times, times[1:])):  # the usual case, at C speed
-        return True
-    prev: tuple[datetime, str] | None = None
-    for job in queue:
-        key = (job.created_at, job.job_id)
-        if prev is not None and key < prev:
-            return False
-        prev = key
-    return True
-
-
-_CREATED: Final = operator.attrgetter("created_at")
 _PRIORITY: Final = operator.attrgetter("priority")
-
-
-FairKey = tuple[int, int, float, datetime, str]  # (-priority, overdue ? 0 : 1, usage, created, id)
-
-
-def fair_keys(
-    queue: Sequence[Job], policy: Policy, now: datetime, usage: Mapping[str, float]
-) -> list[FairKey]:
-    """Each job's key in the fair-share order: effective priority (higher first), overdue
-    jobs first, then the user's usage / weight (`usage_key`; 0 for an overdue job), then
-    FIFO. The same figures as `effective_priority`, `overdue` and `usage_key`, the job's wait
-    computed once."""
-    aging = policy.aging_hours
-    max_wait = policy.max_wait_hours
-    late_s = max_wait * 3600
-    shares: dict[str, float] = {}
-    out: list[FairKey] = []
-    add = out.append
-    for job in queue:
-        waited = (now - job.created_at).total_seconds()
-        prio = job.priority
-        if aging > 0:
-            prio = min(MAX_PRIORITY, prio + int(max(0.0, waited) / 3600.0 // aging))
-        if max_wait > 0 and waited > late_s:
-            add((-prio, 0, 0.0, job.created_at, job.job_id))
-            continue
-        user = job.user_id
-        share = shares.get(user)
-        if share is None:
-            share = shares[user] = usage_key(user, usage, policy)
-        add((-prio, 1, share, job.created_at, job.job_id))
-    return out
-
-
-def policy_order_keyed(
-    queue: Sequence[Job], policy: Policy, now: datetime, usage: Mapping[str, float]
-) -> tuple[list[Job], list[FairKey] | None]:
-    """`policy_order`, and under fair share each ordered job's key (`fair_keys`)."""
-    if policy.name != "fair-share":
-        return policy_order(queue, policy, now, usage), None
-    keys = fair_keys(queue, policy, now, usage)
-    index = sorted(range(len(keys)), key=keys.__getitem__)
-    return [queue[i] for i in index], [keys[i] for i in index]
 
 
 def policy_order(
@@ -100,12 +45,8 @@ def policy_order(
     """`queue` in the policy's order (any input order)."""
     aging = policy.aging_hours
     if policy.name == "fair-share":
-        return policy_order_keyed(queue, policy, now, usage)[0]
+        return fair_order(queue, policy, now, usage).jobs
     if all(p == DEFAULT_PRIORITY for p in set(map(_PRIORITY, queue))):
         # same priority: aging keeps FIFO order, so no key per job is needed
-        return list(queue) if _is_fifo(queue) else fifo_sorted(queue)
+        return list(queue) if is_fifo(queue) else fifo_sorted(queue)
     return sorted(queue, key=lambda j: (-effective_priority(j, now, aging), j.created_at, j.job_id))
-
-
-def fifo_sorted(queue: Sequence[Job]) -> list[Job]:
-    return sorted(queue, key=lambda j: (j.created_at, j.job_id))

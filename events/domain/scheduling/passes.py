@@ -16,11 +16,20 @@ job that does not fit does to the jobs of its type behind it:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import heapq
+import operator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
+from itertools import compress, repeat
 from typing import Any, Final
 
 from events.domain.scheduling import reasons
+from events.domain.scheduling.estimate import ConstantEstimate
+from events.domain.scheduling.explain import Explained, Ids
+from events.domain.scheduling.fair_order import FairOrder, fair_order, keyed_order
+from events.domain.scheduling.keys import fair_keys, usage_key
 from events.domain.scheduling.model import (
     Admission,
     Job,
@@ -32,21 +41,22 @@ from events.domain.scheduling.model import (
     Running,
     SizeClass,
 )
-from events.domain.scheduling.order import FairKey, fair_keys, policy_order_keyed, usage_key
+from events.domain.scheduling.order import policy_order
+from events.domain.scheduling.walk import walk
 
 Estimate = Callable[[Job], float]  # seconds a job is expected to run
 _DEFAULT: Final[Any] = object()  # no per-user cap: the class's default
+_JOB_ID: Final = operator.attrgetter("job_id")
+_USER: Final = operator.attrgetter("user_id")
+_GPUS: Final = operator.attrgetter("gpu_count")
+_TYPE: Final = operator.attrgetter("gpu_type")
+_END: Final = operator.attrgetter("expected_end")
+_CLASSES: Final[tuple[SizeClass, SizeClass]] = ("small", "big")  # by gpus >= big_job_gpus
 
 
 def constant_estimate(seconds: float = 7200.0) -> Estimate:
     """The same estimate for every job, capped by its `max_runtime_minutes`."""
-
-    def estimate(job: Job) -> float:
-        if job.max_runtime_minutes is not None:
-            return min(seconds, job.max_runtime_minutes * 60.0)
-        return seconds
-
-    return estimate
+    return ConstantEstimate(seconds)
 
 
 class Pass:
@@ -72,12 +82,23 @@ class Pass:
         self.estimate = estimate or constant_estimate()
         self.usage = usage or {}
         self.budget: dict[str, int] = {t: max(0, n) for t, n in headroom.items()}
+        self._easy = policy.name in ("reserve", "fair-share")
         self.progress: dict[tuple[str, str], int] = {}
-        self.ends: dict[str, list[tuple[datetime, int]]] = {}
-        for r in running:
-            key = (r.user_id, limits.size_class(r.gpu_count))
-            self.progress[key] = self.progress.get(key, 0) + 1
-            self.ends.setdefault(r.gpu_type, []).append((max(r.expected_end, now), r.gpu_count))
+        self.ends: dict[str, list[tuple[datetime, int]]] = {}  # (reserve, fair-share only)
+        big = limits.big_job_gpus
+        # (at C speed: a pass over a long queue has thousands of running jobs too)
+        classes: Iterator[str] = (
+            map(_CLASSES.__getitem__, map(partial(operator.le, big), map(_GPUS, running)))
+            if big
+            else repeat("small")
+        )
+        self.progress.update(Counter(zip(map(_USER, running), classes, strict=False)))
+        if self._easy:
+            types = list(map(_TYPE, running))
+            latest = map(max, map(_END, running), repeat(now))  # (max(expected_end, now))
+            ends = list(zip(latest, map(_GPUS, running), strict=False))
+            for gpu_type in set(types):
+                self.ends[gpu_type] = list(compress(ends, map(gpu_type.__eq__, types)))
         self.slots = dict(self.progress)
         self.stopped: dict[str, str] = {}  # gpu type -> the strict blocker's job id
         self.reservations: dict[str, Reservation] = {}
@@ -85,12 +106,12 @@ class Pass:
         self.admitted = 0
         self.position = 0
         self.version = 0  # bumped by every change a later job's entry may depend on
-        self._easy = policy.name in ("reserve", "fair-share")
         self._strict = policy.name == "strict-fifo"
         self._fair = policy.name == "fair-share"
         self._class_caps = {"small": limits.cap_small, "big": limits.cap_big}
         self._classes_on = limits.big_job_gpus > 0
         self._cap_reasons: dict[tuple[str, str], str] = {}
+        self._cap_texts: dict[tuple[int, int, str], str] = {}  # the same text, shared
         self._wait_reasons: dict[str, str] = {}  # gpu type -> "waiting for a reservation ..."
         self._ends_at: dict[float, datetime] = {}  # estimate (s) -> now + estimate
         self._behind: dict[str, str] = {}  # gpu type -> "behind job ..." (its strict blocker)
@@ -101,8 +122,9 @@ class Pass:
     def step(self, job: Job) -> Admission | Pending:
         return self._step(job, None)
 
-    def _step(self, job: Job, fair_key: FairKey | None) -> Admission | Pending:
-        """`step`, with the job's fair-share key when the order computed it already."""
+    def _step(self, job: Job, ahead: int | None) -> Admission | Pending:
+        """`step`, with the job's fair-share count (`_less_usage_ahead`) when the order
+        computed it already."""
         self.position = position = self.position + 1
         limits = self.limits
         # (inlined: Limits.size_class and Limits.cap, on the hot path of a 100k-job pass)
@@ -112,7 +134,8 @@ class Pass:
         held = self.slots.get(key, 0)
         cap = limits.user_caps.get(key, _DEFAULT)
         cap = self._class_caps[size_class] if cap is _DEFAULT else cap
-        ahead = self._less_usage_ahead(job, position, fair_key) if self._fair else 0
+        if ahead is None:
+            ahead = self._less_usage_ahead(job, position) if self._fair else 0
         if cap is not None and held >= cap:
             return Pending(job, position, self._cap_reason(key, cap))
         if self.paused:
@@ -218,8 +241,13 @@ class Pass:
         return text
 
     def _reserve(self, job: Job, need: int) -> Reservation | None:
+        """The first end (by the estimates) with enough GPUs free for `need`: the ends taken
+        earliest first from a heap (the first few of thousands of running jobs, mostly)."""
         free = self.budget.get(job.gpu_type, 0)
-        for at, gpus in sorted(self.ends.get(job.gpu_type, ())):
+        ends = list(self.ends.get(job.gpu_type, ()))
+        heapq.heapify(ends)
+        while ends:
+            at, gpus = heapq.heappop(ends)
             free += gpus
             if free >= need:
                 return Reservation(job.job_id, job.gpu_type, at, free - need)
@@ -235,20 +263,25 @@ class Pass:
     def _cap_reason(self, key: tuple[str, str], cap: int) -> str:
         text = self._cap_reasons.get(key)
         if text is None:
-            in_progress = self.progress.get(key, 0)
-            text = reasons.cap_reason(cap, in_progress, key[1], self._classes_on)
-            self._cap_reasons[key] = text
+            text = self._cap_reasons[key] = self._cap_text(cap, self.progress.get(key, 0), key[1])
         return text
 
-    def _less_usage_ahead(self, job: Job, position: int, fair_key: FairKey | None) -> int:
+    def _cap_text(self, cap: int, in_progress: int, size_class: str) -> str:
+        """`reasons.cap_reason`, memoized: most capped users share one text."""
+        figures = (cap, in_progress, size_class)
+        text = self._cap_texts.get(figures)
+        if text is None:
+            text = self._cap_texts[figures] = reasons.cap_reason(*figures, self._classes_on)
+        return text
+
+    def _less_usage_ahead(self, job: Job, position: int) -> int:
         """Fair share: how many jobs ahead of this one, in its band (same effective priority,
         not overdue), belong to users with less usage. The band is sorted by usage, so they
         are the jobs from the band's start to the first job with this job's usage.
-        `fair_key`: the job's key in the fair-share order (`fair_keys`), if computed."""
+        (`FairOrder.aheads`: the same counts for a whole order.)"""
         if self.policy.name != "fair-share":
             return 0
-        if fair_key is None:
-            fair_key = fair_keys([job], self.policy, self.now, self.usage)[0]
+        fair_key = fair_keys([job], self.policy, self.now, self.usage)[0]
         neg_prio, not_late, share = fair_key[0], fair_key[1], fair_key[2]
         if not not_late:
             self._band = None
@@ -266,142 +299,59 @@ class Pass:
         ordered: Sequence[Job],
         *,
         explain: bool = True,
-        keys: Sequence[FairKey] | None = None,
+        fair: FairOrder | None = None,
     ) -> Plan:
-        """Step every job of `ordered` (the policy's order); `keys`: their fair-share keys
-        (`fair_keys`, aligned with `ordered`) when the order computed them."""
+        """Step every job of `ordered` (the policy's order; without `explain`, until the pass
+        is exhausted); `fair`: the fair-share order `ordered` is the `jobs` of, if known."""
         admit: list[Admission] = []
-        pending: list[Pending] = []
-        fair = keys if self._fair and keys is not None else None
-        self._walk(ordered, fair, admit.append, pending.append if explain else None)
+        ahead: Callable[[int], int] | None = None
+        aheads: Callable[[], Sequence[int]] | None = None
+        if self._fair:
+            if self.position or self._band is not None:  # mid-pass: each job after the last
+                return self._stepped(ordered, explain)
+            if fair is None or fair.jobs is not ordered:
+                keys = fair_keys(ordered, self.policy, self.now, self.usage)
+                fair = keyed_order(list(ordered), keys)
+            ahead = fair.ahead
+            aheads = fair.get_aheads
+        start = self.position
+        reasons_, tail, walked = walk(self, ordered, ahead, admit.append, explain)
+        if fair is not None and walked:
+            band = fair.band_at(walked - 1)
+            if band is not None:
+                band = (band[0], start + band[1] + 1, start + band[2] + 1, band[3])
+            self._band = band
         return Plan(
             admit=admit,
-            pending=pending,
-            order=[j.job_id for j in ordered] if explain else [],
+            pending=Explained(ordered, reasons_, aheads, start, tail.reasons if tail else None)
+            if explain
+            else [],
+            order=Ids(ordered) if explain else [],
             reservations=dict(self.reservations),
             available_after=dict(self.budget),
             policy=self.policy.name,
         )
 
-    def _walk(
-        self,
-        ordered: Sequence[Job],
-        keys: Sequence[FairKey] | None,
-        add_admit: Callable[[Admission], None],
-        add_pending: Callable[[Pending], None] | None,
-    ) -> None:
-        """`step` each job of `ordered` in turn (without `add_pending`: until the pass is
-        exhausted), without `step`'s work for the jobs whose entry cannot change the pass
-        (most of a long queue): their reason depends only on their user's slot in their
-        class (held or not) and their GPU type and count, both memoized until the pass
-        changes (`version`). Any other job goes through `_step`."""
-        big = self.limits.big_job_gpus
-        fair, paused = self._fair, self.paused
-        capped: dict[tuple[str, str], str | None] = {}  # (user, class) -> cap text or None
-        # (type, GPUs) -> base text, or None, or the reservation it waits for unless it ends
-        # before it (it fits now, but not in the reservation's spare GPUs)
-        by_type: dict[tuple[str, int], str | Reservation | None] = {}
-        version = self.version
-        done = self.exhausted()
-        position = self.position
-        for n, job in enumerate(ordered):
-            size_class: SizeClass = "big" if big and job.gpu_count >= big else "small"
-            key = (job.user_id, size_class)
-            text = capped.get(key, _DEFAULT)
-            if text is _DEFAULT:
-                text = capped[key] = self._held_by_cap(key, size_class)
-            if text is None and not paused:
-                text = self._type_text(job, size_class, by_type)
-                if text is None:  # may change the pass: step it
-                    self.position = position
-                    entry = self._step(job, None if keys is None else keys[n])
-                    position = self.position
-                    if self.version != version:
-                        version = self.version
-                        capped.clear()
-                        by_type.clear()
-                        done = self.exhausted()
-                    if type(entry) is Admission:
-                        add_admit(entry)
-                    elif add_pending is not None:
-                        add_pending(entry)  # type: ignore[arg-type]  # not an Admission
-                    elif done:
-                        break
-                    continue
-                if fair:
-                    position += 1
-                    ahead = self._less_usage_ahead(job, position, None if keys is None else keys[n])
-                    if add_pending is not None:
-                        add_pending(Pending(job, position, reasons.less_usage(text, ahead)))
-                    elif done:
-                        break
-                    continue
-            elif text is None:
-                text = reasons.PAUSED_REASON
-            position += 1
-            if fair:
-                self._less_usage_ahead(job, position, None if keys is None else keys[n])
-            if add_pending is not None:
-                add_pending(Pending(job, position, text))
-            elif done:
+    def _stepped(self, ordered: Sequence[Job], explain: bool) -> Plan:
+        """`plan` by `step`ping each job (a fair-share pass that stepped jobs already)."""
+        admit: list[Admission] = []
+        pending: list[Pending] = []
+        for job in ordered:
+            entry = self.step(job)
+            if type(entry) is Admission:
+                admit.append(entry)
+            elif explain:
+                pending.append(entry)  # type: ignore[arg-type]  # not an Admission
+            elif self.exhausted():
                 break
-        self.position = position
-
-    def _held_by_cap(self, key: tuple[str, str], size_class: SizeClass) -> str | None:
-        """The cap reason when the user's slots in this class are all held, else None."""
-        cap = self.limits.user_caps.get(key, _DEFAULT)
-        cap = self._class_caps[size_class] if cap is _DEFAULT else cap
-        if cap is not None and self.slots.get(key, 0) >= cap:
-            return self._cap_reason(key, cap)
-        return None
-
-    def _type_text(
-        self,
-        job: Job,
-        size_class: SizeClass,
-        by_type: dict[tuple[str, int], str | Reservation | None],
-    ) -> str | None:
-        """`_settled_reason` for the job's type and size, memoized in `by_type`; a job that
-        fits now but not in the reservation's spare GPUs waits unless it ends before it."""
-        kind = (job.gpu_type, job.gpu_count)
-        found = by_type.get(kind, _DEFAULT)
-        if found is _DEFAULT:
-            found = by_type[kind] = self._settled_reason(job.gpu_type, job.gpu_count, size_class)
-        text: str | Reservation | None = found
-        if isinstance(text, Reservation):  # fits now, wider than the spare GPUs
-            ends_after = self._end_of(self.estimate(job)) > text.at
-            return self._waiting(text) if ends_after else None  # None: admitted
-        return text
-
-    def _settled_reason(
-        self, gpu_type: str, gpus: int, size_class: SizeClass
-    ) -> str | Reservation | None:
-        """The reason `step` gives a job of this type and size that its user's slot does not
-        hold, when that step changes nothing (fair share: before its usage suffix); None
-        when it may change the pass (stop or reserve the type, admit); the type's reservation
-        when the job fits now but not in its spare GPUs (it waits unless it ends before)."""
-        blocker = self.stopped.get(gpu_type)
-        if blocker is not None:
-            return self._behind_text(gpu_type, blocker)
-        free = self.budget.get(gpu_type, 0)
-        reserve = self.limits.big_job_reserve if size_class == "big" else 0
-        if size_class == "big" and free - gpus < reserve:
-            base = reasons.big_reserve(gpus, free, reserve)
-        elif gpus > free:
-            base = reasons.no_fit(gpus, free)
-            if self._strict:
-                return None
-        else:
-            current = self.reservations.get(gpu_type)
-            if current is not None and gpus > self.spare[gpu_type]:
-                return current
-            return None
-        if not self._easy:
-            return base
-        current = self.reservations.get(gpu_type)
-        if current is None:
-            return None
-        return f"{base}; {self._waiting(current)}"
+        return Plan(
+            admit=admit,
+            pending=pending,
+            order=list(map(_JOB_ID, ordered)) if explain else [],
+            reservations=dict(self.reservations),
+            available_after=dict(self.budget),
+            policy=self.policy.name,
+        )
 
     def exhausted(self) -> bool:
         """No further job of any known type can be admitted in this pass."""
@@ -436,5 +386,7 @@ def plan(
     pass_ = Pass(
         running, headroom, limits, policy, now, estimate=estimate, usage=usage, paused=paused
     )
-    ordered, keys = policy_order_keyed(queue, policy, now, usage or {})
-    return pass_.plan(ordered, explain=explain, keys=keys)
+    if policy.name == "fair-share":
+        fair = fair_order(queue, policy, now, usage or {})
+        return pass_.plan(fair.jobs, explain=explain, fair=fair)
+    return pass_.plan(policy_order(queue, policy, now, {}), explain=explain)
