@@ -1,8 +1,11 @@
 -- Named queries of service.secrets (the job_data_keys table). Values are always parameters.
 
--- name: insert_key
--- A key stored again (a group refused, then its jobs recorded one by one) changes nothing.
-INSERT INTO job_data_keys (job_id, kid, wrapped) VALUES ($1::uuid, $2, $3)
+-- name: insert_keys
+-- The keys of a group of new jobs, one statement ($1 job ids, $2 master key ids, $3 wrapped
+-- keys, in step). A key stored again (a group refused, then its jobs recorded one by one)
+-- changes nothing.
+INSERT INTO job_data_keys (job_id, kid, wrapped)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[])
 ON CONFLICT (job_id) DO NOTHING;
 
 -- name: key_of

@@ -42,10 +42,11 @@ class Vault:
         return sealed, (job_id, current.kid, envelope.wrap(current.key, job_id, data_key))
 
     async def store(self, db: Db, rows: Sequence[KeyRow | None]) -> None:
-        """Store the wrapped data keys `prepare` made (one round trip for a group)."""
+        """Store the wrapped data keys `prepare` made (one statement for a group: with
+        `executemany`, PostgreSQL ran one INSERT per key)."""
         kept = [row for row in rows if row is not None]
         if kept:
-            await db.executemany(QUERIES["insert_key"], kept)
+            await db.execute(QUERIES["insert_keys"], *map(list, zip(*kept, strict=True)))
 
     async def seal(self, db: Db, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
         """`prepare` and `store` in one: the payload as the log will hold it."""
