@@ -162,15 +162,16 @@ class PassInputs:
 def pass_inputs(
     inputs: PlannerInputs, settings: Settings, history: SchedulingHistory, now: datetime
 ) -> PassInputs:
+    policy = settings.scheduling_policy(inputs.weights)
     running: list[Running] = []
     for r in inputs.running:
         started = r.started_at or now
-        job = Job(
-            r.job_id, r.user_id, started, r.gpu_count, r.gpu_type, r.kind, 50, r.max_runtime_minutes
-        )
-        end = history.expected_end(job, started, now)
+        end = started  # read only by the policies that reserve (`Running`)
+        if policy.reserves:
+            job = Job(r.job_id, r.user_id, started, r.gpu_count, r.gpu_type, r.kind, 50,
+                      r.max_runtime_minutes)  # fmt: skip
+            end = history.expected_end(job, started, now)
         running.append(Running(r.job_id, r.user_id, r.gpu_count, started, end, r.gpu_type, r.kind))
-    policy = settings.scheduling_policy(inputs.weights)
     usage = history.usage(now, running) if policy.name == "fair-share" else {}
     return PassInputs(
         running,

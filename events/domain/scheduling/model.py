@@ -33,7 +33,9 @@ class Job(msgspec.Struct, frozen=True, gc=False):
 
 class Running(msgspec.Struct, frozen=True, gc=False):
     """A job in PROGRESS: it holds its user's slot in its class and GPUs of its type until
-    `expected_end` (its start plus its runtime estimate, as known now)."""
+    `expected_end` (its start plus its runtime estimate, as known now). Only the policies
+    that reserve read `expected_end` (`Policy.reserves`): for the others it may be given as
+    the start, sparing an estimate per running job."""
 
     job_id: str
     user_id: str
@@ -81,6 +83,12 @@ class Policy(msgspec.Struct, frozen=True):
 
     def weight(self, user_id: str) -> float:
         return self.weights.get(user_id, 1.0)
+
+    @property
+    def reserves(self) -> bool:
+        """Whether the policy reserves GPUs for its first blocked job (EASY backfill), and so
+        reads the running jobs' `expected_end`."""
+        return self.name in ("reserve", "fair-share")
 
 
 class Reservation(msgspec.Struct, frozen=True, gc=False):

@@ -82,7 +82,7 @@ class Pass:
         self.estimate = estimate or constant_estimate()
         self.usage = usage or {}
         self.budget: dict[str, int] = {t: max(0, n) for t, n in headroom.items()}
-        self._easy = policy.name in ("reserve", "fair-share")
+        self._easy = policy.reserves
         self.progress: dict[tuple[str, str], int] = {}
         self.ends: dict[str, list[tuple[datetime, int]]] = {}  # (reserve, fair-share only)
         big = limits.big_job_gpus

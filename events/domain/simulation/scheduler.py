@@ -66,7 +66,7 @@ class DomainPlanner:
             limits, policy, quota, at(epoch), default_runtime_minutes=default_runtime_minutes
         )
         self.now = at(epoch)
-        self.easy = policy.name in ("reserve", "fair-share")
+        self.easy = policy.reserves
         self.free: dict[str, int] = dict(quota)
         self.queued_users: dict[str, int] = {}  # user -> queued jobs
         self.streams: dict[tuple[str, str], dict[str, Job]] = {}  # (user, class) -> FIFO
