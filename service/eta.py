@@ -134,12 +134,7 @@ class EtaForecaster:
                 woken.clear()
             try:
                 await self.rebuild()
-            except (
-                OSError,
-                asyncpg.PostgresError,
-                asyncpg.InterfaceError,
-                BrokenProcessPool,
-            ) as exc:
+            except _REBUILD_ERRORS as exc:
                 log.warning("eta.rebuild_failed", error=f"{type(exc).__name__}: {exc}")
             if woken is None:
                 await asyncio.sleep(self._interval_s)

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from itertools import compress
-from typing import Any, Final, cast, overload
+from typing import Any, Final, TypeVar, cast, overload
 
 from events.domain.scheduling import reasons as texts
 from events.domain.scheduling.model import Job, Pending
@@ -30,6 +30,7 @@ class Suffixed:
 
 
 Reason = str | Suffixed | None  # None: admitted
+T = TypeVar("T")
 _IS_REASON: Final = partial(operator.is_not, None)
 
 
@@ -46,7 +47,44 @@ def _finished(reasons: list[Reason], aheads: Sequence[int]) -> list[Reason]:
     return list(map(operator.add, map(base_of.__getitem__, reasons), appended))
 
 
-class Explained(Sequence[Pending]):
+class _ListLike(Sequence[T]):
+    """A sequence built when first read (`_list`), and equal, printed and pickled as that
+    list: what `Plan.pending` and `Plan.order` are."""
+
+    __slots__ = ()
+
+    def _list(self) -> list[T]:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        return self._list()[index]
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _ListLike):
+            return self._list() == other._list()
+        if isinstance(other, list):
+            return self._list() == other
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-like, as a list
+
+    def __repr__(self) -> str:
+        return repr(self._list())
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled / copied as the list it stands for
+        return (list, (self._list(),))
+
+
+class Explained(_ListLike[Pending]):
     """The `Pending` of every job of `jobs` whose reason is not None, its position
     `start` + index + 1; `aheads()` (aligned with `jobs`) completes the `Suffixed` ones.
     `reasons` are the first jobs' (aligned with `jobs`); `tail` gives the others' (a frozen
@@ -110,38 +148,11 @@ class Explained(Sequence[Pending]):
             return walked - self._reasons.count(None)
         return len(self._built)
 
-    @overload
-    def __getitem__(self, index: int) -> Pending: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Pending]: ...
-
-    def __getitem__(self, index: int | slice) -> Pending | list[Pending]:
-        return self._list()[index]
-
-    def __iter__(self) -> Iterator[Pending]:
-        return iter(self._list())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Explained):
-            return self._list() == other._list()
-        if isinstance(other, list):
-            return self._list() == other
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # mutable-like, as a list
-
-    def __repr__(self) -> str:
-        return repr(self._list())
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled / copied as the list it stands for
-        return (list, (self._list(),))
-
 
 _JOB_ID: Final = operator.attrgetter("job_id")
 
 
-class Ids(Sequence[str]):
+class Ids(_ListLike[str]):
     """`Plan.order`: the id of each of `jobs`, listed when first read (equal to the list)."""
 
     __slots__ = ("_built", "_jobs")
@@ -157,33 +168,6 @@ class Ids(Sequence[str]):
 
     def __len__(self) -> int:
         return len(self._jobs)
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[str]: ...
-
-    def __getitem__(self, index: int | slice) -> str | list[str]:
-        return self._list()[index]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._list())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Ids):
-            return self._list() == other._list()
-        if isinstance(other, list):
-            return self._list() == other
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # as a list
-
-    def __repr__(self) -> str:
-        return repr(self._list())
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (list, (self._list(),))
 
 
 def pending_placements(pending: Sequence[Pending]) -> Iterator[tuple[str, tuple[int, str]]]:
