@@ -5,7 +5,9 @@ First, the headline (issue 14): **ftq against a bare app, side by side**. `ftq s
 --no-scheduler` (one process, the in-process Fireworks simulator) and `bench/minimal_app.py`
 (Litestar + asyncpg, one INSERT of the same body per POST, nothing else), each on a fresh
 database, take turns under wrk at 32 connections, `SIDE_ROUNDS` times each, alternating so
-that the shared machine's load drifts over both alike. The ratio of their best rates is the
+that the shared machine's load drifts over both alike; each server first serves
+`WARM_UP_S` of the same load, not counted (both alike: first requests, caches, the ETA
+forecaster's process), so a round compares steady states. The ratio of their best rates is the
 verdict (target >= 0.85: the median of the rounds' ratios), each round's pair is reported
 too, with ftq's flood limits off (one user posts thousands of jobs a second here) and, in a
 third server per round, on at values never reached (their cost). A fourth server per round is
@@ -61,7 +63,8 @@ from service.database import resolve_database_url
 from service.settings import Settings
 
 SIDE_CONNECTIONS = 32
-SIDE_ROUNDS = 3
+SIDE_ROUNDS = 5
+WARM_UP_S = 1
 TARGET_VS_BARE = 0.85
 # One user posts thousands of jobs a second here: ftq's flood limits (FTQ_MAX_QUEUED_PER_USER,
 # FTQ_SUBMIT_RATE_PER_MINUTE) would refuse most of them, so they are off, as in the work the
@@ -356,6 +359,7 @@ async def _post_once(
     async with fresh_database(server_url) as db_url, serve(db_url) as base:
         key = await _key(db_url) if serve is not _bare else "unused"
         pid = _PIDS[base]
+        await _wrk(base, "/jobs", connections, WARM_UP_S, _post_lua(key))
         before = _cpu_seconds(pid)
         http = await _wrk(base, "/jobs", connections, seconds, _post_lua(key))
         http["cpu_us"] = 1e6 * (_cpu_seconds(pid) - before) / http["requests"]
@@ -381,8 +385,9 @@ async def side_by_side(server_url: str, seconds: int) -> list[dict[str, object]]
     cpu_ratios: list[float] = []
     ftq_best = 0.0
     for n in range(1, SIDE_ROUNDS + 1):
-        ftq = await _post_once(server_url, _ftq_serve, SIDE_CONNECTIONS, seconds)
-        bare = await _post_once(server_url, _bare, SIDE_CONNECTIONS, seconds)
+        pair = (_ftq_serve, _bare) if n % 2 else (_bare, _ftq_serve)  # each goes first in turn
+        first, second = [await _post_once(server_url, s, SIDE_CONNECTIONS, seconds) for s in pair]
+        ftq, bare = (first, second) if n % 2 else (second, first)
         limited = await _post_once(server_url, _ftq_limits_on, SIDE_CONNECTIONS, seconds)
         route = await _post_once(server_url, _route_only, SIDE_CONNECTIONS, seconds)
         ratios.append(ftq["rps"] / bare["rps"])

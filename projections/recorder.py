@@ -124,14 +124,21 @@ def new_job(
     return None if after.status == "PROGRESS" else NewJob(after, events[0], metadata)
 
 
+DataKey = tuple[str, str, bytes]  # a `job_data_keys` row: job id, master key id, wrapped key
+
+
 async def record_new_jobs(
-    conn: Connection, jobs: Sequence[NewJob], waker: Waker | None = None
+    conn: Connection,
+    jobs: Sequence[NewJob],
+    waker: Waker | None = None,
+    data_keys: Sequence[DataKey] = (),
 ) -> list[list[RecordedEvent]]:
     """Record several new jobs in one statement, all or none: if any job's stream exists
     (StreamVersionConflict) or any row is refused (e.g. a reused Idempotency-Key), nothing
     is recorded. The events get consecutive positions in the order given. The statement
     (query `record_new_jobs`) holds the admission gate shared: no admission decision
-    overlaps it."""
+    overlaps it. `data_keys`: the data keys of those jobs' sealed payload secrets
+    (service.secrets), stored by the same statement (a key already stored is kept)."""
     prepared = [store.prepare(to_new_events([job.event]), job.metadata) for job in jobs]
     ids = [job.after.job_id for job in jobs]
     columns = list(zip(*(job_columns(job.after)[1:] for job in jobs), strict=True))
@@ -145,10 +152,15 @@ async def record_new_jobs(
         if operations_of(job.after) is not None or scheduling_columns(job.after) is not None
     ]
     edges = dependency_rows([job.after for job in jobs])
+    keys: tuple[list[Any], ...] = tuple(map(list, zip(*data_keys, strict=True))) or ([], [], [])
     async with conn.transaction() if extra or edges else contextlib.nullcontext():
         with store.append_errors(ids[0] if len(ids) == 1 else f"{len(ids)} new jobs", 0):
             rows = await conn.fetch(
-                QUERIES["record_new_jobs"], locks.ADMISSION_GATE, *args, *map(list, columns)
+                QUERIES["record_new_jobs"],
+                locks.ADMISSION_GATE,
+                *args,
+                *map(list, columns),
+                *keys,
             )
         for after in extra:
             await write_operations(conn, None, after)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -28,13 +29,14 @@ import msgspec
 import structlog
 
 from events.domain.scheduling import Job, RuntimeEstimator, UsageLedger
-from events.domain.simulation.live import LiveJob, live_etas
+from events.domain.simulation.live import LiveJob, live_etas_packed, pack_jobs, unpack_etas
 from events.store.log import Connection
 from events.store.tail import LogWatcher, Subscription
 from service.admission.dependencies import load_waits
 from service.admission.queue import PlannerInputs, RunningRow, load_planner_inputs, load_queue
 from service.api.schemas import JobView, QueueEntry
 from service.capacity import CapacityReader
+from service.child_process import exit_with_parent
 from service.clock import Clock, utcnow
 from service.settings import Settings
 
@@ -164,31 +166,40 @@ class EtaForecaster:
             settings = self._settings
             policy = settings.scheduling_policy(inputs.weights)
             ledger = self._ledger() if policy.name == "fair-share" else None
-            simulate = functools.partial(
-                live_etas, [_queued(j) for j in queue], [_running(r) for r in inputs.running],
-                gpus, settings.limits(inputs.user_caps), policy, self._estimator,
-                now.timestamp(), ledger=ledger,
+            running = [_running(r) for r in inputs.running]
+            simulate = functools.partial(  # in the process, only the domain is imported
+                live_etas_packed, gpus=gpus, limits=settings.limits(inputs.user_caps),
+                policy=policy, estimator=self._estimator, now=now.timestamp(), ledger=ledger,
             )  # fmt: skip
-            found = await self._run_forecast(simulate, len(queue))
+            found = await self._run_forecast(simulate, queue, running)
             etas = {job_id: _EPOCH + timedelta(seconds=at) for job_id, at in found.items()}
         forecast = Forecast(etas, now, len(queue), time.perf_counter() - t0)
         self.forecast = forecast
         return forecast
 
     async def _run_forecast(
-        self, simulate: Callable[[], dict[str, float]], queued: int
+        self, simulate: functools.partial[bytes], queue: list[Job], running: list[LiveJob]
     ) -> dict[str, float]:
-        """`simulate()` off the event loop: in a process of its own for a long queue (its
-        inputs and the estimator are pickled to it), else in a thread."""
-        if queued < self._process_at:
-            return await asyncio.to_thread(simulate)
+        """`simulate` of the packed jobs off the event loop: in a process of its own for a
+        long queue (one bytes object and the estimator are pickled to it), else in a
+        thread (the packing too)."""
+        if len(queue) < self._process_at:
+            packed = await asyncio.to_thread(lambda: simulate(pack_jobs(queue, running)))
+            return unpack_etas(packed)
         if self._process is None:
-            self._process = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._process = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent,  # never outlives a server that was killed
+                initargs=(os.getpid(),),
+            )
+        job = functools.partial(simulate, pack_jobs(queue, running))
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._process, simulate)
+            packed = await asyncio.get_running_loop().run_in_executor(self._process, job)
         except BrokenProcessPool:  # the process died (killed, out of memory): a new one next
             self._process = None
             raise
+        return unpack_etas(packed)
 
     def _gpus(self, inputs: PlannerInputs) -> dict[str, int]:
         """ftq's GPUs per type: each type's quota less what runs outside ftq (the capacity
@@ -211,12 +222,6 @@ class EtaForecaster:
                 self._seen = (rows[-1][4], rows[-1][5])
             if len(rows) < FINISHED_PAGE:
                 return
-
-
-def _queued(job: Job) -> LiveJob:
-    return LiveJob(job.job_id, job.user_id, job.gpu_count, job.created_at.timestamp(),
-                   kind=job.kind, max_runtime_minutes=job.max_runtime_minutes,
-                   gpu_type=job.gpu_type, priority=job.priority)  # fmt: skip
 
 
 def _running(row: RunningRow) -> LiveJob:

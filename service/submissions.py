@@ -18,7 +18,6 @@ import msgspec
 
 from events.domain.job import JOB, JobState, decide, initial_state
 from events.domain.job_commands import SubmitJob
-from events.store.log import Connection
 from events.store.waker import Waker
 from projections.recorder import NewJob, new_job, record_new_jobs
 from service.batcher import Batcher
@@ -37,8 +36,9 @@ class Submitter:
     ) -> None:
         self._pool = pool
         self._waker = waker
-        # Seals the payload secrets of every new job, its data key stored before the event
-        # (service.secrets); None: payloads are recorded as given.
+        # Seals the payload secrets of every new job; its data key is stored by the statement
+        # that records its event (a job recorded on its own: just before it, service.secrets);
+        # None: payloads are recorded as given.
         self._vault = vault
         self._batcher: Batcher[tuple[SubmitJob, NewJob, KeyRow | None], JobState] = Batcher(
             self._record, name="ftq-submit", max_size=max_batch
@@ -65,18 +65,17 @@ class Submitter:
         a batch submit is its own group). Raises `UniqueViolationError` when one of them
         reuses a taken Idempotency-Key, `CommandRejected` when the rules refuse one."""
         jobs: list[NewJob] = []
-        keys: list[KeyRow | None] = []
+        keys: list[KeyRow] = []
         for given in commands:
             command, key = self._sealed(given)
-            keys.append(key)
+            keys += [key] if key is not None else []
             job = new_job(initial_state(), decide(command, initial_state()), metadata)
             if job is None:
                 raise RuntimeError(f"job {command.job_id} is not a plain new job")
             jobs.append(job)
         if jobs:
             async with self._pool.acquire() as conn:
-                await self._store(keys, conn)
-                await record_new_jobs(conn, jobs, self._waker)
+                await record_new_jobs(conn, jobs, self._waker, keys)
         return [job.after for job in jobs]
 
     async def close(self) -> None:
@@ -91,17 +90,17 @@ class Submitter:
             return command, None
         return msgspec.structs.replace(command, fireworks_payload=payload), key
 
-    async def _store(self, keys: Sequence[KeyRow | None], conn: Connection | None = None) -> None:
-        if self._vault is not None and any(keys):
-            await self._vault.store(conn or self._pool, keys)
+    async def _store(self, key: KeyRow | None) -> None:
+        if self._vault is not None and key is not None:
+            await self._vault.store(self._pool, [key])
 
     async def _record(
         self, items: Sequence[tuple[SubmitJob, NewJob, KeyRow | None]]
     ) -> Sequence[JobState | BaseException]:
         try:
-            async with self._pool.acquire() as conn:
-                await self._store([key for _, _, key in items], conn)  # keys before events
-                await record_new_jobs(conn, [job for _, job, _ in items], self._waker)
+            keys = [key for _, _, key in items if key is not None]
+            async with self._pool.acquire() as conn:  # the keys in the events' statement
+                await record_new_jobs(conn, [job for _, job, _ in items], self._waker, keys)
         except Exception:  # the group was refused: each job on its own, each its own answer
             return await asyncio.gather(
                 *(self._one(command, job.metadata, key) for command, job, key in items),
@@ -112,7 +111,7 @@ class Submitter:
     async def _one(
         self, command: SubmitJob, metadata: Mapping[str, Any], key: KeyRow | None = None
     ) -> JobState:
-        await self._store([key])  # the data key before the event (again is harmless)
+        await self._store(key)  # the data key before the event (again is harmless)
         state, _ = await run_command(
             self._pool, JOB, command.job_id, command, metadata, waker=self._waker, new_stream=True
         )

@@ -31,8 +31,12 @@ ON CONFLICT (id) DO UPDATE SET
 -- before the lock is held, and a new job is one the next admission decision sees or comes
 -- after. $2..$6 are the events (events.store.log.new_streams_args: stream ids = job ids,
 -- types, schema versions, data, metadata), $7..$26 the `jobs` columns after `id`
--- (projections.writers.job_columns), all arrays with one element per job. If any stream
--- exists the whole statement raises a unique violation and records nothing.
+-- (projections.writers.job_columns), all arrays with one element per job. $27..$29 are the
+-- payload secrets' data keys of those jobs that have any (service.secrets: job ids, master
+-- key ids, wrapped keys; empty arrays when none): stored by the same statement, so a job's
+-- event never commits without its key, nor its key without the job, and a group costs one
+-- commit. If any stream exists the whole statement raises a unique violation and records
+-- nothing.
 WITH gate AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared($1)),
 appended AS (
     INSERT INTO events (stream_id, stream_version, type, schema_version, data, metadata)
@@ -64,6 +68,12 @@ job AS (
                     admission_open, cancel_requested_by, idempotency_key, request_fingerprint,
                     version)
     JOIN appended ON appended.stream_id = new.id COLLATE "C"
+),
+data_key AS (
+    INSERT INTO job_data_keys (job_id, kid, wrapped)
+    SELECT key.job_id, key.kid, key.wrapped
+    FROM gate, unnest($27::uuid[], $28::text[], $29::bytea[]) AS key (job_id, kid, wrapped)
+    ON CONFLICT (job_id) DO NOTHING
 )
 SELECT stream_id, position, transaction_id, recorded_at FROM appended;
 

@@ -31,9 +31,10 @@ class Vault:
 
     def prepare(self, job_id: str, payload: dict[str, Any]) -> tuple[dict[str, Any], KeyRow | None]:
         """`payload` with its secret values sealed under a new data key for `job_id`, and the
-        key's row (wrapped by the current master key) to `store` before the job's event is
-        appended. A payload with no secret comes back as it is, with no row. ValueError: a
-        secret field's value poses as a sealed value."""
+        key's row (wrapped by the current master key), stored with the job's event (the
+        new-jobs statement of `projections.recorder.record_new_jobs`) or by `store` before
+        it. A payload with no secret comes back as it is, with no row. ValueError: a secret
+        field's value poses as a sealed value."""
         found = envelope.seal_under_new_key(payload, job_id)
         if found is None:
             return payload, None

@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -81,12 +82,12 @@ async def test_a_slow_rebuild_never_holds_a_request(
     started = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def slow(*args: Any, **kwargs: Any) -> dict[str, float]:
+    def slow(*args: Any, **kwargs: Any) -> bytes:
         loop.call_soon_threadsafe(started.set)
         time.sleep(3.0)  # a forecast that takes seconds (in its thread)
-        return {}
+        return msgspec.msgpack.encode({})  # no ETAs
 
-    monkeypatch.setattr(eta_module, "live_etas", slow)
+    monkeypatch.setattr(eta_module, "live_etas_packed", slow)
     job = (await app_client.post("/jobs", json=sft(gpu_count=1), headers=bearer(users.bob))).json()
     try:
         await asyncio.wait_for(started.wait(), 10)

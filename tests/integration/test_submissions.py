@@ -93,11 +93,25 @@ async def test_a_group_is_all_or_nothing(pool: asyncpg.Pool) -> None:
         job = new_job(*_decided(job_id, user))
         assert job is not None
         jobs.append(job)
+    keys = [(fresh, "kid", b"wrapped-fresh"), (taken, "kid", b"wrapped-taken")]
     async with pool.acquire() as conn:
         with pytest.raises(Exception, match="2 new jobs"):
-            await record_new_jobs(conn, jobs)
+            await record_new_jobs(conn, jobs, data_keys=keys)
     assert await pool.fetchval("SELECT count(*) FROM events WHERE stream_id = $1", fresh) == 0
     assert await pool.fetchval("SELECT count(*) FROM jobs WHERE id = $1", fresh) == 0
+    assert await pool.fetchval("SELECT count(*) FROM job_data_keys") == 0  # nor its keys
+
+
+async def test_a_group_stores_its_data_keys_in_the_same_statement(pool: asyncpg.Pool) -> None:
+    user = str(uuid.uuid4())
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    jobs = [new_job(*_decided(job_id, user)) for job_id in ids]
+    keys = [(ids[0], "kid-a", b"one"), (ids[2], "kid-b", b"three")]  # the middle has no secret
+    async with pool.acquire() as conn:
+        await record_new_jobs(conn, [job for job in jobs if job is not None], data_keys=keys)
+    rows = await pool.fetch("SELECT job_id::text, kid, wrapped FROM job_data_keys")
+    assert sorted((r[0], r[1], bytes(r[2])) for r in rows) == sorted(keys)
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 3
 
 
 def _decided(job_id: str, user: str) -> tuple[JobState, list[JobEvent], dict[str, str]]:

@@ -363,3 +363,41 @@ def test_incremental_passes_equal_the_state_s_plan(
     ref = ReferencePlanner(limits, Policy(policy, half_life_hours=0.01), {"*": 8}, epoch=0.0)
     slow = simulate(jobs, ref, {"*": 8})
     assert fast == slow
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    queued=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(1, 8), st.integers(0, 10**6),
+                  st.sampled_from(["h200", "b200"]), st.integers(0, 100)),
+        max_size=25,
+    ),
+    running=st.lists(st.tuples(st.integers(0, 3), st.integers(1, 4), st.integers(0, 10**6)),
+                     max_size=4),
+    policy=st.sampled_from(["strict-fifo", "backfill", "reserve"]),
+)  # fmt: skip
+def test_a_packed_forecast_gives_the_etas_of_the_direct_one(
+    queued: list[tuple[int, int, int, str, int]],
+    running: list[tuple[int, int, int]],
+    policy: PolicyName,
+) -> None:
+    """What the ETA forecaster sends its process (`pack_jobs`, `live_etas_packed`) forecasts
+    exactly what `live_etas` does from the same jobs."""
+    from events.domain.scheduling import Job, RuntimeEstimator  # noqa: PLC0415
+    from events.domain.simulation.live import (  # noqa: PLC0415
+        LiveJob,
+        live_etas,
+        live_etas_packed,
+        pack_jobs,
+        queued_live,
+        unpack_etas,
+    )
+
+    jobs = [Job(f"q{n}", f"u{u}", datetime.fromtimestamp(t, UTC), g, gpu_type, priority=p)
+            for n, (u, g, t, gpu_type, p) in enumerate(queued)]  # fmt: skip
+    live = [LiveJob(f"r{n}", f"u{u}", g, float(t), float(t)) for n, (u, g, t) in enumerate(running)]
+    estimator = RuntimeEstimator()
+    estimator.observe("u1", "SFT", 2, 3600)
+    args = ({"h200": 8, "b200": 4}, Limits(cap_small=2), Policy(policy), estimator, 2e6)
+    direct = live_etas([queued_live(j) for j in jobs], live, *args)
+    assert unpack_etas(live_etas_packed(pack_jobs(jobs, live), *args)) == direct
