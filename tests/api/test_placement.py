@@ -95,7 +95,7 @@ def test_a_snapshot_of_a_long_queue_serves_longer() -> None:
     quick = snapshot_of([], 8, build_s=0.001)
     slow = snapshot_of([], 8, build_s=0.05)
     very_slow = snapshot_of([], 8, build_s=5.0)
-    assert (quick.fresh_for_s, slow.fresh_for_s, very_slow.fresh_for_s) == (0.2, 1.0, 2.0)
+    assert (quick.fresh_for_s, slow.fresh_for_s, very_slow.fresh_for_s) == (0.2, 2.5, 5.0)
 
 
 async def _admit_every_queued_job(pool: asyncpg.Pool) -> None:
