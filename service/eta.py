@@ -22,14 +22,21 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import asyncpg
 import msgspec
 import structlog
 
 from events.domain.scheduling import Job, RuntimeEstimator, UsageLedger
-from events.domain.simulation.live import LiveJob, live_etas_packed, pack_jobs, unpack_etas
+from events.domain.simulation.live import (
+    LiveJob,
+    live_etas,
+    live_etas_packed,
+    pack_jobs,
+    queued_live,
+    unpack_etas,
+)
 from events.store.log import Connection
 from events.store.tail import LogWatcher, Subscription
 from service.admission.dependencies import load_waits
@@ -167,25 +174,25 @@ class EtaForecaster:
             policy = settings.scheduling_policy(inputs.weights)
             ledger = self._ledger() if policy.name == "fair-share" else None
             running = [_running(r) for r in inputs.running]
-            simulate = functools.partial(  # in the process, only the domain is imported
-                live_etas_packed, gpus=gpus, limits=settings.limits(inputs.user_caps),
+            found = await self._run_forecast(
+                queue, running, gpus=gpus, limits=settings.limits(inputs.user_caps),
                 policy=policy, estimator=self._estimator, now=now.timestamp(), ledger=ledger,
             )  # fmt: skip
-            found = await self._run_forecast(simulate, queue, running)
             etas = {job_id: _EPOCH + timedelta(seconds=at) for job_id, at in found.items()}
         forecast = Forecast(etas, now, len(queue), time.perf_counter() - t0)
         self.forecast = forecast
         return forecast
 
     async def _run_forecast(
-        self, simulate: functools.partial[bytes], queue: list[Job], running: list[LiveJob]
+        self, queue: list[Job], running: list[LiveJob], **given: Any
     ) -> dict[str, float]:
-        """`simulate` of the packed jobs off the event loop: in a process of its own for a
-        long queue (one bytes object and the estimator are pickled to it), else in a
-        thread (the packing too)."""
+        """`live_etas` of the queue off the event loop (`given`: its other arguments): in a
+        thread for a short queue, else in a process of its own, sent the jobs packed in one
+        buffer (`pack_jobs`) and the estimator pickled."""
         if len(queue) < self._process_at:
-            packed = await asyncio.to_thread(lambda: simulate(pack_jobs(queue, running)))
-            return unpack_etas(packed)
+            return await asyncio.to_thread(
+                lambda: live_etas([queued_live(j) for j in queue], running, **given)
+            )
         if self._process is None:
             self._process = ProcessPoolExecutor(
                 1,
@@ -193,7 +200,8 @@ class EtaForecaster:
                 initializer=exit_with_parent,  # never outlives a server that was killed
                 initargs=(os.getpid(),),
             )
-        job = functools.partial(simulate, pack_jobs(queue, running))
+        # in the process, only the domain is imported
+        job = functools.partial(live_etas_packed, pack_jobs(queue, running), **given)
         try:
             packed = await asyncio.get_running_loop().run_in_executor(self._process, job)
         except BrokenProcessPool:  # the process died (killed, out of memory): a new one next

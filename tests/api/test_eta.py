@@ -9,7 +9,6 @@ import time
 from datetime import datetime
 from typing import Any
 
-import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -82,12 +81,12 @@ async def test_a_slow_rebuild_never_holds_a_request(
     started = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def slow(*args: Any, **kwargs: Any) -> bytes:
+    def slow(*args: Any, **kwargs: Any) -> dict[str, float]:
         loop.call_soon_threadsafe(started.set)
         time.sleep(3.0)  # a forecast that takes seconds (in its thread)
-        return msgspec.msgpack.encode({})  # no ETAs
+        return {}
 
-    monkeypatch.setattr(eta_module, "live_etas_packed", slow)
+    monkeypatch.setattr(eta_module, "live_etas", slow)
     job = (await app_client.post("/jobs", json=sft(gpu_count=1), headers=bearer(users.bob))).json()
     try:
         await asyncio.wait_for(started.wait(), 10)
